@@ -1,0 +1,54 @@
+"""batch_magic: a ``%%batch`` cell magic for the Message Batches API.
+
+``%load_ext batch_magic`` registers the magics. The same work is a plain
+Python API: ``submit``, ``attach``, ``jobs``. Imports are lazy so that loading
+the extension stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import attach, jobs, prepare, submit
+    from .datasets import load_tickets
+    from .job import BatchJob, JobSettings, JobStatus
+
+_LAZY = {
+    "submit": "api",
+    "attach": "api",
+    "jobs": "api",
+    "prepare": "api",
+    "BatchJob": "job",
+    "JobSettings": "job",
+    "JobStatus": "job",
+    "load_tickets": "datasets",
+}
+
+__all__ = [  # noqa: RUF022 (grouped by purpose)
+    "submit", "attach", "jobs", "prepare", "BatchJob", "JobSettings", "JobStatus",
+    "load_tickets", "load_ipython_extension", "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batch_magic' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

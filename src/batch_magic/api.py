@@ -1,0 +1,300 @@
+"""The public Python API: ``submit``, ``attach``, ``jobs``.
+
+Everything the ``%%batch`` magic does is one of these calls, so a script with
+no IPython gets the same behaviour: validation before any money is spent, the
+journal written before the first request, re-attachment instead of paying
+twice, and the results merged into the DataFrame it was given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .client import BatchClient, make_sdk_client
+from .errors import BudgetExceededError, ConfigError, PlanError
+from .job import BatchJob, JobSettings, estimate_for
+from .journal import FORMAT_VERSION, Journal, now_iso
+from .plan import Plan, RequestOptions, build_plan
+from .pricing import Estimate
+from .structured import OutputSpec
+from .template import Template
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_OUT = "answer"
+#: System prompts shorter than this are not worth a cache write (about 1,024 tokens).
+CACHE_MIN_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job as planned, before anything is sent (what ``dry_run`` shows)."""
+
+    plan: Plan
+    spec: OutputSpec
+    out: str
+    template: Template
+    estimate: Estimate
+    chunk_size: int | None
+
+    def summary(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "rows": self.plan.n_rows,
+            "requests": self.plan.n_requests,
+            "skipped": self.plan.n_skipped,
+            "deduplicated": self.plan.n_deduplicated,
+            "batches": len(self.plan.batches),
+            "model": self.plan.options.model,
+            "input_tokens_est": e.input_tokens,
+            "batch_cost_est": e.batch_cost,
+            "batch_cost_upper": e.batch_cost_upper,
+            "realtime_cost_est": e.realtime_cost,
+            "prices_taken": e.prices_taken,
+        }
+
+
+def _client(client: Any | None) -> BatchClient:
+    if isinstance(client, BatchClient):
+        return client
+    return BatchClient(client if client is not None else make_sdk_client())
+
+
+def prepare(
+    df: pd.DataFrame,
+    template: str | Template,
+    *,
+    out: str = DEFAULT_OUT,
+    model: str = DEFAULT_MODEL,
+    system: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float | None = None,
+    labels: Sequence[Any] | str | None = None,
+    schema: Any | None = None,
+    chunk_size: int | None = None,
+    cache_system: bool | None = None,
+    use_tool: bool = False,
+    extra_params: dict[str, Any] | None = None,
+) -> Prepared:
+    """Validate and plan a job without sending anything."""
+    if not isinstance(out, str) or not out.isidentifier():
+        raise ConfigError(f"out={out!r} must be a column name made of letters, digits and _ (e.g. 'sentiment').")
+    tpl = template if isinstance(template, Template) else Template.compile(template)
+    if labels is not None and schema is not None:
+        raise ConfigError("Give either labels or schema, not both.")
+    if labels is not None:
+        spec = OutputSpec.from_labels(labels)
+    elif schema is not None:
+        spec = _schema_spec(schema)
+    else:
+        spec = OutputSpec.text()
+    if cache_system is None:
+        cache_system = bool(system) and len(system or "") >= CACHE_MIN_CHARS
+    options = RequestOptions(
+        model=model,
+        max_tokens=max_tokens,
+        system=system,
+        temperature=temperature,
+        output_schema=spec.json_schema(),
+        use_tool=use_tool,
+        cache_system=cache_system,
+        extra=dict(extra_params or {}),
+    )
+    plan = build_plan(df, tpl, options, chunk_size=chunk_size)
+    estimate = estimate_for(options.shared_params(), plan.prompts, spec, system)
+    return Prepared(plan, spec, out, tpl, estimate, chunk_size)
+
+
+def _schema_spec(schema: Any) -> OutputSpec:
+    # Extended by structured.py for pydantic models; a dict is a JSON schema as is.
+    from_schema = getattr(OutputSpec, "from_schema", None)
+    if from_schema is not None:
+        spec: OutputSpec = from_schema(schema)
+        return spec
+    if not isinstance(schema, dict):
+        raise ConfigError(f"schema={schema!r} must be a JSON-schema dict.")
+    return OutputSpec("schema", schema=schema)
+
+
+def submit(
+    df: pd.DataFrame,
+    template: str | Template,
+    *,
+    out: str = DEFAULT_OUT,
+    model: str = DEFAULT_MODEL,
+    system: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float | None = None,
+    labels: Sequence[Any] | str | None = None,
+    schema: Any | None = None,
+    wait: bool = False,
+    force: bool = False,
+    max_cost: float | None = None,
+    chunk_size: int | None = None,
+    cache_system: bool | None = None,
+    use_tool: bool = False,
+    extra_params: dict[str, Any] | None = None,
+    client: Any | None = None,
+    journal: Journal | str | os.PathLike[str] | None = None,
+    settings: JobSettings | None = None,
+    start: bool = True,
+) -> BatchJob:
+    """Send every row of ``df`` through the Message Batches API.
+
+    ``template`` is a Jinja2 template over the columns (``{{ review }}``). The
+    answers land in ``df`` as ``{out}``, ``{out}_status``, ``{out}_error`` and
+    token columns when the job ends. An identical job already in the journal is
+    re-attached instead of paid for again, unless ``force=True``. With
+    ``wait=True`` this returns once the columns are merged.
+    """
+    prepared = prepare(
+        df, template, out=out, model=model, system=system, max_tokens=max_tokens,
+        temperature=temperature, labels=labels, schema=schema, chunk_size=chunk_size,
+        cache_system=cache_system, use_tool=use_tool, extra_params=extra_params,
+    )
+    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    fingerprint = _job_fingerprint(prepared)
+    existing = None if force else jr.find_by_fingerprint(fingerprint)
+    batch_client = None
+    if existing is None:
+        if max_cost is not None:
+            check_budget(prepared.estimate, max_cost)
+        batch_client = _client(client)  # fails here, before anything is written, without a key
+        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_local)
+    else:
+        job_id = existing
+        if jr.read_manifest(job_id).get("state") not in ("done", "canceled"):
+            batch_client = _client(client)
+    job = BatchJob(jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client))
+    if start:
+        job.start()
+    if wait:
+        job.wait()
+    return job
+
+
+def check_budget(estimate: Estimate, max_cost: float) -> None:
+    try:
+        limit = float(max_cost)
+    except (TypeError, ValueError):
+        raise ConfigError(f"max_cost={max_cost!r} must be a number of US dollars.") from None
+    if estimate.batch_cost_upper > limit:
+        raise BudgetExceededError(
+            f"Not sent: this job could cost up to ${estimate.batch_cost_upper:,.4f} "
+            f"(${estimate.batch_cost:,.4f} expected; the upper bound assumes every answer uses "
+            f"max_tokens) and max_cost is ${limit:,.4f}. Lower max_tokens, use fewer rows, "
+            "or raise max_cost."
+        )
+
+
+def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSettings:
+    if settings is not None:
+        return settings
+    if client is not None and client.is_local:
+        # A local simulator answers at once; there is no API to spare.
+        return JobSettings(poll_min=0.2, poll_max=5.0, backoff_min=0.2)
+    return JobSettings()
+
+
+def _job_fingerprint(prepared: Prepared) -> str:
+    """The plan's fingerprint plus what shapes the merge (out name, output kind)."""
+    import hashlib
+
+    extra = f"{prepared.out}\x00{prepared.spec.kind}\x00{prepared.chunk_size}".encode()
+    return hashlib.sha256(prepared.plan.fingerprint.encode() + extra).hexdigest()
+
+
+def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: bool) -> str:
+    """Write a new job to the journal (plan data first, manifest last)."""
+    plan = prepared.plan
+    job_id = jr.new_job_id(fingerprint)
+    jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
+    manifest: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "job_id": job_id,
+        "fingerprint": fingerprint,
+        "created_at": now_iso(),
+        "state": "planned",
+        "out": prepared.out,
+        "template": prepared.template.source,
+        "output": {
+            "kind": prepared.spec.kind,
+            "labels": list(prepared.spec.labels),
+            "schema": prepared.spec.schema,
+        },
+        "params": plan.options.shared_params(),
+        "chunk_size": prepared.chunk_size or 100_000,
+        "simulated": simulated,
+        "n_rows": plan.n_rows,
+        "n_requests": plan.n_requests,
+        "n_skipped": plan.n_skipped,
+        "n_deduplicated": plan.n_deduplicated,
+        "skip_reasons": {str(k): v for k, v in list(plan.skip_reasons.items())[:10_000]},
+        "estimate": prepared.estimate.as_dict(),
+        "batches": [
+            {"n": i, "attempt": 1, "range": [r.start, r.stop], "size": len(r), "state": "pending"}
+            for i, r in enumerate(plan.batches)
+        ],
+    }
+    jr.write_manifest(job_id, manifest)
+    return job_id
+
+
+def attach(
+    job_id: str,
+    df: pd.DataFrame | None = None,
+    *,
+    client: Any | None = None,
+    journal: Journal | str | os.PathLike[str] | None = None,
+    settings: JobSettings | None = None,
+    start: bool = True,
+) -> BatchJob:
+    """Pick up a job from the journal (after a restart, or in another process).
+
+    With ``df`` the results merge into it; without, ``wait()`` returns the new
+    columns alone, indexed as the DataFrame was at submission.
+    """
+    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    full_id = jr.resolve(job_id)
+    state = jr.read_manifest(full_id).get("state")
+    batch_client = None if state in ("done", "canceled") else _client(client)
+    job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
+    if start:
+        job.start()
+    return job
+
+
+def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The journal's jobs, newest last, one row each."""
+    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    rows = []
+    for m in jr.manifests():
+        rows.append(
+            {
+                "job_id": m["job_id"],
+                "state": m.get("state"),
+                "created_at": m.get("created_at"),
+                "out": m.get("out"),
+                "model": (m.get("params") or {}).get("model"),
+                "rows": m.get("n_rows"),
+                "requests": m.get("n_requests"),
+                "batches": len([b for b in m.get("batches", []) if b.get("state") != "dropped"]),
+                "simulated": bool(m.get("simulated")),
+                "estimated_cost": (m.get("estimate") or {}).get("batch_cost"),
+                "actual_cost": m.get("actual_cost"),
+                "error": m.get("error"),
+            }
+        )
+    columns = [
+        "job_id", "state", "created_at", "out", "model", "rows", "requests", "batches",
+        "simulated", "estimated_cost", "actual_cost", "error",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+__all__ = ["PlanError", "Prepared", "attach", "jobs", "prepare", "submit"]

@@ -1,0 +1,692 @@
+"""A job's state machine: submit -> poll -> collect -> retry -> merge.
+
+The journal is the source of truth: every step reads what is recorded, does
+one thing, and records it before the next, so a job driven by a process that
+died is picked up by the next one exactly where it stopped. Observers (the
+panel, text printers) receive immutable ``JobStatus`` snapshots; they never
+drive the job.
+
+Where it runs: in a Jupyter kernel the driver is a task on the kernel's own
+event loop (the kernel stays free between cells and widget traffic stays on the
+loop's thread); SDK calls, which block, go to a worker thread through
+``asyncio.to_thread``. Without a running loop (a script, terminal IPython) the
+driver runs on a daemon thread with its own loop, or inline in ``wait()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import pricing
+from .client import BatchClient, BatchInfo, create_body
+from .errors import APIError, BatchMagicError
+from .journal import Journal, now_iso
+from .merge import build_columns, merge_into
+from .plan import custom_id, request_bytes, split_batches
+from .results import ResultTable
+from .structured import OutputSpec
+
+#: Job states, in the order a job normally passes through them.
+STATES = (
+    "planned", "submitting", "queued", "in_progress", "collecting", "retrying",
+    "merging", "done", "canceling", "canceled", "failed",
+)
+FINAL_STATES = frozenset({"done", "canceled", "failed"})
+
+#: How a transient failure looks from the SDK (status codes it retries itself too).
+TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: Failures after which a create may have reached the server anyway.
+AMBIGUOUS_STATUS = frozenset({408, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How a job is driven (not part of its fingerprint)."""
+
+    #: Total attempts per request, the first included (retriable errors, expiry).
+    max_attempts: int = 3
+    #: Batches in flight at once across the journal; the rest wait their turn.
+    max_in_flight: int = 4
+    #: Poll interval: a fraction of the time the batch has run, within bounds,
+    #: so a quick batch is seen soon after it ends and a long one costs ~60 calls an hour.
+    poll_min: float = 1.0
+    poll_max: float = 60.0
+    poll_fraction: float = 0.1
+    #: Backoff for transient failures (seconds), doubled per failure up to the max.
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of a job, for displays. Immutable; a new one per change."""
+
+    job_id: str
+    state: str
+    model: str
+    out: str
+    simulated: bool
+    n_rows: int
+    n_requests: int
+    n_skipped: int
+    n_deduplicated: int
+    batches_total: int
+    batches_submitted: int
+    batches_ended: int
+    attempt: int
+    #: Per-request outcome counts known so far (from ended batches).
+    counts: dict[str, int]
+    started_at: float | None
+    finished_at: float | None
+    #: Earliest expiry of a batch still running (epoch seconds), if any.
+    expires_at: float | None
+    estimated_cost: float | None
+    estimated_cost_upper: float | None
+    actual_cost: float | None
+    reconnecting: bool = False
+    error: str | None = None
+    message: str = ""
+    columns: tuple[str, ...] = ()
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return max(0.0, end - self.started_at)
+
+    @property
+    def time_to_expiry(self) -> float | None:
+        if self.expires_at is None or self.done:
+            return None
+        return max(0.0, self.expires_at - time.time())
+
+    @property
+    def outcome(self) -> str | None:
+        """The bar colour: success, warning (some rows failed) or danger."""
+        if self.state == "failed":
+            return "danger"
+        if self.state == "canceled":
+            return "warning"
+        if self.state != "done":
+            return None
+        bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
+        return "warning" if bad else "success"
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+class BatchJob:
+    """One job of the journal, bound (optionally) to the DataFrame it fills."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        job_id: str,
+        client: BatchClient | None,
+        df: pd.DataFrame | None = None,
+        settings: JobSettings | None = None,
+    ) -> None:
+        self.journal = journal
+        self.id = job_id
+        self.client = client
+        self.df = df
+        self.settings = settings or JobSettings()
+        self.manifest = journal.read_manifest(job_id)
+        self.spec = OutputSpec(
+            kind=self.manifest["output"]["kind"],
+            labels=tuple(self.manifest["output"].get("labels") or ()),
+            schema=self.manifest["output"].get("schema"),
+        )
+        self._prompts: list[str] | None = None
+        self._table: ResultTable | None = None
+        self._observers: list[Callable[[JobStatus], None]] = []
+        self._status_lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel_requested = False
+        self._reconnecting = False
+        self._wake: asyncio.Event | None = None
+        self._result: pd.DataFrame | None = None
+        self._merge_error: BaseException | None = None
+        self._status = self._snapshot()
+
+    def __repr__(self) -> str:
+        s = self._status
+        return f"<BatchJob {self.id} {s.state} {s.batches_ended}/{s.batches_total} batches>"
+
+    # -- public -------------------------------------------------------------
+    @property
+    def status(self) -> JobStatus:
+        return self._status
+
+    @property
+    def done(self) -> bool:
+        return self._status.done
+
+    def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]:
+        """Call ``callback(status)`` now and on every change; returns an unsubscribe."""
+        self._observers.append(callback)
+        callback(self._status)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._observers.remove(callback)
+
+        return unsubscribe
+
+    def start(self) -> BatchJob:
+        """Drive the job in the background; returns at once."""
+        if self.done or self._task is not None or self._thread is not None:
+            return self
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._task = loop.create_task(self._drive())
+        else:
+            self._thread = threading.Thread(
+                target=lambda: asyncio.run(self._drive()), name=f"batch_magic-{self.id}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        """Block until the job ends; return the DataFrame with the new columns."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.done:
+            if self._task is not None:
+                self._wait_task(timeout)
+            elif self._thread is not None:
+                self._thread.join(timeout)
+            else:
+                self._run_inline(timeout)
+        if not self.done:
+            left = "" if deadline is None else f" within {timeout} s"
+            raise TimeoutError(f"Job {self.id} has not ended{left}; it goes on (state {self._status.state}).")
+        if self._merge_error is not None:
+            raise self._merge_error
+        if self._status.state == "failed":
+            raise APIError(f"Job {self.id} failed: {self._status.error}")
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> None:
+        """Cancel the batches still running; what already finished is kept and merged."""
+        if self.done:
+            return
+        self._cancel_requested = True
+        self._set(state="canceling", message="canceling: asking the API to stop the batches")
+        if self._task is None and self._thread is None:
+            self._run_inline(None)
+        elif self._wake is not None:
+            loop = self._task.get_loop() if self._task is not None else None
+            if loop is not None:
+                loop.call_soon_threadsafe(self._wake.set)
+
+    def result(self) -> pd.DataFrame:
+        """The merged DataFrame (or, attached without one, the new columns alone)."""
+        if self._result is None:
+            raise BatchMagicError(f"Job {self.id} is {self._status.state}; wait() for it to end.")
+        return self._result
+
+    # -- running ------------------------------------------------------------
+    def _run_inline(self, timeout: float | None) -> None:
+        coro = asyncio.wait_for(self._drive(), timeout) if timeout else self._drive()
+        with contextlib.suppress(asyncio.TimeoutError):
+            asyncio.run(coro)
+
+    def _wait_task(self, timeout: float | None) -> None:
+        assert self._task is not None
+        loop = self._task.get_loop()
+        if loop.is_running():
+            # Inside a kernel cell: run the kernel's loop re-entrantly until done.
+            import nest_asyncio
+
+            nest_asyncio.apply(loop)
+        waiter = asyncio.wait_for(asyncio.shield(self._task), timeout) if timeout else self._task
+        with contextlib.suppress(asyncio.TimeoutError):
+            loop.run_until_complete(waiter)
+
+    async def _drive(self) -> None:
+        self._wake = asyncio.Event()
+        try:
+            await self._run()
+        except BatchMagicError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # never swallowed: the panel and the journal show it
+            self._fail(f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _run(self) -> None:
+        if self.manifest["state"] in FINAL_STATES:
+            await self._merge()
+            return
+        if self.client is None:
+            raise BatchMagicError("This job needs an API client to go on; attach it with one.")
+        if self.manifest.get("cancel_requested"):
+            self._cancel_requested = True
+        self._table = await asyncio.to_thread(self._load_table)
+        poll_wait = self.settings.poll_min
+        while True:
+            if self._cancel_requested:
+                await self._cancel_batches()
+            progressed = await self._submit_ready()
+            running = [b for b in self._batches() if b["state"] in ("in_progress", "canceling")]
+            if not running and not any(b["state"] in ("pending", "submitting") for b in self._batches()):
+                if self._cancel_requested or not await self._plan_retry():
+                    break
+                continue
+            for entry in running:
+                progressed |= await self._poll(entry)
+            if progressed:
+                poll_wait = self.settings.poll_min
+                continue
+            poll_wait = self._next_poll_wait()
+            await self._sleep(poll_wait)
+        await self._merge()
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _next_poll_wait(self) -> float:
+        s = self.settings
+        started = [_epoch(b.get("created_at")) for b in self._batches() if b["state"] == "in_progress"]
+        ran = time.time() - min(t for t in started if t) if any(started) else 0.0
+        return min(s.poll_max, max(s.poll_min, ran * s.poll_fraction))
+
+    # -- steps ----------------------------------------------------------------
+    def _batches(self) -> list[dict[str, Any]]:
+        batches: list[dict[str, Any]] = self.manifest["batches"]
+        return batches
+
+    def _request_numbers(self, entry: dict[str, Any]) -> np.ndarray:
+        if "range" in entry:
+            return np.arange(entry["range"][0], entry["range"][1])
+        return np.asarray(entry["ids"], dtype=np.int64)
+
+    def _prompts_list(self) -> list[str]:
+        if self._prompts is None:
+            self._prompts = self.journal.read_prompts(self.id)
+        return self._prompts
+
+    def _in_flight_elsewhere(self) -> int:
+        """Batches other live jobs of this journal have running (stale ones ignored)."""
+        count = 0
+        cutoff = time.time() - 15 * 60
+        for m in self.journal.manifests():
+            if m["job_id"] == self.id or m.get("state") in FINAL_STATES:
+                continue
+            if (_epoch(m.get("updated_at")) or 0) < cutoff:
+                continue
+            count += sum(1 for b in m.get("batches", []) if b.get("state") == "in_progress")
+        return count
+
+    async def _submit_ready(self) -> bool:
+        """Create pending batches while under the in-flight cap. True if any was created."""
+        created = False
+        for entry in self._batches():
+            if self._cancel_requested:
+                break
+            if entry["state"] not in ("pending", "submitting"):
+                continue
+            running = sum(1 for b in self._batches() if b["state"] == "in_progress")
+            others = await asyncio.to_thread(self._in_flight_elsewhere)
+            if running + others >= self.settings.max_in_flight:
+                if running == 0:
+                    self._set(state="queued", message=f"waiting: {others} batches of other jobs are in flight")
+                break
+            await self._create(entry)
+            created = True
+        return created
+
+    async def _create(self, entry: dict[str, Any]) -> None:
+        assert self.client is not None
+        client = self.client
+        self._set(state="submitting", message=f"creating batch {entry['n'] + 1} of {len(self._batches())}")
+        if entry["state"] == "submitting":
+            # A previous run may have created it before dying: adopt it rather than pay twice.
+            found = await asyncio.to_thread(self._find_orphan, entry)
+            if found is not None:
+                self._record_created(entry, found)
+                return
+        ks = self._request_numbers(entry)
+        prompts = self._prompts_list()
+        body = await asyncio.to_thread(
+            create_body, self.manifest["params"], ((custom_id(int(k)), prompts[int(k)]) for k in ks)
+        )
+        backoff = self.settings.backoff_min
+        while True:
+            entry["state"] = "submitting"
+            entry["intent_at"] = now_iso()
+            self._save()
+            try:
+                info = await asyncio.to_thread(client.create, body)
+            except Exception as exc:
+                status = getattr(exc, "status_code", None)
+                transient = _is_transient(exc)
+                if not transient:
+                    raise APIError(f"Creating a batch was refused: {_describe(exc)}") from None
+                if status is None or status in AMBIGUOUS_STATUS:
+                    found = await asyncio.to_thread(self._find_orphan, entry)
+                    if found is not None:
+                        self._record_created(entry, found)
+                        return
+                wait = _retry_after(exc) or backoff
+                self._set(reconnecting=True, message=f"create failed ({_describe(exc)}); retrying in {wait:.0f} s")
+                await asyncio.sleep(wait)
+                backoff = min(self.settings.backoff_max, backoff * 2)
+                continue
+            self._record_created(entry, info)
+            return
+
+    def _find_orphan(self, entry: dict[str, Any]) -> BatchInfo | None:
+        """A batch the server has that matches an unanswered create of ours."""
+        assert self.client is not None
+        since = (_epoch(entry.get("intent_at")) or 0) - 300
+        claimed = self.journal.claimed_batch_ids()
+        try:
+            recent = self.client.recent_batches(limit=100)
+        except Exception:
+            return None
+        for info in recent:
+            created = _epoch(info.created_at) or 0
+            if info.id not in claimed and created >= since and info.total == entry["size"]:
+                return info
+        return None
+
+    def _record_created(self, entry: dict[str, Any], info: BatchInfo) -> None:
+        entry.update(
+            batch_id=info.id,
+            state="in_progress",  # even if already ended: the next poll collects it
+            created_at=info.created_at,
+            expires_at=info.expires_at,
+        )
+        if self.manifest.get("started_at") is None:
+            self.manifest["started_at"] = info.created_at or now_iso()
+        self.manifest["state"] = "in_progress"
+        self._save()
+        self._set(state="in_progress", reconnecting=False, message=f"batch {info.id} created")
+
+    async def _poll(self, entry: dict[str, Any]) -> bool:
+        """Retrieve one batch; collect its results if it ended. True if it changed."""
+        assert self.client is not None
+        try:
+            info = await asyncio.to_thread(self.client.retrieve, entry["batch_id"])
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise APIError(f"Polling batch {entry['batch_id']} failed: {_describe(exc)}") from None
+            self._set(reconnecting=True, message=f"reconnecting ({_describe(exc)})")
+            await asyncio.sleep(_retry_after(exc) or self.settings.backoff_min)
+            return False
+        if self._reconnecting:
+            self._set(reconnecting=False, message="reconnected")
+        if info.processing_status != "ended":
+            if info.processing_status == "canceling" and entry["state"] != "canceling":
+                entry["state"] = "canceling"
+                self._save()
+            return False
+        entry["counts"] = info.request_counts
+        entry["ended_at"] = info.ended_at
+        await self._collect(entry)
+        return True
+
+    async def _collect(self, entry: dict[str, Any]) -> None:
+        """Download an ended batch's results into the journal, then read them."""
+        assert self.client is not None and self._table is not None
+        client = self.client
+        batch_id = entry["batch_id"]
+        self._set(state="collecting", message=f"downloading results of {batch_id}")
+        part = self.journal.partial_results_path(self.id, batch_id)
+        backoff = self.settings.backoff_min
+        while True:
+            try:
+                lines = await asyncio.to_thread(client.download_results, batch_id, part)
+                if lines < entry["size"]:
+                    raise ConnectionError(f"download cut short: {lines} of {entry['size']} results")
+                break
+            except Exception as exc:
+                if not (_is_transient(exc) or isinstance(exc, (ConnectionError, ValueError))):
+                    raise APIError(f"Downloading results of {batch_id} failed: {_describe(exc)}") from None
+                self._set(reconnecting=True, message=f"download interrupted ({_describe(exc)}); starting it again")
+                await asyncio.sleep(backoff)
+                backoff = min(self.settings.backoff_max, backoff * 2)
+        path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
+        await asyncio.to_thread(self._table.ingest_file, path)
+        entry["state"] = "ended"
+        self._save()
+        self._set(state="in_progress", reconnecting=False, message=f"batch {batch_id} ended")
+
+    async def _plan_retry(self) -> bool:
+        """Queue another attempt for requests that failed retriably. True if queued."""
+        assert self._table is not None
+        attempt = max(b["attempt"] for b in self._batches())
+        if attempt >= self.settings.max_attempts:
+            return False
+        last = np.concatenate([self._request_numbers(b) for b in self._batches() if b["attempt"] == attempt])
+        again = self._table.retriable(last)
+        if again.size == 0:
+            return False
+        self._add_batches(again, attempt + 1)
+        self._set(state="retrying", message=f"retrying {again.size} requests (attempt {attempt + 1})")
+        return True
+
+    def _add_batches(self, ks: np.ndarray, attempt: int) -> None:
+        prompts = self._prompts_list()
+        chosen = [prompts[int(k)] for k in ks]
+        ranges = split_batches(chosen, self.manifest["params"], self.manifest["chunk_size"])
+        for r in ranges:
+            ids = [int(k) for k in ks[r.start : r.stop]]
+            self._batches().append(
+                {"n": len(self._batches()), "attempt": attempt, "ids": ids, "size": len(ids), "state": "pending"}
+            )
+        self._save()
+
+    async def _cancel_batches(self) -> None:
+        assert self.client is not None
+        self.manifest["cancel_requested"] = True
+        for entry in self._batches():
+            if entry["state"] in ("pending",):
+                entry["state"] = "dropped"
+            elif entry["state"] == "in_progress":
+                try:
+                    await asyncio.to_thread(self.client.cancel, entry["batch_id"])
+                    entry["state"] = "canceling"
+                except Exception as exc:
+                    status = getattr(exc, "status_code", None)
+                    if status not in (400, 409):  # 400/409: it ended meanwhile; fine
+                        self._set(reconnecting=True, message=f"cancel failed ({_describe(exc)}); trying again")
+                        return
+        self._save()
+        self._cancel_requested = False
+        self.manifest["cancel_requested"] = True
+
+    async def _merge(self) -> None:
+        self._set(state="merging", message="merging results")
+        table = self._table if self._table is not None else await asyncio.to_thread(self._load_table)
+        self._table = table
+        rows = await asyncio.to_thread(self.journal.read_rows, self.id)
+        index = await asyncio.to_thread(self.journal.read_index, self.id)
+        skip = {int(k): v for k, v in (self.manifest.get("skip_reasons") or {}).items()}
+        columns = build_columns(self.manifest["out"], self.spec, table, rows, skip)
+        usage = table.usage_totals()
+        self.manifest["usage"] = usage
+        self.manifest["actual_cost"] = pricing.actual_cost(self.manifest["params"]["model"], usage)
+        canceled = bool(self.manifest.get("cancel_requested"))
+        self.manifest["state"] = "canceled" if canceled else "done"
+        self.manifest.setdefault("finished_at", now_iso())
+        target = self.df
+        try:
+            if target is not None:
+                summary = merge_into(target, columns, index)
+                self._result = target
+            else:
+                frame = pd.DataFrame(index=index)
+                summary = merge_into(frame, columns, index)
+                self._result = frame
+        except BatchMagicError as exc:
+            self._merge_error = exc
+            self._save()
+            self._set(state="failed", error=str(exc), message="results are safe in the journal")
+            return
+        self.manifest["row_counts"] = summary.status_counts
+        self.manifest["columns"] = summary.columns
+        self._save()
+        final = self.manifest["state"]
+        self._set(
+            state=final,
+            message=f"{final}: {summary.status_counts.get('succeeded', 0)} of {len(rows)} rows answered",
+        )
+
+    def _load_table(self) -> ResultTable:
+        table = ResultTable.empty(self.manifest["n_requests"])
+        for entry in self._batches():
+            bid = entry.get("batch_id")
+            if entry["state"] == "ended" and bid:
+                path = self.journal.results_path(self.id, bid)
+                if path.exists():
+                    table.ingest_file(path)
+                else:  # recorded as ended but the file is gone: fetch it again
+                    entry["state"] = "in_progress"
+        return table
+
+    # -- bookkeeping ----------------------------------------------------------
+    def _save(self) -> None:
+        self.journal.write_manifest(self.id, self.manifest)
+
+    def _fail(self, message: str) -> None:
+        self.manifest["state"] = "failed"
+        self.manifest["error"] = message
+        with contextlib.suppress(Exception):
+            self._save()
+        self._set(state="failed", error=message, message="failed; results so far are kept in the journal")
+
+    def _set(self, **changes: Any) -> None:
+        if "reconnecting" in changes:
+            self._reconnecting = bool(changes["reconnecting"])
+        with self._status_lock:
+            snapshot = self._snapshot(**changes)
+            self._status = snapshot
+        for callback in list(self._observers):
+            with contextlib.suppress(Exception):
+                callback(snapshot)
+
+    def _snapshot(self, **changes: Any) -> JobStatus:
+        m = self.manifest
+        batches = self._batches()
+        counts: dict[str, int] = {}
+        for b in batches:
+            for key, value in (b.get("counts") or {}).items():
+                if key != "processing":
+                    counts[key] = counts.get(key, 0) + int(value)
+        live = [b for b in batches if b["state"] in ("in_progress", "canceling")]
+        expiries = [e for e in (_epoch(b.get("expires_at")) for b in live) if e]
+        estimate = m.get("estimate") or {}
+        base = JobStatus(
+            job_id=self.id,
+            state=m["state"],
+            model=m["params"]["model"],
+            out=m["out"],
+            simulated=bool(m.get("simulated")),
+            n_rows=m["n_rows"],
+            n_requests=m["n_requests"],
+            n_skipped=m["n_skipped"],
+            n_deduplicated=m["n_deduplicated"],
+            batches_total=sum(1 for b in batches if b["state"] != "dropped"),
+            batches_submitted=sum(1 for b in batches if b.get("batch_id")),
+            batches_ended=sum(1 for b in batches if b["state"] == "ended"),
+            attempt=max((b["attempt"] for b in batches), default=1),
+            counts=counts,
+            started_at=_epoch(m.get("started_at")),
+            finished_at=_epoch(m.get("finished_at")),
+            expires_at=min(expiries) if expiries else None,
+            estimated_cost=estimate.get("batch_cost"),
+            estimated_cost_upper=estimate.get("batch_cost_upper"),
+            actual_cost=m.get("actual_cost"),
+            reconnecting=self._reconnecting if hasattr(self, "_reconnecting") else False,
+            error=m.get("error"),
+            columns=tuple(m.get("columns") or ()),
+            row_counts=dict(m.get("row_counts") or {}),
+        )
+        if hasattr(self, "_status") and "message" not in changes:
+            changes["message"] = self._status.message
+        return replace(base, **changes)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import anthropic
+
+    if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError, ConnectionError, TimeoutError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait, capped so a bad header cannot stall a job."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            with contextlib.suppress(ValueError):
+                return min(120.0, max(0.0, float(value) * scale))
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = inner.get("message") if isinstance(inner, dict) else None
+    text = message or str(exc) or type(exc).__name__
+    return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
+
+
+def estimate_for(
+    params: dict[str, Any], prompts: list[str], spec: OutputSpec, system: str | None
+) -> pricing.Estimate:
+    """The quick local estimate (about four characters a token)."""
+    chars = sum(len(p) for p in prompts) + len(system or "") * len(prompts)
+    if spec.json_schema() is not None:
+        import orjson
+
+        chars += len(orjson.dumps(spec.json_schema())) * len(prompts)
+    expected = {"labels": 10, "schema": 150}.get(spec.kind, 200)
+    return pricing.estimate_cost(
+        params["model"],
+        input_tokens=pricing.estimate_tokens(chars, len(prompts)),
+        n_requests=len(prompts),
+        max_tokens=int(params["max_tokens"]),
+        expected_output_per_request=expected,
+    )
+
+
+__all__ = ["BatchJob", "JobSettings", "JobStatus", "estimate_for", "request_bytes"]

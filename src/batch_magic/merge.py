@@ -1,0 +1,141 @@
+"""Results -> typed columns aligned to the DataFrame's rows.
+
+Everything is computed per unique request, then fanned out to the rows with one
+vectorised take (duplicates share their request's answer; skipped rows read a
+sentinel slot). Columns go into the user's own DataFrame object. If the
+DataFrame changed shape or order since submission, rows are matched by the
+index labels recorded at plan time when those are unique; otherwise the merge
+is refused and the results stay in the journal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import MergeError
+from .plan import SKIPPED
+from .results import STATUS_NAMES, SUCCEEDED, ResultTable
+from .structured import OutputSpec
+
+ROW_STATUSES = ["succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending"]
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    columns: list[str]
+    status_counts: dict[str, int]
+    aligned_by: str  # "position" or "index labels"
+
+
+def build_columns(
+    out: str,
+    spec: OutputSpec,
+    table: ResultTable,
+    row_requests: np.ndarray,
+    skip_reasons: dict[int, str] | None = None,
+) -> dict[str, pd.Series | np.ndarray | pd.api.extensions.ExtensionArray]:
+    """The new columns, in plan row order (positions 0..n_rows-1)."""
+    n_req = len(table)
+    succeeded = table.status == SUCCEEDED
+    parsed = spec.parse(table.answer, succeeded)
+
+    status_names = np.array([STATUS_NAMES[c] for c in range(len(STATUS_NAMES))], dtype=object)
+    req_status = status_names[table.status]
+    req_status = np.where(parsed.invalid, "invalid", req_status)
+    req_error = np.where(parsed.invalid, parsed.reasons, _error_text(table))
+
+    # Slot n_req is the sentinel that skipped rows (-1) read.
+    take = np.where(row_requests == SKIPPED, n_req, row_requests)
+
+    def fan(values: np.ndarray, fill: Any = None) -> np.ndarray:
+        extended = np.empty(n_req + 1, dtype=values.dtype)
+        extended[:n_req] = values
+        extended[n_req] = fill
+        return extended[take]
+
+    columns: dict[str, Any] = {}
+    for suffix, values in parsed.columns.items():
+        name = f"{out}_{suffix}" if suffix else out
+        columns[name] = _typed(fan(values), parsed.dtypes.get(suffix))
+    if spec.kind != "text":
+        raw = np.where(parsed.invalid, table.answer, np.full(len(table), None, dtype=object))
+        if parsed.invalid.any():
+            columns[f"{out}_raw"] = _typed(fan(raw), "string")
+
+    status = fan(req_status.astype(object), "skipped")
+    columns[f"{out}_status"] = pd.Categorical(status, categories=ROW_STATUSES)
+    errors = fan(req_error.astype(object))
+    if skip_reasons:
+        positions = np.fromiter(skip_reasons.keys(), dtype=np.int64, count=len(skip_reasons))
+        errors[positions] = np.fromiter(skip_reasons.values(), dtype=object, count=len(skip_reasons))
+    columns[f"{out}_error"] = _typed(errors, "string")
+    columns[f"{out}_input_tokens"] = _tokens(fan(table.input_tokens, -1))
+    columns[f"{out}_output_tokens"] = _tokens(fan(table.output_tokens, -1))
+    columns[f"{out}_stop_reason"] = _typed(fan(table.stop_reason), "string")
+    return columns
+
+
+def _error_text(table: ResultTable) -> np.ndarray:
+    out = np.full(len(table), None, dtype=object)
+    has = np.flatnonzero(table.error_type != None)  # noqa: E711 (elementwise)
+    for k in has:
+        out[k] = f"{table.error_type[k]}: {table.error_message[k]}".rstrip(": ")
+    return out
+
+
+def _typed(values: np.ndarray, dtype: Any) -> Any:
+    if dtype is None:
+        return values
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.Categorical(values, dtype=dtype)
+    return pd.array(values, dtype=dtype)
+
+
+def _tokens(values: np.ndarray) -> Any:
+    """Nullable integers: -1 (unknown, e.g. errored) becomes <NA>."""
+    missing = values < 0
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype("int64"), missing)
+
+
+def row_positions(df: pd.DataFrame, plan_index: pd.Index) -> tuple[np.ndarray | None, str]:
+    """Map each current row to its plan-time position (None: unchanged)."""
+    if len(df) == len(plan_index) and df.index.equals(plan_index):
+        return None, "position"
+    if not plan_index.is_unique:
+        raise MergeError(
+            f"The DataFrame changed since submission ({len(plan_index)} rows then, {len(df)} now, "
+            "or reordered) and its index at submission had duplicate labels, so rows cannot be "
+            "matched safely. The results are kept in the journal: attach the job to the "
+            "DataFrame as it was (same rows, same order), or reset its index before submitting."
+        )
+    positions = plan_index.get_indexer(df.index)
+    if (positions < 0).all():
+        raise MergeError(
+            "None of the DataFrame's index labels were in the job's rows; this looks like a "
+            "different DataFrame. The results are kept in the journal."
+        )
+    return positions, "index labels"
+
+
+def merge_into(df: pd.DataFrame, columns: dict[str, Any], plan_index: pd.Index) -> MergeSummary:
+    """Put the columns into ``df`` itself, aligned to its rows."""
+    positions, how = row_positions(df, plan_index)
+    for name, values in columns.items():
+        if positions is None:
+            df[name] = values
+        else:
+            series = pd.Series(values)
+            present = positions >= 0
+            aligned = series.iloc[np.where(present, positions, 0)].reset_index(drop=True)
+            aligned = aligned.where(pd.Series(present))
+            aligned.index = df.index
+            df[name] = aligned
+    status_col = columns[next(n for n in columns if n.endswith("_status"))]
+    counts = pd.Series(status_col).value_counts()
+    return MergeSummary(
+        list(columns), {str(k): int(v) for k, v in counts.items() if v}, how
+    )

@@ -1,0 +1,280 @@
+"""Turn a DataFrame, a template and options into the requests to send.
+
+Pure: no I/O. Each row is rendered; rows with a missing input are skipped;
+identical requests are sent once and their answer fanned out to every row that
+asked; each unique request gets our own ``custom_id`` (``r<number>``, valid for
+the API whatever the index looks like); requests are split into batches under
+the API's limits (100,000 requests, 256 MB of serialised body) and the user's
+chunk size. The fingerprint covers every rendered prompt, in row order, and
+every parameter, so an identical re-run is recognised and never paid twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .errors import PlanError
+from .template import Template
+
+MAX_REQUESTS_PER_BATCH = 100_000
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+# Room for the envelope and for differences in JSON spacing between encoders.
+BATCH_BYTES_MARGIN = 1024 * 1024
+
+#: Marks a row that is not sent in the row → request map.
+SKIPPED = -1
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """Everything besides the prompt that goes into each request's params."""
+
+    model: str
+    max_tokens: int
+    system: str | None = None
+    temperature: float | None = None
+    #: A JSON schema for ``output_config.format`` (labels, --schema, --json).
+    output_schema: dict[str, Any] | None = None
+    #: Use a forced tool call instead of ``output_config`` (models without it).
+    use_tool: bool = False
+    #: Mark the system prompt for caching (1-hour TTL, as advised for batches).
+    cache_system: bool = False
+    #: Extra Messages API params, passed through as given (e.g. top_p, metadata).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise PlanError(f"model={self.model!r} is not a model name; use e.g. 'claude-haiku-4-5'.")
+        if not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 1:
+            raise PlanError(f"max_tokens={self.max_tokens!r} must be a whole number of at least 1.")
+        if self.temperature is not None and not 0.0 <= float(self.temperature) <= 1.0:
+            raise PlanError(f"temperature={self.temperature!r} must be between 0 and 1.")
+
+    def shared_params(self) -> dict[str, Any]:
+        """The params every request shares; ``messages`` is added per request."""
+        params: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens}
+        if self.system:
+            if self.cache_system:
+                params["system"] = [
+                    {
+                        "type": "text",
+                        "text": self.system,
+                        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                    }
+                ]
+            else:
+                params["system"] = self.system
+        if self.temperature is not None:
+            params["temperature"] = float(self.temperature)
+        if self.output_schema is not None:
+            if self.use_tool:
+                params["tools"] = [
+                    {
+                        "name": "answer",
+                        "description": "Record the answer for this input.",
+                        "input_schema": self.output_schema,
+                    }
+                ]
+                params["tool_choice"] = {"type": "tool", "name": "answer"}
+            else:
+                params["output_config"] = {
+                    "format": {"type": "json_schema", "schema": self.output_schema}
+                }
+        params.update(self.extra)
+        return params
+
+
+def request_params(shared: dict[str, Any], prompt: str) -> dict[str, Any]:
+    return {**shared, "messages": [{"role": "user", "content": prompt}]}
+
+
+@dataclass
+class Plan:
+    """The requests of one job and how they map back to the rows."""
+
+    options: RequestOptions
+    #: One prompt per unique request; request ``k`` has custom_id ``r{k}``.
+    prompts: list[str]
+    #: For each row position, the request it reads its answer from, or SKIPPED.
+    row_requests: np.ndarray
+    #: The index of the DataFrame at plan time (to merge after a reorder).
+    index: pd.Index
+    #: Request numbers per batch, in submission order.
+    batches: list[range]
+    #: Why each skipped row was skipped, by row position (short text).
+    skip_reasons: dict[int, str]
+    fingerprint: str
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_requests)
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def n_skipped(self) -> int:
+        return int((self.row_requests == SKIPPED).sum())
+
+    @property
+    def n_deduplicated(self) -> int:
+        """Rows that share a request with an earlier row (not sent again)."""
+        return self.n_rows - self.n_skipped - self.n_requests
+
+
+def custom_id(k: int) -> str:
+    return f"r{k}"
+
+
+def request_number(cid: str) -> int:
+    return int(cid[1:])
+
+
+def _missing_mask(values: pd.Series) -> np.ndarray:
+    mask = values.isna().to_numpy(dtype=bool)
+    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        mask = mask | blank
+    return mask
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    matches = [c for c in df.columns if str(c) == name]
+    if len(matches) != 1:
+        raise PlanError(
+            f"The DataFrame has {len(matches)} columns named {name!r}; "
+            "rename the duplicates so the template can tell them apart."
+        )
+    col = df[matches[0]]
+    if isinstance(col, pd.DataFrame):  # duplicate labels that compare equal
+        raise PlanError(f"The DataFrame has several columns named {name!r}; rename them.")
+    return col
+
+
+def build_plan(
+    df: pd.DataFrame,
+    template: Template,
+    options: RequestOptions,
+    *,
+    chunk_size: int | None = None,
+) -> Plan:
+    """Render every row and lay out the batches (no I/O, nothing sent)."""
+    if not isinstance(df, pd.DataFrame):
+        raise PlanError(f"Expected a pandas DataFrame, got {type(df).__name__}.")
+    options.validate()
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise PlanError(f"chunk_size={chunk_size!r} must be a whole number of at least 1.")
+    if len(df) == 0:
+        raise PlanError("The DataFrame has no rows: there is nothing to send.")
+
+    if template.needs_whole_row:
+        used = [str(c) for c in df.columns]
+    else:
+        used = template.check_columns(list(df.columns))
+
+    n = len(df)
+    series = {name: _column(df, name) for name in used}
+    missing = np.zeros(n, dtype=bool)
+    skip_reasons: dict[int, str] = {}
+    if not template.needs_whole_row:
+        for name, values in series.items():
+            col_missing = _missing_mask(values)
+            for pos in np.flatnonzero(col_missing & ~missing)[:100_000]:
+                skip_reasons[int(pos)] = f"{name} is missing"
+            missing |= col_missing
+
+    keep = np.flatnonzero(~missing)
+    columns = {name: values.to_numpy(dtype=object)[keep] for name, values in series.items()}
+    rendered = template.render_columns(columns, len(keep))
+
+    row_requests = np.full(n, SKIPPED, dtype=np.int64)
+    seen: dict[str, int] = {}
+    prompts: list[str] = []
+    for pos, prompt in zip(keep.tolist(), rendered):
+        if not prompt.strip():
+            skip_reasons[pos] = "the rendered prompt is empty"
+            continue
+        k = seen.get(prompt)
+        if k is None:
+            k = seen[prompt] = len(prompts)
+            prompts.append(prompt)
+        row_requests[pos] = k
+    if not prompts:
+        raise PlanError(
+            f"All {n} rows were skipped because their inputs are missing or empty "
+            f"(columns used: {', '.join(map(repr, used))}); there is nothing to send."
+        )
+
+    shared = options.shared_params()
+    batches = split_batches(prompts, shared, chunk_size or MAX_REQUESTS_PER_BATCH)
+    return Plan(
+        options=options,
+        prompts=prompts,
+        row_requests=row_requests,
+        index=df.index.copy(),
+        batches=batches,
+        skip_reasons=skip_reasons,
+        fingerprint=fingerprint(shared, prompts, row_requests),
+    )
+
+
+def request_bytes(shared: dict[str, Any], prompts: Sequence[str]) -> np.ndarray:
+    """Exact serialised size of each request in a create body, without building it."""
+    empty = orjson.dumps({"custom_id": "", "params": request_params(shared, "")})
+    base = len(empty) - 2 + 1  # minus the empty prompt's quotes, plus the comma
+    sizes = np.fromiter(
+        (len(orjson.dumps(p)) for p in prompts), dtype=np.int64, count=len(prompts)
+    )
+    ids = np.fromiter(
+        (len(custom_id(k)) for k in range(len(prompts))), dtype=np.int64, count=len(prompts)
+    )
+    return sizes + ids + base
+
+
+def split_batches(
+    prompts: Sequence[str], shared: dict[str, Any], max_requests: int
+) -> list[range]:
+    """Consecutive ranges of request numbers, each under both API limits."""
+    max_requests = min(max_requests, MAX_REQUESTS_PER_BATCH)
+    limit = MAX_BATCH_BYTES - BATCH_BYTES_MARGIN
+    sizes = request_bytes(shared, prompts)
+    too_big = np.flatnonzero(sizes > limit)
+    if too_big.size:
+        k = int(too_big[0])
+        raise PlanError(
+            f"Request {k} alone is {sizes[k] / 1e6:.0f} MB, over the API's 256 MB batch "
+            "limit; shorten that row's text."
+        )
+    batches: list[range] = []
+    start = 0
+    total = len(prompts)
+    cumulative = np.cumsum(sizes)
+    while start < total:
+        stop = min(start + max_requests, total)
+        offset = cumulative[start - 1] if start else 0
+        # The largest stop whose body fits in the byte limit.
+        fit = int(np.searchsorted(cumulative, offset + limit, side="right"))
+        stop = max(start + 1, min(stop, fit))
+        batches.append(range(start, stop))
+        start = stop
+    return batches
+
+
+def fingerprint(shared: dict[str, Any], prompts: Sequence[str], row_requests: np.ndarray) -> str:
+    """Stable hash of every parameter, every prompt and the row → request map."""
+    h = hashlib.sha256()
+    h.update(orjson.dumps(shared, option=orjson.OPT_SORT_KEYS))
+    h.update(b"\x00")
+    for p in prompts:
+        h.update(p.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    h.update(np.ascontiguousarray(row_requests, dtype=np.int64).tobytes())
+    return h.hexdigest()

@@ -1,0 +1,192 @@
+"""Compile a prompt template and render it for each row.
+
+Templates are Jinja2 with ``StrictUndefined``: ``{{ column }}``, filters and
+conditionals work, single braces stay literal (JSON in a prompt is safe), and a
+name that is not a column fails before anything is sent. Templates made only of
+text and bare ``{{ name }}`` substitutions (the common case) are rendered by a
+fast path that gives the same text as Jinja2 at a fraction of the cost, which
+matters at a million rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+
+from .errors import TemplateError
+
+#: Names every template may use besides the columns.
+ROW_NAME = "row"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled prompt template and the column names it reads."""
+
+    source: str
+    variables: frozenset[str]
+    _compiled: jinja2.Template = field(repr=False, compare=False)
+    # For the fast path: alternating literal text and variable names, or None.
+    _parts: tuple[tuple[str, str | None], ...] | None = field(repr=False, compare=False)
+
+    @classmethod
+    def compile(cls, source: str) -> Template:
+        if not source or not source.strip():
+            raise TemplateError(
+                "The prompt template is empty: write the prompt in the cell body, "
+                "with {{ column }} where each row's value goes."
+            )
+        env = _environment()
+        try:
+            ast = env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            line = source.splitlines()[exc.lineno - 1] if exc.lineno else ""
+            raise TemplateError(
+                f"The prompt template has a syntax error on line {exc.lineno}: {exc.message}"
+                f" (line: {line.strip()!r}). Placeholders look like {{{{ column }}}}."
+            ) from None
+        names = set(jinja2.meta.find_undeclared_variables(ast))
+        row_keys = _row_keys(ast)
+        if ROW_NAME in names and row_keys is not None:
+            names.discard(ROW_NAME)
+            names.update(row_keys)
+        return cls(source, frozenset(names), env.from_string(ast), _simple_parts(ast))
+
+    @classmethod
+    def instructions_then_column(cls, instructions: str, column: str) -> Template:
+        """The ``%%batch df.column`` form: the cell's text, then the column's value."""
+        body = instructions.strip()
+        expr = "{{ %s }}" % column if column.isidentifier() else "{{ row[%r] }}" % column
+        return cls.compile(f"{body}\n\n{expr}" if body else expr)
+
+    def check_columns(self, columns: Sequence[Any]) -> list[str]:
+        """Fail early, naming what is unknown and what exists; return the columns used."""
+        names = {str(c) for c in columns}
+        unknown = sorted(v for v in self.variables if v not in names and v != ROW_NAME)
+        if unknown:
+            shown = ", ".join(repr(str(c)) for c in list(columns)[:30])
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, names, n=1)
+                if close:
+                    hints.append(f"Did you mean {close[0]!r} for {name!r}?")
+            hint = (" " + " ".join(hints)) if hints else ""
+            raise TemplateError(
+                f"The template uses {', '.join(repr(u) for u in unknown)}, which "
+                f"{'is not a column' if len(unknown) == 1 else 'are not columns'} of the "
+                f"DataFrame.{hint} Columns: {shown}. A column whose name is not a Python "
+                "identifier can be written {{ row['column name'] }}."
+            )
+        return sorted(v for v in self.variables if v != ROW_NAME)
+
+    @property
+    def needs_whole_row(self) -> bool:
+        """True when ``row`` is indexed by something we cannot read statically."""
+        return ROW_NAME in self.variables
+
+    @property
+    def is_simple(self) -> bool:
+        return self._parts is not None
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """Render one row; ``values`` maps column names (and ``row``) to values."""
+        if self._parts is not None:
+            return "".join(
+                text if name is None else str(values[name]) for text, name in self._parts
+            )
+        try:
+            return self._compiled.render(values)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"The template could not be rendered: {exc}.") from None
+        except Exception as exc:  # a filter or expression failed on this row's value
+            raise TemplateError(
+                f"The template failed on a row: {type(exc).__name__}: {exc}."
+            ) from None
+
+    def render_columns(self, columns: Mapping[str, Iterable[Any]], n: int) -> list[str]:
+        """Render ``n`` rows from column-wise values (fast path when possible)."""
+        if self._parts is not None:
+            pieces: list[list[str] | str] = []
+            for text, name in self._parts:
+                pieces.append(text if name is None else [str(v) for v in columns[name]])
+            out: list[str] = []
+            append = out.append
+            for i in range(n):
+                append("".join(p if isinstance(p, str) else p[i] for p in pieces))
+            return out
+        names = list(columns)
+        lists = [list(columns[name]) for name in names]
+        out = []
+        for i in range(n):
+            values = {name: col[i] for name, col in zip(names, lists)}
+            values[ROW_NAME] = values
+            out.append(self.render(values))
+        return out
+
+
+def _simple_parts(ast: jinja2.nodes.Template) -> tuple[tuple[str, str | None], ...] | None:
+    """Literal text and bare names only, or None when Jinja2 must render it."""
+    parts: list[tuple[str, str | None]] = []
+    for node in ast.body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, jinja2.nodes.TemplateData):
+                parts.append((child.data, None))
+            elif isinstance(child, jinja2.nodes.Name) and child.name != ROW_NAME:
+                parts.append(("", child.name))
+            elif (key := _row_key(child)) is not None:
+                parts.append(("", key))
+            else:
+                return None
+    return tuple(parts)
+
+
+def _row_key(node: jinja2.nodes.Node) -> str | None:
+    """The column of ``row['name']`` (or ``row.name``), else None."""
+    if isinstance(node, jinja2.nodes.Getitem):
+        target, arg = node.node, node.arg
+        if isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str):
+            key = arg.value
+        else:
+            return None
+    elif isinstance(node, jinja2.nodes.Getattr):
+        target, key = node.node, node.attr
+    else:
+        return None
+    if isinstance(target, jinja2.nodes.Name) and target.name == ROW_NAME:
+        return key
+    return None
+
+
+def _row_keys(ast: jinja2.nodes.Template) -> set[str] | None:
+    """Every column read through ``row``, or None if some access is dynamic."""
+    keys: set[str] = set()
+    for name in ast.find_all(jinja2.nodes.Name):
+        if name.name != ROW_NAME:
+            continue
+        found = False
+        for node in ast.find_all((jinja2.nodes.Getitem, jinja2.nodes.Getattr)):
+            if node.node is name:
+                key = _row_key(node)
+                if key is None:
+                    return None
+                keys.add(key)
+                found = True
+        if not found:
+            return None  # ``row`` used whole (e.g. {{ row | tojson }})
+    return keys
