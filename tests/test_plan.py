@@ -1,0 +1,101 @@
+"""Planning: skipped rows, deduplication, custom_ids, batch limits, fingerprints."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from batch_magic import plan as plan_mod
+from batch_magic.client import create_body
+from batch_magic.errors import PlanError
+from batch_magic.plan import SKIPPED, RequestOptions, build_plan, custom_id
+from batch_magic.template import Template
+
+OPTS = RequestOptions(model="claude-haiku-4-5", max_tokens=16)
+
+
+def test_missing_rows_are_skipped_and_duplicates_sent_once():
+    df = pd.DataFrame(
+        {"text": ["a", None, "b", "a", "  ", pd.NA, "b"]},
+        index=["x", "x", "y", "z", "z", "z", "q"],  # duplicate labels on purpose
+    )
+    p = build_plan(df, Template.compile("Q: {{ text }}"), OPTS)
+    assert p.prompts == ["Q: a", "Q: b"]
+    assert p.row_requests.tolist() == [0, SKIPPED, 1, 0, SKIPPED, SKIPPED, 1]
+    assert (p.n_skipped, p.n_deduplicated) == (3, 2)
+    assert p.skip_reasons[1] == "text is missing"
+
+
+def test_custom_ids_are_valid_for_any_index():
+    idx = pd.MultiIndex.from_tuples([(pd.Timestamp("2024-01-01"), "a b/c")] * 3)
+    df = pd.DataFrame({"t": ["1", "2", "3"]}, index=idx)
+    p = build_plan(df, Template.compile("{{ t }}"), OPTS)
+    body = orjson.loads(create_body(OPTS.shared_params(), [(custom_id(k), s) for k, s in enumerate(p.prompts)]))
+    ids = [r["custom_id"] for r in body["requests"]]
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) for i in ids)
+    assert len(set(ids)) == 3
+
+
+def test_batches_split_by_count_and_by_bytes(monkeypatch):
+    df = pd.DataFrame({"t": [f"row {i} " + "x" * 200 for i in range(1000)]})
+    p = build_plan(df, Template.compile("{{ t }}"), OPTS, chunk_size=300)
+    assert [len(b) for b in p.batches] == [300, 300, 300, 100]
+    # Shrink the byte limit: each batch must still serialise under it.
+    monkeypatch.setattr(plan_mod, "MAX_BATCH_BYTES", 60_000)
+    monkeypatch.setattr(plan_mod, "BATCH_BYTES_MARGIN", 0)
+    p = build_plan(df, Template.compile("{{ t }}"), OPTS)
+    shared = OPTS.shared_params()
+    assert len(p.batches) > 1
+    covered = []
+    for b in p.batches:
+        body = create_body(shared, [(custom_id(k), p.prompts[k]) for k in b])
+        assert len(body) <= 60_000
+        covered.extend(b)
+    assert covered == list(range(1000))
+
+
+def test_request_bytes_is_exact():
+    prompts = ['plain', 'quotes " and \\ and é and \n', "🙂" * 3]
+    sizes = plan_mod.request_bytes(OPTS.shared_params(), prompts)
+    body = create_body(OPTS.shared_params(), [(custom_id(k), s) for k, s in enumerate(prompts)])
+    # envelope: {"requests":[ ... ]} minus the last comma
+    assert int(sizes.sum()) - 1 + len(b'{"requests":[]}') == len(body)
+
+
+def test_fingerprint_changes_with_any_parameter_or_prompt():
+    df = pd.DataFrame({"t": ["a", "b"]})
+    t = Template.compile("{{ t }}")
+    base = build_plan(df, t, OPTS).fingerprint
+    assert build_plan(df, t, OPTS).fingerprint == base
+    assert build_plan(df, t, RequestOptions("claude-haiku-4-5", 17)).fingerprint != base
+    assert build_plan(df, Template.compile("{{ t }}!"), OPTS).fingerprint != base
+    assert build_plan(df.iloc[::-1], t, OPTS).fingerprint != base
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_tokens": 0}, "max_tokens=0"),
+        ({"model": ""}, "model=''"),
+        ({"temperature": 3}, "temperature=3"),
+    ],
+)
+def test_bad_options_fail_with_the_value(kwargs, message):
+    opts = RequestOptions(**{"model": "claude-haiku-4-5", "max_tokens": 5, **kwargs})
+    with pytest.raises(PlanError, match=re.escape(message)):
+        build_plan(pd.DataFrame({"t": ["a"]}), Template.compile("{{ t }}"), opts)
+
+
+def test_all_rows_missing_is_an_error_before_sending():
+    with pytest.raises(PlanError, match="All 2 rows were skipped"):
+        build_plan(pd.DataFrame({"t": [None, ""]}), Template.compile("{{ t }}"), OPTS)
+
+
+def test_row_requests_are_compact():
+    df = pd.DataFrame({"t": [str(i % 7) for i in range(1000)]})
+    p = build_plan(df, Template.compile("{{ t }}"), OPTS)
+    assert p.n_requests == 7 and p.row_requests.dtype == np.int64

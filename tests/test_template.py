@@ -1,0 +1,61 @@
+"""The prompt template: what renders, and what fails before anything is sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from batch_magic.errors import TemplateError
+from batch_magic.template import Template
+
+
+def test_placeholders_render_and_single_braces_stay_literal():
+    t = Template.compile('Classify {{ review }} as JSON like {"label": "x"}')
+    assert t.variables == {"review"}
+    assert t.render({"review": "great phone"}) == 'Classify great phone as JSON like {"label": "x"}'
+
+
+def test_fast_path_gives_the_same_text_as_jinja():
+    source = "A: {{ a }}\nB: {{ row['b c'] }} end\n"
+    t = Template.compile(source)
+    assert t.is_simple
+    import jinja2
+
+    expected = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
+        a="x", row={"b c": 2.5}
+    )
+    assert t.render_columns({"a": ["x"], "b c": [2.5]}, 1) == [expected]
+
+
+def test_filters_and_conditionals_use_jinja():
+    t = Template.compile("{% if urgent %}URGENT: {% endif %}{{ text | upper }}")
+    assert not t.is_simple
+    assert t.variables == {"urgent", "text"}
+    assert t.render_columns({"urgent": [True, False], "text": ["a", "b"]}, 2) == ["URGENT: A", "B"]
+
+
+def test_unknown_column_fails_listing_columns_and_a_suggestion():
+    t = Template.compile("Summarise {{ reveiw }}")
+    with pytest.raises(TemplateError) as err:
+        t.check_columns(["review", "stars"])
+    text = str(err.value)
+    assert "'reveiw'" in text and "'review'" in text and "'stars'" in text
+    assert "Did you mean 'review'" in text
+
+
+def test_syntax_error_names_the_line():
+    with pytest.raises(TemplateError, match="line 2"):
+        Template.compile("ok\n{{ broken ")
+
+
+def test_empty_template_is_refused():
+    with pytest.raises(TemplateError, match="empty"):
+        Template.compile("   \n")
+
+
+def test_instructions_then_column_appends_the_column():
+    t = Template.instructions_then_column("Translate to French:", "text")
+    assert t.variables == {"text"}
+    assert t.render({"text": "hello"}) == "Translate to French:\n\nhello"
+    odd = Template.instructions_then_column("Say:", "my col")
+    assert odd.variables == {"my col"}
+    assert odd.render({"my col": "hi"}) == "Say:\n\nhi"
