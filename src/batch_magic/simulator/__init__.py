@@ -1,0 +1,33 @@
+"""A local HTTP simulator of Anthropic's Message Batches API.
+
+The official ``anthropic`` SDK (or any client) is pointed at it with
+``base_url`` and cannot tell it from the real service on the paths it uses:
+create / retrieve / list / cancel / delete / results, plus realtime
+``/v1/messages`` and ``/v1/messages/count_tokens``, all answered by a
+deterministic fake model. See ``docs/simulator.md``.
+
+This package imports nothing else of batch_magic.
+"""
+
+from __future__ import annotations
+
+from .app import Options
+from .clock import Clock, FakeClock, RealClock
+from .faults import ENDPOINTS, Fault
+from .model import Responder
+from .server import RequestRecord
+from .simulator import Simulator, is_simulator_url, running_simulators
+
+__all__ = [
+    "ENDPOINTS",
+    "Clock",
+    "FakeClock",
+    "Fault",
+    "Options",
+    "RealClock",
+    "RequestRecord",
+    "Responder",
+    "Simulator",
+    "is_simulator_url",
+    "running_simulators",
+]

@@ -1,0 +1,118 @@
+"""Wire-level helpers shared by every module: ids, timestamps, error bodies.
+
+Kept apart so that the shapes the SDK parses (ids, RFC 3339 strings, the
+``{"type": "error", ...}`` envelope) are defined exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+#: HTTP status for each error category the API uses.
+STATUS_OF_ERROR: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+#: Error category for each HTTP status a fault may script.
+ERROR_OF_STATUS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+#: Default human message for each category, close to what the API says.
+DEFAULT_MESSAGES: dict[str, str] = {
+    "invalid_request_error": "Invalid request",
+    "authentication_error": "invalid x-api-key",
+    "billing_error": "Your credit balance is too low to access the Anthropic API.",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "Not found",
+    "conflict_error": "Conflict",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit",
+    "api_error": "Internal server error",
+    "timeout_error": "Request timed out",
+    "overloaded_error": "Overloaded",
+}
+
+
+def random_base62(n: int) -> str:
+    """``n`` cryptographically random base62 characters (ids must not collide)."""
+    return "".join(secrets.choice(BASE62) for _ in range(n))
+
+
+def hashed_base62(n: int, *parts: str) -> str:
+    """``n`` base62 characters derived from ``parts``: stable ids for stable results."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=24).digest()
+    value = int.from_bytes(digest, "big")
+    out = []
+    for _ in range(n):
+        value, r = divmod(value, 62)
+        out.append(BASE62[r])
+    return "".join(out)
+
+
+def new_batch_id() -> str:
+    return "msgbatch_01" + random_base62(22)
+
+
+def new_message_id() -> str:
+    return "msg_01" + random_base62(22)
+
+
+def new_request_id() -> str:
+    return "req_011C" + random_base62(20)
+
+
+def rfc3339(ts: float) -> str:
+    """Unix seconds -> ``2024-08-20T18:37:24.100435Z`` (what the API sends)."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_or_none(ts: float | None) -> str | None:
+    return None if ts is None else rfc3339(ts)
+
+
+def error_body(error_type: str, message: str | None, request_id: str) -> dict[str, Any]:
+    """The envelope of every non-2xx answer."""
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message or DEFAULT_MESSAGES.get(error_type, "Error")},
+        "request_id": request_id,
+    }
+
+
+class APIError(Exception):
+    """Raised inside the simulator to answer with an error status and body."""
+
+    def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.status = status if status is not None else STATUS_OF_ERROR.get(error_type, 400)

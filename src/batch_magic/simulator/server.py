@@ -1,0 +1,384 @@
+"""HTTP: routes, auth, faults, body limits, JSON and streamed answers.
+
+A ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive. It only moves
+bytes; what each call means lives in ``app.py``. A client dropping a
+keep-alive connection between polls is normal traffic: it is never reported.
+Nothing is printed per request unless the server is verbose.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from .app import App, stream_events
+from .protocol import APIError, error_body, new_request_id
+from .results import blocks
+
+_BATCH = r"/v1/messages/batches/(?P<id>[^/]+)"
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"/v1/messages/batches"), "create"),
+    ("GET", re.compile(r"/v1/messages/batches"), "list"),
+    ("GET", re.compile(_BATCH + r"/results"), "results"),
+    ("POST", re.compile(_BATCH + r"/cancel"), "cancel"),
+    ("GET", re.compile(_BATCH), "retrieve"),
+    ("DELETE", re.compile(_BATCH), "delete"),
+    ("POST", re.compile(r"/v1/messages/count_tokens"), "count_tokens"),
+    ("POST", re.compile(r"/v1/messages"), "messages"),
+]
+#: Bodies larger than this are not even drained: the connection is closed.
+_DRAIN_LIMIT = 4 * 1024**3
+_REASONS = {529: "Overloaded", 413: "Request Entity Too Large"}
+_SECRET_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization")
+
+
+def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    """(endpoint name, path arguments) for a request, or None if nothing matches."""
+    for m, pattern, name in ROUTES:
+        match = pattern.fullmatch(path)
+        if match and m == method:
+            return name, match.groupdict()
+    return None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the simulator saw it (secrets masked)."""
+
+    method: str
+    path: str
+    endpoint: str
+    status: int
+    request_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    batch_id: str | None = None
+    time: float = 0.0
+    dropped: bool = False
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    """The listening server; holds the app, the request log and open connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], app: App, verbose: bool = False) -> None:
+        self.app = app
+        self.verbose = verbose
+        self.log: list[RequestRecord] = []
+        self.log_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def record(self, rec: RequestRecord) -> None:
+        with self.log_lock:
+            self.log.append(rec)
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        with self._conns_lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def close_connections(self) -> None:
+        """Wake keep-alive handler threads so a stopped server lets go of its clients."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return  # resets and broken pipes are normal client behaviour
+        super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; may carry many requests (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "batch-magic-simulator"
+    sys_version = ""
+    timeout = 600  # an idle keep-alive connection is closed after this
+    disable_nagle_algorithm = True
+    server: SimHTTPServer
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    # -- one request ------------------------------------------------------------------------
+    def _serve(self, method: str) -> None:
+        app = self.server.app
+        rid = new_request_id()
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        found = route(method, path)
+        endpoint, args = found if found else ("unknown", {})
+        status, dropped = 500, False
+        try:
+            body = self._read_body(app.options.max_body_bytes)
+            if found is None:
+                raise APIError("not_found_error", f"Not found: {method} {path}")
+            app.check_key(self._api_key())
+            fault = app.faults.pick(endpoint)
+            drop_after: int | None = None
+            if fault is not None:
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.status is not None:
+                    err = APIError(fault.error_type or "api_error", fault.message or "", fault.status)
+                    self._send_error(err, rid, fault.retry_after)
+                    status = fault.status
+                    return
+                drop_after = fault.drop_after_lines
+            status, dropped = self._dispatch(endpoint, args, query, body, rid, drop_after)
+        except APIError as err:
+            status = err.status
+            self._send_error(err, rid, None)
+        except OSError:
+            status, dropped = 499, True
+            self.close_connection = True
+            raise
+        except Exception as exc:  # a bug of ours: answer like the API would, and say so
+            status = 500
+            if self.server.verbose:
+                import traceback
+
+                traceback.print_exc()
+            else:
+                sys.stderr.write(f"batch_magic simulator: internal error on {method} {path}: {exc!r}\n")
+            self._send_error(APIError("api_error", "Internal server error"), rid, None)
+        finally:
+            self.server.record(
+                RequestRecord(
+                    method=method,
+                    path=self.path,
+                    endpoint=endpoint,
+                    status=status,
+                    request_id=rid,
+                    headers=self._safe_headers(),
+                    batch_id=args.get("id"),
+                    time=time.time(),
+                    dropped=dropped,
+                )
+            )
+
+    def _dispatch(
+        self, endpoint: str, args: dict[str, str], query: dict[str, str], body: bytes, rid: str, drop_after: int | None
+    ) -> tuple[int, bool]:
+        app = self.server.app
+        base = self._base_url()
+        if endpoint == "create":
+            batch = app.create(body)
+            self._send_json(200, batch.to_json(app.now(), base), rid)
+        elif endpoint == "retrieve":
+            self._send_json(200, app.retrieve(args["id"]).to_json(app.now(), base), rid)
+        elif endpoint == "list":
+            page, has_more = app.list(query)
+            now = app.now()
+            data = [b.to_json(now, base) for b in page]
+            self._send_json(200, {
+                "data": data,
+                "has_more": has_more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }, rid)
+        elif endpoint == "cancel":
+            self._send_json(200, app.cancel(args["id"]).to_json(app.now(), base), rid)
+        elif endpoint == "delete":
+            self._send_json(200, app.delete(args["id"]), rid)
+        elif endpoint == "results":
+            lines = app.results(args["id"], limit=drop_after)
+            headers = {
+                "Content-Type": "application/x-jsonl",
+                "Content-Disposition": f"attachment; filename*=utf-8''{args['id']}_results.jsonl",
+            }
+            complete = self._send_chunked(blocks(lines), rid, headers, finish=drop_after is None)
+            return 200, not complete
+        elif endpoint == "messages":
+            message, stream = app.message(body)
+            if stream:
+                events = (b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))
+                          for name, data in stream_events(message))
+                self._send_chunked(events, rid, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            else:
+                self._send_json(200, message, rid)
+        elif endpoint == "count_tokens":
+            self._send_json(200, app.count_tokens(body), rid)
+        return 200, False
+
+    # -- reading ----------------------------------------------------------------------------
+    def _read_body(self, limit: int) -> bytes:
+        """The request body; 413 (after discarding it) when it is over ``limit``."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(limit)
+        raw = self.headers.get("Content-Length")
+        if not raw:
+            return b""
+        try:
+            n = int(raw)
+            if n < 0:
+                raise ValueError(raw)
+        except ValueError:
+            self.close_connection = True
+            raise APIError("invalid_request_error", f"invalid Content-Length: {raw!r}") from None
+        if n > limit:
+            if n > _DRAIN_LIMIT:
+                self.close_connection = True
+            else:
+                self._discard(n)
+            raise self._too_large(limit)
+        body = self.rfile.read(n)
+        if len(body) < n:
+            raise ConnectionError("client closed the connection while sending the body")
+        return body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(65537)
+            if not size_line:
+                raise ConnectionError("client closed the connection while sending the body")
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                break
+            chunk = self.rfile.read(size)
+            self.rfile.readline(3)
+            total += len(chunk)
+            if total <= limit:
+                parts.append(chunk)
+        if total > limit:
+            raise self._too_large(limit)
+        return b"".join(parts)
+
+    def _discard(self, n: int) -> None:
+        while n > 0:
+            piece = self.rfile.read(min(n, 1 << 20))
+            if not piece:
+                raise ConnectionError("client closed the connection while sending the body")
+            n -= len(piece)
+
+    @staticmethod
+    def _too_large(limit: int) -> APIError:
+        return APIError(
+            "request_too_large",
+            f"Request exceeds the maximum allowed number of bytes. The maximum request size is {limit} bytes.",
+            413,
+        )
+
+    def _api_key(self) -> str | None:
+        key = self.headers.get("x-api-key")
+        if key:
+            return key.strip()
+        auth = self.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip() or None
+        return None
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        if not host:
+            h, p = self.server.server_address[:2]
+            host = f"{h.decode() if isinstance(h, bytes) else h}:{p}"
+        return f"http://{host}"
+
+    def _safe_headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k, v in self.headers.items():
+            lk = k.lower()
+            if lk in _SECRET_HEADERS:
+                out[lk] = "Bearer ***" if lk == "authorization" and v.lower().startswith("bearer") else "***"
+            else:
+                out[lk] = v
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+    def _start(self, status: int, rid: str, headers: dict[str, str]) -> None:
+        self.send_response(status, _REASONS.get(status))
+        self.send_header("request-id", rid)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+
+    def _send_json(self, status: int, obj: Any, rid: str, headers: dict[str, str] | None = None) -> None:
+        payload = orjson.dumps(obj)
+        self._start(status, rid, {"Content-Type": "application/json", **(headers or {})})
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_error(self, err: APIError, rid: str, retry_after: float | None) -> None:
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["retry-after"] = str(int(-(-retry_after // 1)))  # whole seconds, rounded up
+            headers["retry-after-ms"] = str(int(retry_after * 1000))
+        self._send_json(err.status, error_body(err.error_type, err.message, rid), rid, headers)
+
+    def _send_chunked(self, chunks: Iterator[bytes], rid: str, headers: dict[str, str], finish: bool = True) -> bool:
+        """Stream ``chunks`` with chunked encoding; without ``finish``, cut the connection after them."""
+        self._start(200, rid, {**headers, "Transfer-Encoding": "chunked"})
+        self.end_headers()
+        write = self.wfile.write
+        for chunk in chunks:
+            if chunk:
+                write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        if finish:
+            write(b"0\r\n\r\n")
+            return True
+        self.close_connection = True  # no final chunk: the client sees a truncated body
+        return False

@@ -1,0 +1,363 @@
+"""Batches: their state, lifecycle and (optionally) their persistence on disk.
+
+Nothing here runs in the background. A batch stores when it was created, how
+long it takes, and when a cancel was asked for; its status, counts and
+``ended_at`` are computed from the clock on every call, so polling is cheap
+and a :class:`~batch_magic.simulator.clock.FakeClock` can move time at will.
+
+Requests are stored compactly (each ``params`` as one JSON ``bytes``) and
+results are regenerated deterministically, so a state directory only needs
+each batch's metadata and requests, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .faults import REQUEST_ERROR_MESSAGES, draw, pick_error
+from .protocol import APIError, rfc3339, rfc3339_or_none
+
+#: (cache key, prefix tokens, ttl, whether this request wrote the cache)
+CacheInfo = tuple[str, int, str, bool]
+
+
+@dataclass
+class BatchPolicy:
+    """The options in force when the batch was created, durations in real seconds."""
+
+    seed: int = 0
+    error_rates: dict[str, float] = field(default_factory=dict)
+    expire_rate: float = 0.0
+    duration: float = 0.0
+    cancel_delay: float = 0.0
+    expiry_after: float = 86400.0
+    retention: float = 29 * 86400.0
+
+
+@dataclass
+class Outcome:
+    """What became of one request."""
+
+    kind: str  # succeeded | errored | canceled | expired
+    error_type: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class Batch:
+    """One message batch. Status is derived from the clock, never stored."""
+
+    id: str
+    seq: int
+    created_at: float
+    n: int
+    policy: BatchPolicy
+    pre_errors: dict[int, tuple[str, str]] = field(default_factory=dict)
+    cache_info: dict[int, CacheInfo] = field(default_factory=dict)
+    cancel_initiated_at: float | None = None
+    custom_ids: list[str] | None = None
+    params: list[bytes] | None = None
+    loader: Callable[[], tuple[list[str], list[bytes]]] | None = None
+    _order: list[int] | None = None
+    _counts: dict[str, int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # -- requests ---------------------------------------------------------------------------
+    def requests(self) -> tuple[list[str], list[bytes]]:
+        """custom_ids and params, loading them from disk on first use."""
+        with self._lock:
+            if self.custom_ids is None or self.params is None:
+                if self.loader is None:
+                    raise RuntimeError(f"batch {self.id} has no requests and no loader")
+                self.custom_ids, self.params = self.loader()
+            return self.custom_ids, self.params
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def timeline(self) -> tuple[float, str]:
+        """(the time processing ends, why): 'done', 'canceled' or 'expired'."""
+        p = self.policy
+        end, cut = self.created_at + p.duration, "done"
+        deadline = self.created_at + p.expiry_after
+        if deadline < end:
+            end, cut = deadline, "expired"
+        if self.cancel_initiated_at is not None:
+            c_end = self.cancel_initiated_at + p.cancel_delay
+            if c_end < end:
+                end, cut = c_end, "canceled"
+        return end, cut
+
+    def ended(self, now: float) -> bool:
+        return now >= self.timeline()[0]
+
+    def status(self, now: float) -> str:
+        if self.ended(now):
+            return "ended"
+        return "canceling" if self.cancel_initiated_at is not None else "in_progress"
+
+    def archived_at(self, now: float) -> float | None:
+        t = self.created_at + self.policy.retention
+        return t if self.ended(now) and now >= t else None
+
+    def finished(self) -> int:
+        """How many requests (in processing order) had finished when processing ended."""
+        end, cut = self.timeline()
+        if cut == "done" or self.policy.duration <= 0:
+            return self.n
+        frac = (end - self.created_at) / self.policy.duration
+        return min(self.n, max(0, int(frac * self.n + 1e-9)))
+
+    def order(self) -> list[int]:
+        """Processing (and results) order: a stable shuffle, never the request order."""
+        with self._lock:
+            if self._order is None:
+                order = list(range(self.n))
+                random.Random(f"{self.policy.seed}:{self.id}").shuffle(order)
+                self._order = order
+            return self._order
+
+    def outcome(self, idx: int, custom_id: str, finished: bool) -> Outcome:
+        p = self.policy
+        if not finished:
+            return Outcome("expired" if self.timeline()[1] == "expired" else "canceled")
+        if p.expire_rate and draw(p.seed, "expire", self.id, custom_id) < p.expire_rate:
+            return Outcome("expired")
+        pre = self.pre_errors.get(idx)
+        if pre is not None:
+            return Outcome("errored", pre[0], pre[1])
+        category = pick_error(p.seed, self.id, custom_id, p.error_rates)
+        if category is not None:
+            return Outcome("errored", category, REQUEST_ERROR_MESSAGES[category])
+        return Outcome("succeeded")
+
+    def iter_outcomes(self) -> list[tuple[int, Outcome]]:
+        """(request index, outcome) for every request, in results order."""
+        cids, _ = self.requests()
+        m = self.finished()
+        return [(idx, self.outcome(idx, cids[idx], k < m)) for k, idx in enumerate(self.order())]
+
+    def counts(self, now: float) -> dict[str, int]:
+        if not self.ended(now):
+            return {"processing": self.n, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        with self._lock:
+            cached = self._counts
+        if cached is not None:
+            return dict(cached)
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        p = self.policy
+        if not p.error_rates and not p.expire_rate:
+            # Fast path: no random draws, only the finished/unfinished split.
+            m = self.finished()
+            order = self.order()
+            unfinished = self.n - m
+            cut_kind = "expired" if self.timeline()[1] == "expired" else "canceled"
+            counts[cut_kind] += unfinished
+            errored = sum(1 for k in range(m) if order[k] in self.pre_errors) if self.pre_errors else 0
+            counts["errored"] = errored
+            counts["succeeded"] = m - errored
+        else:
+            for _, out in self.iter_outcomes():
+                counts[out.kind] += 1
+        with self._lock:
+            self._counts = counts
+        return dict(counts)
+
+    def to_json(self, now: float, base_url: str) -> dict[str, Any]:
+        """The MessageBatch object as the API returns it."""
+        end, _ = self.timeline()
+        ended = now >= end
+        return {
+            "id": self.id,
+            "type": "message_batch",
+            "processing_status": self.status(now),
+            "request_counts": self.counts(now),
+            "ended_at": rfc3339(end) if ended else None,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": rfc3339(self.created_at + 86400.0),
+            "archived_at": rfc3339_or_none(self.archived_at(now)),
+            "cancel_initiated_at": rfc3339_or_none(self.cancel_initiated_at),
+            "results_url": f"{base_url}/v1/messages/batches/{self.id}/results" if ended else None,
+        }
+
+
+class Store:
+    """All batches of one simulator, newest last; thread-safe; optionally on disk."""
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+        self.lock = threading.RLock()
+        self._batches: dict[str, Batch] = {}
+        self._tombstones: dict[str, int] = {}  # deleted id -> seq, so list cursors survive
+        self._next_seq = 1
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        if self.state_dir is not None:
+            (self.state_dir / "batches").mkdir(parents=True, exist_ok=True)
+
+    # -- queries ----------------------------------------------------------------------------
+    def get(self, batch_id: str) -> Batch:
+        with self.lock:
+            batch = self._batches.get(batch_id)
+        if batch is None:
+            raise APIError("not_found_error", f"No message batch found with id '{batch_id}'.")
+        return batch
+
+    def ids(self) -> list[str]:
+        """Batch ids, oldest first."""
+        with self.lock:
+            return list(self._batches)
+
+    def all(self) -> list[Batch]:
+        with self.lock:
+            return list(self._batches.values())
+
+    def page(self, limit: int, after_id: str | None, before_id: str | None) -> tuple[list[Batch], bool]:
+        """A page newest first, cursor semantics of the API's list endpoint."""
+        with self.lock:
+            newest_first = list(reversed(self._batches.values()))
+            if after_id is not None:
+                cseq = self._seq_of(after_id, "after_id")
+                candidates = [b for b in newest_first if b.seq < cseq]
+                return candidates[:limit], len(candidates) > limit
+            if before_id is not None:
+                cseq = self._seq_of(before_id, "before_id")
+                candidates = [b for b in newest_first if b.seq > cseq]
+                return candidates[-limit:], len(candidates) > limit
+            return newest_first[:limit], len(newest_first) > limit
+
+    def _seq_of(self, batch_id: str, name: str) -> int:
+        if batch_id in self._batches:
+            return self._batches[batch_id].seq
+        if batch_id in self._tombstones:
+            return self._tombstones[batch_id]
+        raise APIError("invalid_request_error", f"{name}: no message batch found with id '{batch_id}'.")
+
+    # -- changes ----------------------------------------------------------------------------
+    def next_seq(self) -> int:
+        with self.lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            return seq
+
+    def add(self, batch: Batch) -> None:
+        if self.state_dir is not None:
+            self._write_requests(batch)
+            self._write_meta(batch)
+        with self.lock:
+            self._batches[batch.id] = batch
+
+    def cancel(self, batch_id: str, now: float) -> Batch:
+        with self.lock:
+            batch = self.get(batch_id)
+            if batch.ended(now):
+                raise APIError(
+                    "invalid_request_error",
+                    f"Message batch '{batch_id}' has already ended and can no longer be canceled.",
+                )
+            if batch.cancel_initiated_at is None:
+                batch.cancel_initiated_at = now
+                if self.state_dir is not None:
+                    self._write_meta(batch)
+            return batch
+
+    def delete(self, batch_id: str, now: float) -> None:
+        with self.lock:
+            batch = self.get(batch_id)
+            if not batch.ended(now):
+                raise APIError(
+                    "invalid_request_error",
+                    f"Message batch '{batch_id}' is still {batch.status(now)}; "
+                    "it can only be deleted once processing has ended (cancel it first).",
+                )
+            del self._batches[batch_id]
+            self._tombstones[batch_id] = batch.seq
+        if self.state_dir is not None:
+            for suffix in (".json", ".requests"):
+                (self.state_dir / "batches" / f"{batch_id}{suffix}").unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        with self.lock:
+            ids = list(self._batches)
+            self._batches.clear()
+            self._tombstones.clear()
+        if self.state_dir is not None:
+            for batch_id in ids:
+                for suffix in (".json", ".requests"):
+                    (self.state_dir / "batches" / f"{batch_id}{suffix}").unlink(missing_ok=True)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _write_atomic(self, path: Path, chunks: list[bytes]) -> None:
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
+        with open(tmp, "wb") as f:
+            f.writelines(chunks)
+        os.replace(tmp, path)
+
+    def _write_requests(self, batch: Batch) -> None:
+        assert self.state_dir is not None
+        cids, params = batch.requests()
+        lines = [b"%s\t%s\n" % (cid.encode(), p) for cid, p in zip(cids, params)]
+        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.requests", lines)
+
+    def _write_meta(self, batch: Batch) -> None:
+        assert self.state_dir is not None
+        meta = {
+            "id": batch.id,
+            "seq": batch.seq,
+            "created_at": batch.created_at,
+            "n": batch.n,
+            "policy": asdict(batch.policy),
+            "cancel_initiated_at": batch.cancel_initiated_at,
+            "pre_errors": [[i, t, m] for i, (t, m) in batch.pre_errors.items()],
+            "cache_info": [[i, *info] for i, info in batch.cache_info.items()],
+        }
+        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.json", [json.dumps(meta).encode()])
+
+    def load(self) -> list[Batch]:
+        """Read every batch of the state directory (requests are read lazily)."""
+        if self.state_dir is None:
+            return []
+        loaded: list[Batch] = []
+        for meta_path in (self.state_dir / "batches").glob("*.json"):
+            try:
+                meta = json.loads(meta_path.read_text())
+                req_path = meta_path.with_suffix(".requests")
+                if not req_path.exists():
+                    continue
+                batch = Batch(
+                    id=meta["id"],
+                    seq=int(meta["seq"]),
+                    created_at=float(meta["created_at"]),
+                    n=int(meta["n"]),
+                    policy=BatchPolicy(**meta["policy"]),
+                    pre_errors={int(i): (t, m) for i, t, m in meta["pre_errors"]},
+                    cache_info={int(r[0]): (str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in meta["cache_info"]},
+                    cancel_initiated_at=meta["cancel_initiated_at"],
+                    loader=_requests_loader(req_path),
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a half-written or foreign file: not a batch
+            loaded.append(batch)
+        loaded.sort(key=lambda b: b.seq)
+        with self.lock:
+            for batch in loaded:
+                self._batches[batch.id] = batch
+                self._next_seq = max(self._next_seq, batch.seq + 1)
+        return loaded
+
+
+def _requests_loader(path: Path) -> Callable[[], tuple[list[str], list[bytes]]]:
+    def load() -> tuple[list[str], list[bytes]]:
+        cids: list[str] = []
+        params: list[bytes] = []
+        with open(path, "rb") as f:
+            for line in f:
+                cid, _, raw = line.rstrip(b"\n").partition(b"\t")
+                cids.append(cid.decode())
+                params.append(raw)
+        return cids, params
+
+    return load
