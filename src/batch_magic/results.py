@@ -97,8 +97,9 @@ class ResultTable:
             self.error_type[k] = self.error_message[k] = None
         elif code == ERRORED:
             # The category sits one level down: result.error.error.type.
-            outer = result.get("error") or {}
-            inner = outer.get("error") if isinstance(outer.get("error"), dict) else outer
+            outer: dict = result.get("error") or {}
+            nested = outer.get("error")
+            inner: dict = nested if isinstance(nested, dict) else outer
             self.error_type[k] = inner.get("type") or "unknown_error"
             self.error_message[k] = inner.get("message") or ""
         elif code in (EXPIRED, CANCELED):

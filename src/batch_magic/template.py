@@ -181,7 +181,7 @@ def _row_keys(ast: jinja2.nodes.Template) -> set[str] | None:
             continue
         found = False
         for node in ast.find_all((jinja2.nodes.Getitem, jinja2.nodes.Getattr)):
-            if node.node is name:
+            if getattr(node, "node", None) is name:
                 key = _row_key(node)
                 if key is None:
                     return None
