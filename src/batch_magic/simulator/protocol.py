@@ -67,15 +67,13 @@ def random_base62(n: int) -> str:
     return "".join(secrets.choice(BASE62) for _ in range(n))
 
 
+_BASE62_TABLE = bytes(ord(BASE62[i % 62]) for i in range(256))
+
+
 def hashed_base62(n: int, *parts: str) -> str:
-    """``n`` base62 characters derived from ``parts``: stable ids for stable results."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=24).digest()
-    value = int.from_bytes(digest, "big")
-    out = []
-    for _ in range(n):
-        value, r = divmod(value, 62)
-        out.append(BASE62[r])
-    return "".join(out)
+    """``n`` (at most 64) base62 characters derived from ``parts``: stable ids for stable results."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=max(1, min(n, 64))).digest()
+    return digest.translate(_BASE62_TABLE).decode()
 
 
 def new_batch_id() -> str:
