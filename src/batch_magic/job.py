@@ -168,6 +168,7 @@ class BatchJob:
         self._wake: asyncio.Event | None = None
         self._result: pd.DataFrame | None = None
         self._merge_error: BaseException | None = None
+        self._settled = False  # the driver has finished (merged, refused or failed)
         self._status = self._snapshot()
 
     def __repr__(self) -> str:
@@ -181,7 +182,8 @@ class BatchJob:
 
     @property
     def done(self) -> bool:
-        return self._status.done
+        """True once the job ended and its results were merged (or the merge refused)."""
+        return self._settled
 
     def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]:
         """Call ``callback(status)`` now and on every change; returns an unsubscribe."""
@@ -197,6 +199,14 @@ class BatchJob:
     def start(self) -> BatchJob:
         """Drive the job in the background; returns at once."""
         if self.done or self._task is not None or self._thread is not None:
+            return self
+        if self.manifest["state"] in FINAL_STATES:
+            # Everything is in the journal already: merge now, no API call.
+            try:
+                self._merge_now()
+            finally:
+                self._settled = True
+                self._set()
             return self
         try:
             loop = asyncio.get_running_loop()
@@ -226,14 +236,14 @@ class BatchJob:
             raise TimeoutError(f"Job {self.id} has not ended{left}; it goes on (state {self._status.state}).")
         if self._merge_error is not None:
             raise self._merge_error
-        if self._status.state == "failed":
+        if self._result is None:
             raise APIError(f"Job {self.id} failed: {self._status.error}")
         assert self._result is not None
         return self._result
 
     def cancel(self) -> None:
         """Cancel the batches still running; what already finished is kept and merged."""
-        if self.done:
+        if self.done or self._status.state in FINAL_STATES:
             return
         self._cancel_requested = True
         self._set(state="canceling", message="canceling: asking the API to stop the batches")
@@ -277,6 +287,9 @@ class BatchJob:
         except Exception as exc:  # never swallowed: the panel and the journal show it
             self._fail(f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            self._settled = True
+            self._set()  # observers see the settled state
 
     async def _run(self) -> None:
         if self.manifest["state"] in FINAL_STATES:
@@ -525,11 +538,18 @@ class BatchJob:
         self.manifest["cancel_requested"] = True
 
     async def _merge(self) -> None:
+        if self._table is None:
+            self._table = await asyncio.to_thread(self._load_table)
+        self._merge_now()
+
+    def _merge_now(self) -> None:
+        """Build the columns and put them into the DataFrame (on the caller's thread)."""
         self._set(state="merging", message="merging results")
-        table = self._table if self._table is not None else await asyncio.to_thread(self._load_table)
-        self._table = table
-        rows = await asyncio.to_thread(self.journal.read_rows, self.id)
-        index = await asyncio.to_thread(self.journal.read_index, self.id)
+        if self._table is None:
+            self._table = self._load_table()
+        table = self._table
+        rows = self.journal.read_rows(self.id)
+        index = self.journal.read_index(self.id)
         skip = {int(k): v for k, v in (self.manifest.get("skip_reasons") or {}).items()}
         columns = build_columns(self.manifest["out"], self.spec, table, rows, skip)
         usage = table.usage_totals()

@@ -1,0 +1,189 @@
+"""The engine end to end through the official SDK against the simulator over HTTP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import batch_magic as bm
+from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
+from batch_magic.job import JobSettings
+from batch_magic.journal import Journal
+from batch_magic.simulator import Simulator
+
+FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
+
+
+@pytest.fixture(scope="module")
+def sim_server():
+    with Simulator(processing_time=0.0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_server):
+    sim_server.reset()
+    sim_server.configure(processing_time=0.0, error_rates={}, expire_rate=0.0)
+    return sim_server
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "journal")
+
+
+def submit(df, template, sim, journal, **kwargs):
+    kwargs.setdefault("settings", FAST)
+    kwargs.setdefault("max_tokens", 40)
+    return bm.submit(df, template, client=sim.client(max_retries=0), journal=journal, **kwargs)
+
+
+def messy_frame(n: int) -> pd.DataFrame:
+    """Non-unique index, missing values, duplicate texts: what real data looks like."""
+    rng = np.random.default_rng(0)
+    texts = [f"ticket about order {i % (n * 3 // 4)}" for i in range(n)]
+    for pos in rng.choice(n, size=n // 50, replace=False):
+        texts[pos] = None
+    return pd.DataFrame({"text": texts, "n": range(n)}, index=[i % 97 for i in range(n)])
+
+
+def test_ten_thousand_rows_every_row_answered_in_its_own_row(sim, journal):
+    df = messy_frame(10_000)
+    job = submit(df, "Summarise: {{ text }}", sim, journal, out="summary")
+    out = job.wait(timeout=120)
+    assert out is df  # merged into the same object
+    missing = df["text"].isna()
+    assert (df.loc[missing, "summary_status"] == "skipped").all()
+    assert (df.loc[~missing, "summary_status"] == "succeeded").all()
+    # Each answer belongs to its own row: the fake model echoes the prompt's words.
+    for i in [0, 1, 5_000, 9_999]:
+        if not missing.iloc[i]:
+            order = df["text"].iloc[i].split()[-1]
+            assert order in df["summary"].iloc[i], (df["text"].iloc[i], df["summary"].iloc[i])
+    # Duplicates were sent once.
+    sent = sum(sim.batch(b)["request_counts"]["succeeded"] for b in sim.batch_ids())
+    assert sent == df.loc[~missing, "text"].nunique() == job.status.n_requests
+    assert str(df["summary_input_tokens"].dtype) == "Int64"
+    assert job.status.actual_cost and job.status.actual_cost > 0
+
+
+def test_identical_rerun_reattaches_and_force_pays_again(sim, journal):
+    df = pd.DataFrame({"text": ["a b c", "d e f"]})
+    first = submit(df, "{{ text }}", sim, journal)
+    first.wait(30)
+    again = submit(df.copy(), "{{ text }}", sim, journal)
+    assert again.id == first.id and again.done
+    assert len(sim.batch_ids()) == 1
+    forced = submit(df.copy(), "{{ text }}", sim, journal, force=True)
+    forced.wait(30)
+    assert forced.id != first.id and len(sim.batch_ids()) == 2
+
+
+def test_reattach_in_a_new_process_state_without_dataframe(sim, journal):
+    df = pd.DataFrame({"text": ["one", "two", "three"]}, index=["x", "y", "z"])
+    job = submit(df, "{{ text }}", sim, journal, out="a")
+    job.wait(30)
+    attached = bm.attach(job.id[:12], journal=journal, client=sim.client())
+    cols = attached.wait(10)
+    assert list(cols.index) == ["x", "y", "z"]
+    assert cols["a_status"].tolist() == ["succeeded"] * 3
+    assert bm.jobs(journal)["job_id"].tolist() == [job.id]
+
+
+def test_faults_on_create_and_retrieve_and_per_request_errors_are_retried(sim, journal):
+    sim.add_fault("create", 429, times=2, retry_after=0)
+    sim.add_fault("create", 529, times=1)
+    sim.add_fault("retrieve", 529, times=2)
+    sim.add_fault("retrieve", 500, times=1)
+    sim.configure(error_rates={"overloaded_error": 0.05, "invalid_request_error": 0.01}, expire_rate=0.03)
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(2_000)]})
+    # Enough attempts that a 5% fault rate cannot plausibly outlast them (0.05**6).
+    settings = JobSettings(**{**FAST.__dict__, "max_attempts": 6})
+    job = submit(df, "{{ text }}", sim, journal, out="x", settings=settings)
+    job.wait(120)
+    status = df["x_status"]
+    # Everything retriable ended answered; invalid requests are not retried.
+    assert set(status.unique()) <= {"succeeded", "errored"}
+    errored = df.loc[status == "errored", "x_error"]
+    assert len(errored) > 0 and errored.str.startswith("invalid_request_error").all()
+    assert job.status.attempt >= 2
+    # The fault paths were really taken.
+    created = [r for r in sim.requests if r.endpoint == "create"]
+    assert [r.status for r in created[:3]] == [429, 429, 529]
+
+
+def test_cancel_keeps_what_finished_and_marks_the_rest(sim, journal):
+    sim.configure(processing_time=600.0, cancel_delay=0.0)
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(50)]})
+    job = submit(df, "{{ text }}", sim, journal, out="x")
+    # Wait for the batch to exist, then cancel it.
+    for _ in range(200):
+        if job.status.batches_submitted:
+            break
+        import time
+
+        time.sleep(0.05)
+    job.cancel()
+    job.wait(30)
+    assert job.status.state == "canceled"
+    assert set(df["x_status"].unique()) <= {"canceled", "succeeded"}
+    assert (df["x_status"] == "canceled").any()
+
+
+def test_no_key_says_how_to_set_one_and_how_to_simulate(monkeypatch, journal):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    with pytest.raises(MissingAPIKeyError) as err:
+        bm.submit(pd.DataFrame({"t": ["x"]}), "{{ t }}", journal=journal)
+    assert "ANTHROPIC_API_KEY" in str(err.value) and "simulator" in str(err.value)
+    assert journal.job_ids() == []  # nothing written before the key check
+
+
+def test_bad_template_fails_before_anything_is_sent(sim, journal):
+    with pytest.raises(TemplateError, match="'txt'"):
+        submit(pd.DataFrame({"text": ["x"]}), "{{ txt }}", sim, journal)
+    assert sim.batch_ids() == [] and journal.job_ids() == []
+
+
+def test_budget_refuses_before_sending(sim, journal):
+    df = pd.DataFrame({"text": ["word " * 200] * 3 + [f"r{i}" for i in range(100)]})
+    with pytest.raises(BudgetExceededError) as err:
+        submit(df, "{{ text }}", sim, journal, max_tokens=4000, max_cost=0.0001)
+    assert "$0.0001" in str(err.value)
+    assert sim.batch_ids() == []
+
+
+def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
+    """A create whose answer was lost (process died) is found on the server."""
+    df = pd.DataFrame({"text": ["p", "q", "r"]})
+    job = submit(df, "{{ text }}", sim, journal, start=False)
+    entry = job.manifest["batches"][0]
+    from batch_magic.journal import now_iso
+
+    entry.update(state="submitting", intent_at=now_iso())
+    job._save()
+    # The server got the create (same size) but the id was never recorded.
+    orphan = sim.client().messages.batches.create(
+        requests=[
+            {"custom_id": f"r{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 40,
+                                              "messages": [{"role": "user", "content": t}]}}
+            for k, t in enumerate(["p", "q", "r"])
+        ]
+    )
+    resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
+    resumed.wait(30)
+    assert sim.batch_ids() == [orphan.id]
+    assert resumed.manifest["batches"][0]["batch_id"] == orphan.id
+    assert (df["answer_status"] == "succeeded").all()
+
+
+def test_changed_dataframe_merges_by_labels(sim, journal):
+    df = pd.DataFrame({"text": ["a", "b", "c"]}, index=["k1", "k2", "k3"])
+    job = submit(df, "{{ text }}", sim, journal, out="x", start=False)
+    later = df.iloc[[2, 1]].copy()
+    job.df = later
+    job.start()
+    job.wait(30)
+    assert later.index.tolist() == ["k3", "k2"]
+    assert later["x"].str.contains("c").iloc[0]
