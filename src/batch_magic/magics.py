@@ -1,0 +1,901 @@
+"""``%%batch`` and ``%batch``: a thin shell over the public Python API.
+
+This is the one boundary that talks to a person: it parses the line, looks
+names up in the notebook's namespace, calls ``batch_magic.submit`` /
+``attach`` / ``jobs`` / ``prepare``, shows the job (a widget panel in a
+Jupyter kernel, short text lines elsewhere) and turns library errors into
+``UsageError``s, which IPython prints without a traceback. Importing this
+module is cheap: pandas, anthropic and the engine are imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+import os
+import re
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from IPython.core import magic_arguments as ma
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Enum, Float, Int, Unicode, default
+from traitlets.config import Configurable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .job import BatchJob, JobSettings, JobStatus
+    from .panel import JobPanel, TextStatus
+
+#: Row statuses ``%batch retry`` sends again.
+RETRY_STATUSES = ("errored", "expired", "invalid")
+SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "simulator", "help")
+SIM_API_KEY = "sk-sim-local"
+
+CELL_HELP = """\
+Send every row of a DataFrame to Claude through the Message Batches API,
+at half the realtime price. The cell body is a Jinja2 template over the
+columns:
+
+  %%batch df --out sentiment --labels positive,negative,neutral
+  Classify the sentiment of this review: {{ review }}
+
+With %%batch df.review and a body without {{ }}, the body is the
+instructions and each row's review text follows it. The cell returns at
+once and a panel shows the job (--wait blocks until it ends); the answers
+land in df as OUT, OUT_status, OUT_error and token columns. Re-running an
+identical cell re-attaches to its job instead of paying again."""
+
+LINE_HELP = """\
+Line commands (``%batch ...``):
+
+  %batch list                      the journal's jobs, one row each
+  %batch status [JOB]              a status line for JOB (default: this session's jobs)
+  %batch job [JOB]                 return the BatchJob (``job = %batch job``)
+  %batch wait [JOB] [--timeout S]  block until JOB ends (default: the latest job)
+  %batch attach JOB [DF] [--wait]  pick a job up again (after a restart); merge into DF
+  %batch cancel JOB                cancel the batches still running
+  %batch retry JOB [DF] [--wait]   send again only the rows that errored, expired or
+                                   were invalid; their columns are updated in place
+  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...]
+  %batch simulator stop            an in-process Batches API simulator for this session
+
+JOB is a job id, a unique prefix of one, or ``last``.
+Defaults: ``%config BatchMagic`` lists them; ``[tool.batch_magic]`` in
+pyproject.toml next to the notebook sets them too."""
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Library errors become UsageErrors (message, no traceback) here and only here."""
+    from .errors import BatchMagicError
+
+    try:
+        yield
+    except UsageError:
+        raise
+    except BatchMagicError as exc:
+        raise UsageError(str(exc)) from None
+    except TimeoutError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _split(line: str) -> list[str]:
+    from IPython.utils.process import arg_split
+
+    try:
+        return list(arg_split(line, strict=True))
+    except ValueError as exc:
+        raise UsageError(f"Cannot read the line {line!r}: {exc} (check the quotes).") from None
+
+
+class _SubParser(ma.MagicArgumentParser):
+    """A ``%batch <command>`` parser whose errors name the command and its usage."""
+
+    def error(self, message: str) -> Any:
+        usage = " ".join(self.format_usage().replace("::", " ").replace("usage:", " ").split())
+        raise UsageError(f"%{self.prog}: {message}. Usage: {usage}")
+
+
+def _parser(prog: str, description: str = "") -> ma.MagicArgumentParser:
+    return _SubParser(prog=prog.lstrip("%"), description=description)
+
+
+@magics_class
+class BatchMagic(Magics, Configurable):
+    """Send every row of a DataFrame through the Message Batches API."""
+
+    # -- defaults (``%config BatchMagic.<name> = ...`` or [tool.batch_magic]) ----
+    model = Unicode(help="Model for new jobs (--model overrides).").tag(config=True)
+    max_tokens = Int(help="Largest answer per row, in tokens (--max-tokens overrides).").tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt for every row (--system overrides).").tag(
+        config=True
+    )
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature, 0 to 1; None: the API's default."
+    ).tag(config=True)
+    journal_dir = Unicode(
+        None,
+        allow_none=True,
+        help="Folder of the job journal; None: $BATCH_MAGIC_DIR or .batch_magic beside the notebook.",
+    ).tag(config=True)
+    max_in_flight = Int(4, help="Batches in flight at once across the journal.").tag(config=True)
+    max_attempts = Int(3, help="Attempts per request, the first included (retriable errors, expiry).").tag(
+        config=True
+    )
+    max_cost = Float(
+        None, allow_none=True, help="Refuse to submit when the cost could exceed this many US dollars."
+    ).tag(config=True)
+    chunk_size = Int(None, allow_none=True, help="Most requests per batch; None: the API's limits.").tag(
+        config=True
+    )
+    poll_interval_min = Float(
+        None, allow_none=True, help="Shortest wait between polls (s); None: 1 s (0.2 s on a local simulator)."
+    ).tag(config=True)
+    poll_interval_max = Float(
+        None, allow_none=True, help="Longest wait between polls (s); None: 60 s (5 s on a local simulator)."
+    ).tag(config=True)
+    display = Enum(
+        ("auto", "widget", "text", "none"),
+        "auto",
+        help="How a job shows: a widget panel (auto in Jupyter), text lines, or nothing.",
+    ).tag(config=True)
+
+    @default("model")
+    def _default_model(self) -> str:
+        from .api import DEFAULT_MODEL
+
+        return DEFAULT_MODEL
+
+    @default("max_tokens")
+    def _default_max_tokens(self) -> int:
+        from .api import DEFAULT_MAX_TOKENS
+
+        return DEFAULT_MAX_TOKENS
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        #: Jobs started or attached in this session, by id (live ones are driven here).
+        self.registry: dict[str, BatchJob] = {}
+        self.views: dict[str, JobPanel | TextStatus] = {}
+        self.simulator: Any = None
+        self._sim_client: Any = None
+
+    # ======================================================================
+    # %%batch (cell) and %batch (line)
+    # ======================================================================
+    @no_var_expand
+    @ma.magic_arguments("%batch")
+    @ma.kwds(description=CELL_HELP, epilog=LINE_HELP)
+    @ma.argument("target", nargs="?", help="The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.")
+    @ma.argument("--out", "-o", help="Name of the new column (default 'answer'); also NAME_status, NAME_error, ...")
+    @ma.argument("--model", "-m", help="Model (default: BatchMagic.model).")
+    @ma.argument("--system", "-s", help="System prompt, quoted.")
+    @ma.argument("--max-tokens", type=int, help="Largest answer per row, in tokens.")
+    @ma.argument("--temperature", "-t", type=float, help="Sampling temperature, 0 to 1.")
+    @ma.argument("--wait", "-w", action="store_true", help="Block the cell until the columns are merged.")
+    @ma.argument("--force", "-f", action="store_true", help="Send again even if an identical job exists.")
+    @ma.argument("--chunk-size", type=int, help="Most requests per batch.")
+    @ma.argument("--labels", "-l", help="Classify: comma-separated labels, or the name of a Python list.")
+    @ma.argument("--schema", help="Extract fields: the name of a JSON-schema dict or a pydantic model.")
+    @ma.argument("--json", action="store_true", help="Ask for a JSON object; one column per top-level field.")
+    @ma.argument("--pilot", type=int, metavar="N", help="Send N sample rows through the realtime API and show them; nothing is merged.")
+    @ma.argument("--dry-run", action="store_true", help="Plan and show the estimate and first prompts; nothing is sent.")
+    @ma.argument("--max-cost", type=float, metavar="USD", help="Refuse to submit if the job could cost more.")
+    @line_cell_magic
+    def batch(self, line: str, cell: str | None = None) -> Any:
+        """Send every row of a DataFrame through the Message Batches API (see CELL_HELP)."""
+        with user_errors():
+            if cell is None:
+                return self._line(line)
+            return self._cell(line, cell)
+
+    # ======================================================================
+    # the cell
+    # ======================================================================
+    def _cell(self, line: str, cell: str) -> Any:
+        args = self._parse_cell_line(line)
+        if not args.target:
+            raise UsageError(
+                "Name the DataFrame: %%batch df [--out NAME] ... (or %%batch df.column). "
+                "%%batch? lists the options."
+            )
+        df, column, name = self._resolve_target(args.target)
+        template = self._template(df, column, name, cell)
+        kwargs = self._request_kwargs(args)
+        if args.labels is not None and args.schema is not None:
+            raise UsageError("Give either --labels or --schema, not both.")
+        if args.dry_run and args.pilot is not None:
+            raise UsageError("Give either --dry-run or --pilot, not both.")
+        from . import api
+
+        if args.dry_run:
+            prepared = api.prepare(df, template, **kwargs)
+            max_cost = args.max_cost if args.max_cost is not None else self.max_cost
+            self._show(prepared)
+            if max_cost is not None:
+                api.check_budget(prepared.estimate, max_cost)
+            return None
+        if args.pilot is not None:
+            return self._pilot(df, template, args.pilot, kwargs)
+        return self._submit(df, template, kwargs, args)
+
+    def _parse_cell_line(self, line: str) -> Any:
+        words = _split(line)  # a clear message for bad quoting before argparse sees it
+        try:
+            return ma.parse_argstring(self.batch, line)
+        except UsageError as exc:
+            parser = self.batch.parser
+            known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+            hints = []
+            for word in words:
+                flag = word.split("=", 1)[0]
+                if flag.startswith("-") and flag not in parser._option_string_actions:
+                    close = difflib.get_close_matches(flag, known, n=1)
+                    if close:
+                        hints.append(f"did you mean {close[0]} for {flag}?")
+            hint = (" (" + "; ".join(hints) + ")") if hints else ""
+            raise UsageError(f"%%batch: {exc}{hint}. %%batch? lists the options.") from None
+
+    def _submit(self, df: pd.DataFrame, template: Any, kwargs: dict[str, Any], args: Any) -> None:
+        from . import api
+
+        max_cost = args.max_cost if args.max_cost is not None else self.max_cost
+        job = api.submit(
+            df, template, **kwargs, force=args.force, max_cost=max_cost,
+            client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
+        )
+        job = self._adopt(job, df)
+        self._run(job, wait=args.wait)
+        return None
+
+    def _pilot(self, df: pd.DataFrame, template: Any, n: int, kwargs: dict[str, Any]) -> None:
+        try:
+            from . import pilot
+        except ImportError:
+            raise UsageError("--pilot is not available in this version of batch_magic.") from None
+        if n < 1:
+            raise UsageError(f"--pilot {n}: give the number of sample rows, at least 1 (e.g. --pilot 5).")
+        result = pilot.run_pilot(df, template, n=n, client=self._client(), **kwargs)
+        self._show(result)
+        return None
+
+    # -- names ---------------------------------------------------------------
+    def _namespace(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _dataframes(self) -> list[str]:
+        pd = sys.modules.get("pandas")
+        if pd is None:
+            return []
+        return sorted(
+            k for k, v in self._namespace().items() if not k.startswith("_") and isinstance(v, pd.DataFrame)
+        )
+
+    def _lookup(self, dotted: str) -> tuple[bool, Any]:
+        ns = self._namespace()
+        head, *rest = dotted.split(".")
+        if head not in ns:
+            return False, None
+        obj = ns[head]
+        for part in rest:
+            if not hasattr(obj, part):
+                return False, None
+            obj = getattr(obj, part)
+        return True, obj
+
+    def _not_a_dataframe(self, name: str) -> UsageError:
+        frames = self._dataframes()
+        close = difflib.get_close_matches(name, frames, n=3, cutoff=0.5)
+        if close:
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?"
+        elif frames:
+            hint = f" DataFrames in the notebook: {', '.join(frames[:20])}."
+        else:
+            hint = " There is no DataFrame in the notebook yet: load one first (e.g. df = pd.read_csv(...))."
+        return UsageError(f"No DataFrame named {name!r}.{hint}")
+
+    def _resolve_target(self, target: str) -> tuple[pd.DataFrame, str | None, str]:
+        """``df``, ``df.column``, ``df['column name']`` -> (DataFrame, column or None, name)."""
+        import pandas as pd
+
+        target = target.strip()
+        m = re.fullmatch(r"(?P<df>[A-Za-z_][\w.]*)\[\s*(?P<q>['\"])(?P<col>.+)(?P=q)\s*\]", target)
+        if m:
+            candidates = [(m["df"], m["col"])]
+        else:
+            candidates = [(target, None)]
+            if "." in target:
+                head, col = target.rsplit(".", 1)
+                candidates.append((head, col))
+        not_frame: tuple[str, Any] | None = None
+        for name, col in candidates:
+            found, obj = self._lookup(name)
+            if not found:
+                continue
+            if isinstance(obj, pd.DataFrame):
+                if col is not None and col not in obj.columns:
+                    cols = [str(c) for c in obj.columns]
+                    close = difflib.get_close_matches(col, cols, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise UsageError(
+                        f"{name!r} has no column {col!r}.{hint} Columns: {', '.join(map(repr, cols[:30]))}."
+                    )
+                return obj, col, name
+            if not_frame is None:
+                not_frame = (name, obj)
+        if not_frame is not None:
+            name, obj = not_frame
+            extra = f" Use {name}.to_frame() first, or name its DataFrame." if isinstance(obj, pd.Series) else ""
+            raise UsageError(f"{name!r} is a {type(obj).__name__}, not a DataFrame.{extra}")
+        raise self._not_a_dataframe(target.split(".")[0].split("[")[0])
+
+    def _template(self, df: pd.DataFrame, column: str | None, name: str, cell: str) -> Any:
+        from .template import Template
+
+        body = cell.strip("\n")
+        has_placeholder = "{{" in body or "{%" in body
+        if column is not None:
+            if has_placeholder:
+                raise UsageError(
+                    f"The cell uses {{{{ }}}} placeholders, so name the DataFrame alone: %%batch {name} ... "
+                    f"(the {name}.{column} form sends the cell's text followed by that column)."
+                )
+            return Template.instructions_then_column(body, column)
+        template = Template.compile(body)
+        if not template.variables:
+            text_cols = [str(c) for c in df.columns][:5]
+            example = text_cols[0] if text_cols else "column"
+            raise UsageError(
+                "The template has no {{ column }} placeholder, so every row would get the same prompt. "
+                f"Write e.g. {{{{ {example} }}}} where each row's value goes, or use "
+                f"%%batch {name}.{example} to send the cell's text followed by that column."
+            )
+        return template
+
+    def _labels(self, value: str | None) -> Any:
+        if value is None:
+            return None
+        ns = self._namespace()
+        if value.isidentifier() and value in ns:
+            obj = ns[value]
+            if isinstance(obj, str):
+                return obj
+            try:
+                return [getattr(x, "value", x) for x in obj]
+            except TypeError:
+                raise UsageError(f"--labels {value}: {value!r} is a {type(obj).__name__}, not a list of labels.") from None
+        if "," not in value:
+            close = difflib.get_close_matches(value, [k for k in ns if not k.startswith("_")], n=1)
+            hint = f" (did you mean the list {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"--labels {value}: give at least two labels separated by commas "
+                f"(--labels positive,negative) or the name of a Python list{hint}."
+            )
+        return value
+
+    def _schema(self, value: str | None) -> Any:
+        if value is None:
+            return None
+        found, obj = self._lookup(value)
+        if not found:
+            ns = self._namespace()
+            close = difflib.get_close_matches(value, [k for k in ns if not k.startswith("_")], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(
+                f"--schema {value}: no variable {value!r} in the notebook.{hint} Give the name of a "
+                "JSON-schema dict or a pydantic model class."
+            )
+        return obj
+
+    def _request_kwargs(self, args: Any) -> dict[str, Any]:
+        """Options shared by submit, prepare and the pilot (line flags over defaults)."""
+        from . import api
+
+        kwargs: dict[str, Any] = {
+            "out": args.out or api.DEFAULT_OUT,
+            "model": args.model or self.model,
+            "system": args.system if args.system is not None else self.system,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "chunk_size": args.chunk_size if args.chunk_size is not None else self.chunk_size,
+        }
+        labels = self._labels(args.labels)
+        if labels is not None:
+            kwargs["labels"] = labels
+        schema = self._schema(args.schema)
+        if schema is not None:
+            kwargs["schema"] = schema
+        if args.json:
+            if labels is not None or schema is not None:
+                raise UsageError("--json asks for free-form JSON: give it without --labels or --schema.")
+            kwargs.update(self._json_kwargs())
+        return kwargs
+
+    def _json_kwargs(self) -> dict[str, Any]:
+        from . import api
+
+        params = inspect.signature(api.prepare).parameters
+        for name in ("json", "json_output", "as_json"):
+            if name in params:
+                return {name: True}
+        raise UsageError("--json is not available in this version of batch_magic; use --schema NAME.")
+
+    # -- running -----------------------------------------------------------
+    def _client(self) -> Any:
+        """The SDK client for this magic's jobs: the session simulator's, or None (the environment)."""
+        if self.simulator is not None:
+            if self._sim_client is None:
+                import anthropic
+
+                self._sim_client = anthropic.Anthropic(api_key=SIM_API_KEY, base_url=self.simulator.url)
+            return self._sim_client
+        return None
+
+    def _is_local(self) -> bool:
+        if self.simulator is not None:
+            return True
+        from .client import is_local_url
+
+        base = os.environ.get("ANTHROPIC_BASE_URL")
+        return bool(base) and is_local_url(base or "")
+
+    def _settings(self) -> JobSettings | None:
+        """Settings from the traits, or None to let the engine pick (faster on a simulator)."""
+        from .job import JobSettings
+
+        base = JobSettings()
+        changed = (
+            self.max_in_flight != base.max_in_flight
+            or self.max_attempts != base.max_attempts
+            or self.poll_interval_min is not None
+            or self.poll_interval_max is not None
+        )
+        if not changed:
+            return None
+        local = self._is_local()
+        poll_min = self.poll_interval_min if self.poll_interval_min is not None else (0.2 if local else base.poll_min)
+        poll_max = self.poll_interval_max if self.poll_interval_max is not None else (5.0 if local else base.poll_max)
+        return JobSettings(
+            max_attempts=self.max_attempts,
+            max_in_flight=self.max_in_flight,
+            poll_min=poll_min,
+            poll_max=max(poll_min, poll_max),
+            backoff_min=0.2 if local else base.backoff_min,
+        )
+
+    def _adopt(self, job: BatchJob, df: pd.DataFrame | None) -> BatchJob:
+        """One driver per job: a re-run cell of a live job gets the live one back."""
+        live = self.registry.get(job.id)
+        if live is not None and not live.done and live is not job:
+            if df is not None:
+                live.df = df  # the columns go to the DataFrame the cell names now
+            return live
+        self.registry[job.id] = job
+        return job
+
+    def _run(self, job: BatchJob, *, wait: bool) -> None:
+        self._view(job)
+        job.start()
+        if wait:
+            job.wait()
+
+    def _view(self, job: BatchJob) -> None:
+        from . import panel
+
+        old = self.views.pop(job.id, None)
+        if old is not None:
+            old.close()
+        mode = self.display
+        if mode == "none":
+            return
+        if mode == "widget" or (mode == "auto" and panel.has_widget_frontend(self.shell)):
+            widget_view = panel.JobPanel(job)
+            widget_view.display()
+            view: JobPanel | TextStatus = widget_view
+        else:
+            view = panel.TextStatus(job)
+        self.views[job.id] = view
+
+    def _show(self, obj: Any) -> None:
+        from IPython.display import display
+
+        display(obj)
+
+    # ======================================================================
+    # the line commands
+    # ======================================================================
+    def _line(self, line: str) -> Any:
+        words = _split(line)
+        if not words:
+            raise UsageError(f"%batch needs a command: {', '.join(SUBCOMMANDS)}.\n\n{LINE_HELP}")
+        command, rest = words[0], line.strip()[len(words[0]):].strip()
+        handler = getattr(self, f"_cmd_{command}", None) if command in SUBCOMMANDS else None
+        if handler is None:
+            close = difflib.get_close_matches(command, SUBCOMMANDS, n=1)
+            hint = f" Did you mean %batch {close[0]}?" if close else ""
+            looks_like_df = command in self._namespace()
+            extra = " (%%batch with two % is the cell magic that sends a DataFrame.)" if looks_like_df else ""
+            raise UsageError(
+                f"Unknown command {command!r}.{hint}{extra} Commands: {', '.join(SUBCOMMANDS)}."
+            )
+        return handler(rest)
+
+    def _journal(self) -> Any:
+        from .journal import Journal
+
+        return Journal(self.journal_dir)
+
+    def _find(self, job_id: str) -> BatchJob | None:
+        """A job of this session by id, prefix or ``last``."""
+        if job_id in self.registry:
+            return self.registry[job_id]
+        if job_id in ("last", "latest"):
+            return next(reversed(self.registry.values()), None)
+        full = self._journal().resolve(job_id)
+        return self.registry.get(full)
+
+    def _readonly(self, job_id: str) -> BatchJob:
+        """A job from the journal, not driven (no client needed)."""
+        from .job import BatchJob
+
+        jr = self._journal()
+        return BatchJob(jr, jr.resolve(job_id), None)
+
+    def _cmd_help(self, rest: str) -> None:
+        print(LINE_HELP)
+
+    def _cmd_list(self, rest: str) -> Any:
+        from . import api
+
+        _parser("%batch list", "The journal's jobs.").parse_argstring(rest)
+        frame = api.jobs(self.journal_dir)
+        if frame.empty:
+            print(f"No jobs in the journal at {str(self._journal().root)!r} yet.")
+            return None
+        return frame
+
+    def _cmd_status(self, rest: str) -> None:
+        from .panel import format_status
+
+        p = _parser("%batch status", "Status of a job (default: this session's jobs).")
+        p.add_argument("job", nargs="?")
+        args = p.parse_argstring(rest)
+        if args.job:
+            live = self._find(args.job)
+            jobs = [live if live is not None else self._readonly(args.job)]
+        else:
+            jobs = list(self.registry.values())
+            if not jobs:
+                ids = self._journal().job_ids()
+                if not ids:
+                    print("No jobs yet: %%batch df ... starts one.")
+                    return
+                jobs = [self._readonly(ids[-1])]
+        for job in jobs:
+            print(_status_text(job.status, format_status))
+
+    def _cmd_job(self, rest: str) -> BatchJob:
+        p = _parser("%batch job", "Return the BatchJob (job = %batch job [JOB]).")
+        p.add_argument("job", nargs="?", default="last")
+        args = p.parse_argstring(rest)
+        live = self._find(args.job)
+        if live is not None:
+            return live
+        if args.job in ("last", "latest") and not self._journal().job_ids():
+            raise UsageError("No jobs yet: %%batch df ... starts one.")
+        return self._readonly(args.job)
+
+    def _cmd_wait(self, rest: str) -> None:
+        p = _parser("%batch wait", "Block until a job of this session ends.")
+        p.add_argument("job", nargs="?", default="last")
+        p.add_argument("--timeout", type=float, default=None)
+        args = p.parse_argstring(rest)
+        job = self._find(args.job)
+        if job is None:
+            raise UsageError(
+                f"Job {args.job!r} is not running in this session; %batch attach {args.job} DF picks it up."
+            )
+        job.wait(args.timeout)
+
+    def _cmd_attach(self, rest: str) -> None:
+        from . import api
+
+        p = _parser("%batch attach", "Pick up a job from the journal; merge its results into DF.")
+        p.add_argument("job")
+        p.add_argument("df", nargs="?")
+        p.add_argument("--wait", "-w", action="store_true")
+        args = p.parse_argstring(rest)
+        df = self._frame(args.df) if args.df else None
+        live = self._find_quiet(args.job)
+        if live is not None and not live.done:
+            if df is not None:
+                live.df = df
+            self._run(live, wait=args.wait)
+            return
+        job = api.attach(
+            args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
+        )
+        self.registry[job.id] = job
+        self._run(job, wait=args.wait)
+
+    def _find_quiet(self, job_id: str) -> BatchJob | None:
+        from .errors import JobNotFoundError
+
+        try:
+            return self._find(job_id)
+        except JobNotFoundError:
+            return None
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        df, column, _ = self._resolve_target(name)
+        if column is not None:
+            raise UsageError(f"Give the DataFrame alone here, not a column: {name.rsplit('.', 1)[0]}.")
+        return df
+
+    def _cmd_cancel(self, rest: str) -> None:
+        from . import api
+
+        p = _parser("%batch cancel", "Cancel the batches of a job still running.")
+        p.add_argument("job")
+        args = p.parse_argstring(rest)
+        job = self._find(args.job)
+        if job is None:
+            readonly = self._readonly(args.job)
+            if readonly.done:
+                print(f"Job {readonly.id} already ended ({readonly.status.state}); nothing to cancel.")
+                return
+            job = api.attach(
+                readonly.id, None, client=self._client(), journal=self.journal_dir, settings=self._settings(),
+                start=False,
+            )
+            self.registry[job.id] = job
+            self._run(job, wait=False)
+        if job.done:
+            print(f"Job {job.id} already ended ({job.status.state}); nothing to cancel.")
+            return
+        job.cancel()
+        print(f"Job {job.id}: cancel requested; what already finished is kept and merged.")
+
+    def _cmd_retry(self, rest: str) -> None:
+        p = _parser("%batch retry", "Send again only the rows that errored, expired or were invalid.")
+        p.add_argument("job")
+        p.add_argument("df", nargs="?")
+        p.add_argument("--wait", "-w", action="store_true")
+        args = p.parse_argstring(rest)
+        jr = self._journal()
+        full = jr.resolve(args.job)
+        manifest = jr.read_manifest(full)
+        state = manifest.get("state")
+        if state not in ("done", "canceled"):
+            raise UsageError(
+                f"Job {full} is {state}; retry its failed rows once it has ended "
+                f"(%batch wait {full}, or %batch cancel {full})."
+            )
+        live = self.registry.get(full)
+        if args.df:
+            df = self._frame(args.df)
+        elif live is not None and live.df is not None:
+            df = live.df
+        else:
+            raise UsageError(
+                f"Which DataFrame? Job {full} was not run in this session: %batch retry {full} DF"
+            )
+        retry = plan_retry(df, manifest, jr, full)
+        if retry is None:
+            print(f"Job {full}: no row errored, expired or was invalid; nothing to retry.")
+            return
+        from . import api
+
+        subset, positions, kwargs = retry
+        job = api.submit(
+            subset, manifest["template"], **kwargs, force=True, client=self._client(),
+            journal=self.journal_dir, settings=self._settings(), start=False,
+        )
+        self.registry[job.id] = job
+        print(f"Job {job.id}: retrying {len(positions):,} rows of job {full}.")
+        writer = WriteBack(df, positions, job)
+        job.observe(writer)
+        self._run(job, wait=args.wait)
+        if args.wait and writer.error is not None:
+            raise UsageError(f"The retried rows could not be written back: {writer.error}")
+
+    def _cmd_simulator(self, rest: str) -> None:
+        p = _parser("%batch simulator", "An in-process Message Batches API simulator for this session.")
+        p.add_argument("action", choices=("start", "stop", "status"))
+        p.add_argument("--processing-time", type=float, default=None, metavar="S")
+        p.add_argument("--error-rate", action="append", default=[], metavar="CATEGORY=F")
+        args = p.parse_argstring(rest)
+        if args.action == "stop":
+            self.stop_simulator()
+            return
+        if args.action == "status":
+            print(f"simulator running at {self.simulator.url}" if self.simulator else "no simulator running")
+            return
+        rates: dict[str, float] = {}
+        for item in args.error_rate:
+            cat, sep, value = item.partition("=")
+            try:
+                rates[cat.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not cat.strip():
+                raise UsageError(f"--error-rate {item}: write CATEGORY=FRACTION, e.g. --error-rate overloaded_error=0.1")
+        self.start_simulator(processing_time=args.processing_time, error_rates=rates)
+        print(
+            f"Simulator running at {self.simulator.url}: jobs of this session go there "
+            "(SIMULATED; no key, no cost). %batch simulator stop ends it."
+        )
+
+    # -- the embedded simulator -------------------------------------------------
+    def start_simulator(self, *, processing_time: float | None = None, error_rates: dict[str, float] | None = None) -> Any:
+        try:
+            from .simulator import Simulator
+        except ImportError as exc:
+            raise UsageError(f"The simulator is not available: {exc}") from None
+        self.stop_simulator(quiet=True)
+        kwargs: dict[str, Any] = {}
+        params = inspect.signature(Simulator).parameters
+        if processing_time is not None:
+            kwargs["processing_time"] = processing_time
+        if error_rates:
+            name = next((n for n in ("error_rates", "error_rate") if n in params), "error_rates")
+            kwargs[name] = dict(error_rates)
+        try:
+            sim = Simulator(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"The simulator refused these options: {exc}") from None
+        sim.start()
+        self.simulator = sim
+        self._sim_client = None
+        return sim
+
+    def stop_simulator(self, *, quiet: bool = False) -> None:
+        sim, self.simulator = self.simulator, None
+        self._sim_client = None
+        if sim is None:
+            if not quiet:
+                print("No simulator is running.")
+            return
+        sim.stop()
+        if not quiet:
+            print("Simulator stopped.")
+
+
+def _status_text(status: JobStatus, fmt: Any) -> str:
+    text = f"{status.job_id}: {fmt(status)}"
+    if status.message and status.state not in ("done",):
+        text += f"\n    {status.message}"
+    if status.error:
+        text += f"\n    error: {status.error}"
+    return text
+
+
+# -- retry -------------------------------------------------------------------------
+def manifest_kwargs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The submit() options that rebuild a job's requests from its manifest."""
+    params = dict(manifest.get("params") or {})
+    output = manifest.get("output") or {}
+    kwargs: dict[str, Any] = {
+        "out": manifest["out"],
+        "model": params.pop("model"),
+        "max_tokens": params.pop("max_tokens"),
+        "chunk_size": manifest.get("chunk_size"),
+    }
+    system = params.pop("system", None)
+    if isinstance(system, list):  # cached: [{"type": "text", "text": ..., "cache_control": ...}]
+        kwargs["system"] = "".join(block.get("text", "") for block in system)
+        kwargs["cache_system"] = True
+    elif system:
+        kwargs["system"] = system
+        kwargs["cache_system"] = False
+    if "temperature" in params:
+        kwargs["temperature"] = params.pop("temperature")
+    params.pop("output_config", None)
+    if params.pop("tools", None) is not None:
+        kwargs["use_tool"] = True
+    params.pop("tool_choice", None)
+    kind = output.get("kind")
+    if kind == "labels":
+        kwargs["labels"] = list(output.get("labels") or ())
+    elif kind == "schema" and output.get("schema") is not None:
+        kwargs["schema"] = output["schema"]
+    if params:
+        kwargs["extra_params"] = params
+    return kwargs
+
+
+def plan_retry(
+    df: pd.DataFrame, manifest: dict[str, Any], journal: Any, job_id: str
+) -> tuple[pd.DataFrame, Any, dict[str, Any]] | None:
+    """(the failed rows, their positions in ``df``, submit options), or None if none failed."""
+    import numpy as np
+
+    from .merge import row_positions
+
+    out = manifest["out"]
+    status_col = f"{out}_status"
+    if status_col not in df.columns:
+        from . import api
+
+        api.attach(job_id, df, journal=journal, start=False).wait()
+    # Rows of df that were part of the job (the DataFrame may have grown since).
+    index = journal.read_index(job_id)
+    pos, _ = row_positions(df, index)
+    in_job = np.ones(len(df), dtype=bool) if pos is None else pos >= 0
+    failed = df[status_col].astype("object").isin(RETRY_STATUSES).to_numpy() & in_job
+    positions = np.flatnonzero(failed)
+    if positions.size == 0:
+        return None
+    subset = df.iloc[positions].copy()
+    kwargs = manifest_kwargs(manifest)
+    return subset, positions, kwargs
+
+
+class WriteBack:
+    """Observer of a retry job: when it ends, copy its columns into the original rows."""
+
+    def __init__(self, df: pd.DataFrame, positions: Any, job: BatchJob) -> None:
+        self.df = df
+        self.positions = positions
+        self.job = job
+        self.done = False
+        self.error: str | None = None
+
+    def __call__(self, status: JobStatus) -> None:
+        if self.done or status.state not in ("done", "canceled"):
+            return
+        self.done = True
+        try:
+            write_back(self.df, self.positions, self.job.result(), list(status.columns))
+        except Exception as exc:  # the engine would swallow it: say it
+            self.error = f"{type(exc).__name__}: {exc}"
+            print(f"batch {status.job_id}: retried rows not written back: {self.error}", file=sys.stderr)
+
+
+def write_back(df: pd.DataFrame, positions: Any, subset: pd.DataFrame, columns: list[str]) -> None:
+    """Put ``subset``'s columns into ``df`` at row ``positions`` (same order)."""
+    import pandas as pd
+
+    for col in columns:
+        if col not in subset.columns:
+            continue
+        values = subset[col]
+        if col in df.columns:
+            target = df[col].copy()
+        else:
+            target = pd.Series(None, index=df.index, dtype=values.dtype)
+        if isinstance(target.dtype, pd.CategoricalDtype) and isinstance(values.dtype, pd.CategoricalDtype):
+            missing = [c for c in values.cat.categories if c not in target.cat.categories]
+            if missing:
+                target = target.cat.add_categories(missing)
+        target.iloc[positions] = values.to_numpy(dtype=object)
+        df[col] = target
+
+
+# -- the extension -----------------------------------------------------------------
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext batch_magic``: register the magics and read pyproject defaults."""
+    from .config import apply_to
+
+    magic = BatchMagic(ipython)
+    ipython.register_magics(magic)
+    apply_to(magic)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    manager = ipython.magics_manager
+    magic = manager.registry.pop("BatchMagic", None)
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("batch", None)
+    if magic is not None:
+        magic.stop_simulator(quiet=True)
+        with contextlib.suppress(ValueError):
+            ipython.configurables.remove(magic)
+
+
+__all__ = ["BatchMagic", "load_ipython_extension", "unload_ipython_extension"]

@@ -1,0 +1,449 @@
+"""The live view of a job: an ipywidgets panel, or short text lines.
+
+Both render the same pure function, ``format_status(status)``, the way tqdm's
+notebook bar and its text bar both render ``format_meter``. The panel only
+observes the job (``job.observe(panel.update)``): it never drives it. The one
+thing a person can ask of it is Cancel, which calls ``job.cancel()``.
+
+Widgets are touched only on the kernel's event loop: the job's observers are
+called from its task there, and the clock that keeps "elapsed" ticking is a
+small asyncio task on the same loop (ipykernel 7 drops widget traffic sent
+from other threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .job import JobStatus
+
+#: The word shown for each engine state.
+STATE_WORDS = {
+    "planned": "planned",
+    "submitting": "submitting",
+    "queued": "queued",
+    "in_progress": "in progress",
+    "collecting": "collecting",
+    "retrying": "retrying",
+    "merging": "merging",
+    "done": "done",
+    "canceling": "canceling",
+    "canceled": "canceled",
+    "failed": "failed",
+}
+FINAL = frozenset({"done", "canceled", "failed"})
+#: Row statuses in the order they are listed.
+COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending")
+#: New columns not worth a preview (token counts, stop reasons).
+PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_stop_reason")
+PREVIEW_ROWS = 5
+TICK_SECONDS = 1.0
+
+
+class JobLike(Protocol):
+    """What the panel needs of a job (``BatchJob`` has it)."""
+
+    id: str
+
+    @property
+    def status(self) -> JobStatus: ...
+
+    def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]: ...
+
+    def cancel(self) -> None: ...
+
+    def result(self) -> pd.DataFrame: ...
+
+
+# -- the one pure formatter ----------------------------------------------------
+def state_word(state: str) -> str:
+    return STATE_WORDS.get(state, state.replace("_", " "))
+
+
+def format_interval(seconds: float | None) -> str:
+    """``m:ss`` under an hour, ``h:mm:ss`` beyond (as tqdm does)."""
+    if seconds is None:
+        return "?"
+    total = int(max(0.0, seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
+
+
+def format_cost(dollars: float | None) -> str:
+    if dollars is None:
+        return "?"
+    if dollars == 0:
+        return "$0"
+    if abs(dollars) < 0.01:
+        return f"${dollars:.4f}"
+    return f"${dollars:,.2f}"
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    """``8 succeeded, 2 errored`` in a fixed order, zeros left out."""
+    keys = [k for k in COUNT_ORDER if counts.get(k)] + sorted(
+        k for k in counts if k not in COUNT_ORDER and counts.get(k)
+    )
+    return ", ".join(f"{counts[k]:,} {k}" for k in keys)
+
+
+def format_status(status: JobStatus) -> str:
+    """One short line: state, batches, elapsed, time to expiry, cost, counts."""
+    final = status.state in FINAL
+    parts = [state_word(status.state)]
+    if status.reconnecting and not final:
+        parts[0] += " (reconnecting)"
+    parts.append(f"{status.batches_ended}/{status.batches_total} batches")
+    parts.append(f"{format_interval(status.elapsed)} elapsed")
+    left = status.time_to_expiry
+    if left is not None and not final:
+        parts.append(f"{format_interval(left)} to expiry")
+    if status.actual_cost is not None and final:
+        est = f" (est. {format_cost(status.estimated_cost)})" if status.estimated_cost is not None else ""
+        parts.append(f"cost {format_cost(status.actual_cost)}{est}")
+    elif status.estimated_cost is not None:
+        upper = status.estimated_cost_upper
+        bound = f", at most {format_cost(upper)}" if upper is not None else ""
+        parts.append(f"est. {format_cost(status.estimated_cost)}{bound}")
+    counts = status.row_counts if final and status.row_counts else status.counts
+    text = format_counts(counts)
+    if text:
+        parts.append(text)
+    line = " · ".join(parts)
+    if status.simulated:
+        line += " · SIMULATED"
+    return line
+
+
+def format_summary(status: JobStatus) -> str:
+    """The one line shown when a job ends."""
+    counts = status.row_counts or status.counts
+    ok = counts.get("succeeded", 0)
+    word = state_word(status.state)
+    line = f"{word}: {ok:,} of {status.n_rows:,} rows answered in {format_interval(status.elapsed)}"
+    bad = {k: v for k, v in counts.items() if k != "succeeded" and v}
+    if bad:
+        line += f" ({format_counts(bad)})"
+    if status.actual_cost is not None:
+        line += f"; cost {format_cost(status.actual_cost)}"
+    if status.columns:
+        line += f"; new columns: {', '.join(c for c in status.columns if not c.endswith(PREVIEW_SKIP))}"
+    if status.simulated:
+        line += " (SIMULATED)"
+    return line
+
+
+def preview_columns(status: JobStatus, frame: pd.DataFrame) -> list[str]:
+    return [c for c in status.columns if c in frame.columns and not c.endswith(PREVIEW_SKIP)]
+
+
+# -- the widget panel ------------------------------------------------------------
+_CSS = """<style>
+.batch-magic-panel { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px;
+  padding: 4px 8px; }
+.batch-magic-indeterminate .progress-bar, .batch-magic-indeterminate [class*="progress-bar"] {
+  background-image: linear-gradient(45deg, rgba(255,255,255,.35) 25%, transparent 25%,
+    transparent 50%, rgba(255,255,255,.35) 50%, rgba(255,255,255,.35) 75%, transparent 75%,
+    transparent);
+  background-size: 1rem 1rem; animation: batch-magic-stripes 1s linear infinite; }
+@keyframes batch-magic-stripes { from { background-position: 1rem 0; } to { background-position: 0 0; } }
+.batch-magic-error { color: var(--jp-error-color1, #c00); }
+.batch-magic-simulated { color: var(--jp-warn-color1, #b60); font-weight: bold; }
+</style>"""
+
+
+class JobPanel:
+    """An ipywidgets view of one job; ``display(panel)`` shows it."""
+
+    def __init__(self, job: JobLike, *, tick: bool = True) -> None:
+        import ipywidgets as w
+
+        self.job = job
+        self._final = False
+        self._danger = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._last: JobStatus = job.status
+        self._display_handle: Any = None
+
+        self.header = w.HTML()
+        self.state = w.HTML()
+        self.state.add_class("batch-magic-state")
+        self.bar = w.IntProgress(value=0, min=0, max=1, description="", bar_style="info")
+        self.bar.add_class("batch-magic-bar")
+        self.details = w.HTML()
+        self.details.add_class("batch-magic-details")
+        self.cancel_button = w.Button(description="Cancel", tooltip="Cancel the batches still running")
+        self.cancel_button.add_class("batch-magic-cancel")
+        self.cancel_button.on_click(self._on_cancel)
+        self.error = w.HTML()
+        self.error.add_class("batch-magic-error")
+        self.error.layout.display = "none"
+        self.summary = w.HTML()
+        self.summary.add_class("batch-magic-summary")
+        self.summary.layout.display = "none"
+        self.preview = w.HTML()
+        self.preview.add_class("batch-magic-preview")
+        self.preview.layout.display = "none"
+        top = w.HBox([self.state, self.bar, self.cancel_button])
+        self.widget = _panel_box(
+            self, [self.header, top, self.details, self.error, self.summary, self.preview]
+        )
+        self.widget.add_class("batch-magic-panel")
+        self._render_header(self._last)
+        self._unsubscribe = job.observe(self.update)
+        if tick and not self._final:
+            self._start_ticker()
+
+    # -- observer ---------------------------------------------------------------
+    def update(self, status: JobStatus) -> None:
+        """Called by the job (on the kernel's loop) with every new snapshot."""
+        try:
+            self._render(status)
+        except Exception as exc:  # a display bug must show, not vanish into the engine
+            self._show_error(f"panel error: {type(exc).__name__}: {exc}")
+
+    def _render(self, status: JobStatus) -> None:
+        self._last = status
+        word = state_word(status.state)
+        self.state.value = f"<b>{html.escape(word)}</b>"
+        self._render_header(status)
+        self._render_bar(status)
+        self._render_details(status)
+        if status.error:
+            self._show_error(status.error)
+        if status.state in FINAL and not self._final:
+            self._finish(status)
+
+    def _render_header(self, status: JobStatus) -> None:
+        sim = ' <span class="batch-magic-simulated">SIMULATED</span>' if status.simulated else ""
+        self.header.value = (
+            f"{_CSS}<b>batch</b> <code>{html.escape(status.job_id)}</code> · "
+            f"{html.escape(status.model)} · {status.n_requests:,} requests → "
+            f"<code>{html.escape(status.out)}</code>{sim}"
+        )
+
+    def _render_bar(self, status: JobStatus) -> None:
+        total = max(1, status.batches_total)
+        self.bar.max = total
+        self.bar.description = f"{status.batches_ended}/{status.batches_total}"
+        if status.state in FINAL:
+            self.bar.value = total
+            self.bar.remove_class("batch-magic-indeterminate")
+            outcome = status.outcome or "danger"
+            if outcome == "danger":
+                self._danger = True
+            self.bar.bar_style = "danger" if self._danger else outcome
+            return
+        if status.error:
+            self._danger = True
+        # The API's counts do not move until a batch ends: show batches ended,
+        # and a moving stripe while none has, so the bar never looks stuck.
+        if status.batches_ended == 0:
+            self.bar.value = total
+            self.bar.add_class("batch-magic-indeterminate")
+        else:
+            self.bar.value = status.batches_ended
+            if status.batches_ended >= total:
+                self.bar.remove_class("batch-magic-indeterminate")
+        self.bar.bar_style = "danger" if self._danger else (
+            "warning" if status.reconnecting or status.state == "canceling" else "info"
+        )
+
+    def _render_details(self, status: JobStatus) -> None:
+        message = f"<br><small>{html.escape(status.message)}</small>" if status.message else ""
+        self.details.value = f"{html.escape(format_status(status))}{message}"
+
+    def _show_error(self, text: str) -> None:
+        self.error.value = f"<b>Error:</b> <pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+        self.error.layout.display = None
+
+    def _finish(self, status: JobStatus) -> None:
+        self._final = True
+        self.cancel_button.disabled = True
+        self._stop_ticker()
+        self.summary.value = f"<b>{html.escape(format_summary(status))}</b>"
+        self.summary.layout.display = None
+        if status.state != "failed":
+            self._render_preview(status)
+        if self._display_handle is not None:
+            # Refresh the saved output's text/plain (what nbconvert shows).
+            with contextlib.suppress(Exception):
+                self._display_handle.update(self.widget)
+
+    def _render_preview(self, status: JobStatus) -> None:
+        try:
+            frame = self.job.result()
+        except Exception as exc:
+            self._show_error(f"results not available: {exc}")
+            return
+        cols = preview_columns(status, frame)
+        if not cols:
+            return
+        table = frame[cols].head(PREVIEW_ROWS).to_html(max_cols=12, notebook=False, border=0)
+        self.preview.value = f"<div style='overflow-x:auto'>{table}</div>"
+        self.preview.layout.display = None
+
+    # -- cancel -------------------------------------------------------------
+    def _on_cancel(self, _button: Any = None) -> None:
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Canceling…"
+        try:
+            self.job.cancel()
+        except Exception as exc:
+            self.cancel_button.disabled = False
+            self.cancel_button.description = "Cancel"
+            self._show_error(f"cancel failed: {type(exc).__name__}: {exc}")
+
+    # -- the clock ------------------------------------------------------------
+    def _start_ticker(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a script): the details refresh on each change only
+        self._ticker = loop.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while not self._final:
+            await asyncio.sleep(TICK_SECONDS)
+            if self._final:
+                break
+            with contextlib.suppress(Exception):
+                self._render_details(self.job.status)
+
+    def _stop_ticker(self) -> None:
+        task, self._ticker = self._ticker, None
+        if task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):
+                current = asyncio.current_task()
+                if task is not current:
+                    task.cancel()
+
+    def close(self) -> None:
+        """Stop observing and ticking (the widget stays as it is)."""
+        self._stop_ticker()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # -- display ------------------------------------------------------------
+    def text(self) -> str:
+        status = self._last
+        line = format_status(status)
+        if status.error:
+            line += f"\nerror: {status.error}"
+        if status.state in FINAL:
+            line += "\n" + format_summary(status)
+        return f"batch {status.job_id}: {line}"
+
+    def display(self) -> None:
+        from IPython.display import display
+
+        self._display_handle = display(self.widget, display_id=True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _panel_box_class() -> type:
+    import ipywidgets as w
+
+    class PanelBox(w.VBox):
+        """A VBox whose text fallback is the job's status line (for nbconvert)."""
+
+        def __init__(self, panel: JobPanel, children: list[Any]) -> None:
+            super().__init__(children)
+            self._panel = panel
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if isinstance(bundle, dict):
+                bundle["text/plain"] = self._panel.text()
+            return bundle
+
+    return PanelBox
+
+
+_PANEL_BOX: type | None = None
+
+
+def _panel_box(panel: JobPanel, children: list[Any]) -> Any:
+    global _PANEL_BOX
+    if _PANEL_BOX is None:
+        _PANEL_BOX = _panel_box_class()
+    return _PANEL_BOX(panel, children)
+
+
+# -- the text fallback -----------------------------------------------------------
+class TextStatus:
+    """Short status lines on state changes only (terminal IPython, scripts)."""
+
+    def __init__(self, job: JobLike, stream: TextIO | None = None) -> None:
+        self.job = job
+        self.stream = stream
+        self._key: tuple[Any, ...] | None = None
+        self._final = False
+        self.lines: list[str] = []
+        self._unsubscribe: Callable[[], None] | None = job.observe(self.update)
+
+    def _write(self, text: str) -> None:
+        self.lines.append(text)
+        stream = self.stream if self.stream is not None else sys.stdout
+        print(text, file=stream, flush=True)
+
+    def update(self, status: JobStatus) -> None:
+        key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error)
+        if key == self._key or self._final:
+            return
+        self._key = key
+        self._write(f"batch {status.job_id}: {format_status(status)}")
+        if status.error:
+            self._write(f"batch {status.job_id}: error: {status.error}")
+        if status.state in FINAL:
+            self._final = True
+            self._write(f"batch {status.job_id}: {format_summary(status)}")
+            self.close()
+
+    def close(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+
+def has_widget_frontend(shell: Any) -> bool:
+    """True in a Jupyter kernel (ZMQ shell), where widgets can render."""
+    if shell is None:
+        return False
+    return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
+
+
+def show(job: JobLike, shell: Any = None, *, stream: TextIO | None = None) -> JobPanel | TextStatus:
+    """Show a job the best way this front end allows."""
+    if has_widget_frontend(shell):
+        with contextlib.suppress(ImportError):
+            panel = JobPanel(job)
+            panel.display()
+            return panel
+    return TextStatus(job, stream=stream)
+
+
+__all__ = [
+    "JobPanel",
+    "TextStatus",
+    "format_cost",
+    "format_interval",
+    "format_status",
+    "format_summary",
+    "has_widget_frontend",
+    "show",
+    "state_word",
+]
