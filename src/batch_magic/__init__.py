@@ -21,6 +21,8 @@ _LAZY = {
     "attach": "api",
     "jobs": "api",
     "prepare": "api",
+    "dry_run": "api",
+    "run_pilot": "pilot",
     "BatchJob": "job",
     "JobSettings": "job",
     "JobStatus": "job",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,7 @@ from .job import BatchJob, JobSettings, estimate_for
 from .journal import FORMAT_VERSION, Journal, now_iso
 from .plan import Plan, RequestOptions, build_plan
 from .pricing import Estimate
-from .structured import OutputSpec
+from .structured import OutputSpec, supports_structured_output
 from .template import Template
 
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -41,6 +41,8 @@ class Prepared:
     template: Template
     estimate: Estimate
     chunk_size: int | None
+    #: How input tokens were counted with ``count_tokens`` (None: the quick local estimate).
+    token_count: TokenCount | None = None
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -52,11 +54,37 @@ class Prepared:
             "batches": len(self.plan.batches),
             "model": self.plan.options.model,
             "input_tokens_est": e.input_tokens,
+            "input_tokens_exact": e.exact_input,
             "batch_cost_est": e.batch_cost,
             "batch_cost_upper": e.batch_cost_upper,
             "realtime_cost_est": e.realtime_cost,
             "prices_taken": e.prices_taken,
         }
+
+    def __repr__(self) -> str:
+        from .report import prepared_text
+
+        return prepared_text(self)
+
+    def _repr_html_(self) -> str:
+        from .report import prepared_html
+
+        return prepared_html(self)
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """Input tokens counted by the API's ``count_tokens`` for a dry run."""
+
+    #: "all": every unique request was counted; "sample": a deterministic sample
+    #: calibrated the characters-per-token ratio for the rest.
+    method: str
+    counted: int
+    n_requests: int
+    counted_tokens: int
+    chars_per_token: float
+    input_tokens: int
+    failed: int = 0
 
 
 def _client(client: Any | None) -> BatchClient:
@@ -80,19 +108,32 @@ def prepare(
     cache_system: bool | None = None,
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
+    json: bool = False,
 ) -> Prepared:
-    """Validate and plan a job without sending anything."""
+    """Validate and plan a job without sending anything.
+
+    ``labels`` (a list, or a comma-separated string) asks for one label per row;
+    ``schema`` (a JSON-schema dict, a pydantic v2 model class or an
+    ``OutputSpec``) for one typed column per field; ``json=True`` parses free
+    JSON answers into columns. Models without structured outputs get the schema
+    through a forced tool call (``use_tool``) automatically.
+    """
     if not isinstance(out, str) or not out.isidentifier():
         raise ConfigError(f"out={out!r} must be a column name made of letters, digits and _ (e.g. 'sentiment').")
     tpl = template if isinstance(template, Template) else Template.compile(template)
-    if labels is not None and schema is not None:
-        raise ConfigError("Give either labels or schema, not both.")
+    given = [name for name, value in (("labels", labels), ("schema", schema), ("json", json or None)) if value is not None]
+    if len(given) > 1:
+        raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")
     if labels is not None:
         spec = OutputSpec.from_labels(labels)
     elif schema is not None:
         spec = _schema_spec(schema)
+    elif json:
+        spec = OutputSpec.json()
     else:
         spec = OutputSpec.text()
+    if spec.json_schema() is not None and not use_tool and not supports_structured_output(model):
+        use_tool = True  # older models: the same schema as a forced tool call
     if cache_system is None:
         cache_system = bool(system) and len(system or "") >= CACHE_MIN_CHARS
     options = RequestOptions(
@@ -111,14 +152,10 @@ def prepare(
 
 
 def _schema_spec(schema: Any) -> OutputSpec:
-    # Extended by structured.py for pydantic models; a dict is a JSON schema as is.
-    from_schema = getattr(OutputSpec, "from_schema", None)
-    if from_schema is not None:
-        spec: OutputSpec = from_schema(schema)
-        return spec
-    if not isinstance(schema, dict):
-        raise ConfigError(f"schema={schema!r} must be a JSON-schema dict.")
-    return OutputSpec("schema", schema=schema)
+    """A JSON-schema dict, a pydantic v2 model class, or a ready ``OutputSpec``."""
+    if isinstance(schema, OutputSpec):
+        return schema
+    return OutputSpec.from_schema(schema)
 
 
 def submit(
@@ -190,6 +227,110 @@ def check_budget(estimate: Estimate, max_cost: float) -> None:
             f"max_tokens) and max_cost is ${limit:,.4f}. Lower max_tokens, use fewer rows, "
             "or raise max_cost."
         )
+
+
+def dry_run(
+    df: pd.DataFrame,
+    template: str | Template,
+    *,
+    exact_tokens: bool = False,
+    client: Any | None = None,
+    **options: Any,
+) -> Prepared:
+    """Plan a job and estimate its cost; nothing is created on the API.
+
+    Takes the options of :func:`prepare`. The result displays itself (rows,
+    requests, deduplication, skipped rows, batches, tokens and cost for batch
+    and realtime, the first prompts). With ``exact_tokens=True`` input tokens
+    are counted by the API's ``count_tokens`` (which creates nothing): every
+    unique request up to 1,000, else a deterministic sample of 200 that
+    calibrates the characters-per-token ratio.
+    """
+    prepared = prepare(df, template, **options)
+    if exact_tokens:
+        prepared = count_exact(prepared, client)
+    return prepared
+
+
+#: Params ``count_tokens`` accepts (the rest of a request is irrelevant to input tokens).
+_COUNT_TOKENS_PARAMS = frozenset(
+    {"messages", "model", "system", "tools", "tool_choice", "output_config", "thinking", "cache_control"}
+)
+
+
+def count_exact(
+    prepared: Prepared,
+    client: Any | None = None,
+    *,
+    max_all: int = 1000,
+    sample: int = 200,
+    seed: int = 0,
+    concurrency: int = 8,
+) -> Prepared:
+    """``prepared`` with its input tokens counted by the API (see :func:`dry_run`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from . import pricing
+    from .errors import APIError
+    from .plan import request_params
+
+    batch_client = _client(client)
+    plan = prepared.plan
+    prompts = plan.prompts
+    n = plan.n_requests
+    shared = {k: v for k, v in plan.options.shared_params().items() if k in _COUNT_TOKENS_PARAMS}
+    if n <= max_all:
+        chosen = list(range(n))
+        method = "all"
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = sorted(int(k) for k in rng.choice(n, size=min(sample, n), replace=False))
+        method = "sample"
+
+    def count(k: int) -> int | None:
+        try:
+            return batch_client.count_tokens(request_params(shared, prompts[k]))
+        except Exception:
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(chosen)))) as pool:
+        counts = list(pool.map(count, chosen))
+    ok = [(k, c) for k, c in zip(chosen, counts) if c is not None]
+    failed = len(chosen) - len(ok)
+    if not ok:
+        raise APIError(
+            f"count_tokens failed for all {len(chosen)} requests tried; the quick estimate "
+            "stands (call prepare() without exact_tokens to see it)."
+        )
+    # The same characters the quick estimate counts: prompt, system and schema per request.
+    fixed = len(plan.options.system or "")
+    schema = prepared.spec.json_schema()
+    if schema is not None:
+        import orjson
+
+        fixed += len(orjson.dumps(schema))
+    counted_tokens = sum(c for _, c in ok)
+    counted_chars = sum(len(prompts[k]) + fixed for k, _ in ok)
+    chars_per_token = counted_chars / max(1, counted_tokens)
+    if method == "all" and not failed:
+        total = counted_tokens
+    else:
+        method = "sample"
+        total_chars = sum(len(p) for p in prompts) + fixed * n
+        total = round(total_chars / chars_per_token)
+    e = prepared.estimate
+    estimate = pricing.estimate_cost(
+        e.model,
+        input_tokens=int(total),
+        n_requests=n,
+        max_tokens=plan.options.max_tokens,
+        expected_output_per_request=e.expected_output_tokens // max(1, n),
+        exact_input=method == "all",
+    )
+    info = TokenCount(method, len(ok), n, counted_tokens, chars_per_token, int(total), failed)
+    return replace(prepared, estimate=estimate, token_count=info)
 
 
 def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSettings:
@@ -297,4 +438,6 @@ def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFram
     return pd.DataFrame(rows, columns=columns)
 
 
-__all__ = ["PlanError", "Prepared", "attach", "jobs", "prepare", "submit"]
+__all__ = [
+    "PlanError", "Prepared", "TokenCount", "attach", "count_exact", "dry_run", "jobs", "prepare", "submit",
+]

@@ -1,0 +1,286 @@
+"""Displays of a dry run (a ``Prepared`` job) and of a pilot run, as text and HTML.
+
+Pure functions of the objects they show: no I/O, nothing sent. Each display
+has a text form (terminals, logs, ``repr``) and an HTML form (notebooks,
+``_repr_html_``) built from the same facts, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .api import Prepared
+    from .pilot import PilotResult
+
+#: Prompts shown in a dry run, and how much of each.
+SHOWN_PROMPTS = 3
+PROMPT_CHARS = 1200
+ANSWER_CHARS = 600
+
+
+def money(x: float | None) -> str:
+    """Dollars with enough digits to be useful for tiny pilot costs."""
+    if x is None or pd.isna(x):
+        return "n/a"
+    if x == 0:
+        return "$0"
+    if abs(x) < 0.01:
+        return f"${x:.6f}".rstrip("0")
+    if abs(x) < 100:
+        return f"${x:,.4f}".rstrip("0").rstrip(".")
+    return f"${x:,.2f}"
+
+
+def _clip(text: Any, limit: int) -> str:
+    s = "" if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
+    return s if len(s) <= limit else s[:limit] + f"... [{len(s) - limit:,} more characters]"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# -- dry run -----------------------------------------------------------------------------------
+def dry_run_facts(p: Prepared) -> dict[str, Any]:
+    """Everything a dry run shows, as plain values (both displays read this)."""
+    plan, e, spec = p.plan, p.estimate, p.spec
+    n_rows = plan.n_rows
+    reasons = Counter(plan.skip_reasons.values())
+    # Rows skipped without a recorded reason (more than the plan keeps) still count.
+    unexplained = plan.n_skipped - sum(reasons.values())
+    if unexplained > 0:
+        reasons["other"] += unexplained
+    skipped_examples = [plan.index[pos] for pos in sorted(plan.skip_reasons)[:5]]
+    if spec.kind == "labels":
+        output = f"labels: {', '.join(spec.labels)} (a Categorical column)"
+    elif spec.kind == "schema":
+        output = "schema fields: " + ", ".join(f"{f.name} ({f.dtype or 'object'})" for f in spec.fields())
+    elif spec.kind == "json":
+        output = "JSON object; its keys become columns"
+    else:
+        output = "free text"
+    options = plan.options
+    discount = e.batch_cost / e.realtime_cost if e.realtime_cost else 0.5
+    tc = p.token_count
+    if tc is None:
+        tokens_how = "local estimate (about 4 characters a token)"
+    elif tc.method == "all":
+        tokens_how = f"counted by the API's count_tokens for all {tc.n_requests:,} requests"
+    else:
+        tokens_how = (
+            f"calibrated from count_tokens on a sample of {tc.counted:,} of {tc.n_requests:,} "
+            f"requests ({tc.chars_per_token:.2f} characters a token)"
+        )
+        if tc.failed:
+            tokens_how += f"; {tc.failed:,} counts failed"
+    return {
+        "model": options.model,
+        "out": p.out,
+        "output": output,
+        "via_tool": bool(options.use_tool and spec.json_schema() is not None),
+        "cached_system": bool(options.system and options.cache_system),
+        "system_chars": len(options.system or ""),
+        "rows": n_rows,
+        "requests": plan.n_requests,
+        "deduplicated": plan.n_deduplicated,
+        "skipped": plan.n_skipped,
+        "skip_reasons": dict(reasons.most_common()),
+        "skipped_examples": skipped_examples,
+        "batches": len(plan.batches),
+        "batch_sizes": [len(b) for b in plan.batches],
+        "input_tokens": e.input_tokens,
+        "tokens_how": tokens_how,
+        "expected_output_tokens": e.expected_output_tokens,
+        "max_output_tokens": e.max_output_tokens,
+        "max_tokens": options.max_tokens,
+        "batch_cost": e.batch_cost,
+        "batch_cost_upper": e.batch_cost_upper,
+        "realtime_cost": e.realtime_cost,
+        "realtime_cost_upper": e.batch_cost_upper / discount if discount else None,
+        "price_known": e.price_known,
+        "prices_taken": e.prices_taken,
+        "columns": [*spec.column_names(p.out), f"{p.out}_status", f"{p.out}_error"],
+        "prompts": plan.prompts[:SHOWN_PROMPTS],
+    }
+
+
+def prepared_text(p: Prepared) -> str:
+    f = dry_run_facts(p)
+    saved = f["deduplicated"]
+    lines = [
+        f"Dry run: nothing was sent. {f['model']} -> column {f['out']!r} ({f['output']})",
+        f"  rows:      {f['rows']:,}",
+        f"  requests:  {f['requests']:,}"
+        + (f" (deduplication saved {saved:,} identical prompt{'s' if saved != 1 else ''})" if saved else ""),
+        f"  skipped:   {f['skipped']:,}" + _reasons_text(f),
+        f"  batches:   {f['batches']:,}"
+        + (f" ({', '.join(f'{s:,}' for s in f['batch_sizes'][:6])}{' ...' if f['batches'] > 6 else ''} requests)" if f["batches"] > 1 else ""),
+        f"  input:     ~{f['input_tokens']:,} tokens ({f['tokens_how']})",
+        f"  output:    ~{f['expected_output_tokens']:,} tokens expected; at most {f['max_output_tokens']:,} (max_tokens={f['max_tokens']:,})",
+        f"  cost:      batch {money(f['batch_cost'])} expected, {money(f['batch_cost_upper'])} at most;"
+        f" realtime {money(f['realtime_cost'])} expected, {money(f['realtime_cost_upper'])} at most",
+        f"  prices:    taken {f['prices_taken']}"
+        + ("" if f["price_known"] else f"; {f['model']!r} is not in the price table, priced as the dearest model"),
+    ]
+    if f["via_tool"]:
+        lines.append("  note:      this model has no structured outputs; the schema goes as a forced tool call")
+    if f["cached_system"]:
+        lines.append(f"  note:      the system prompt ({f['system_chars']:,} characters) is cached (1-hour TTL)")
+    lines.append(f"  columns:   {', '.join(f['columns'])}")
+    for i, prompt in enumerate(f["prompts"], 1):
+        lines.append(f"--- prompt {i} " + "-" * 40)
+        lines.append(_clip(prompt, PROMPT_CHARS))
+    return "\n".join(lines)
+
+
+def _reasons_text(f: dict[str, Any]) -> str:
+    if not f["skipped"]:
+        return ""
+    parts = [f"{reason}: {n:,}" for reason, n in list(f["skip_reasons"].items())[:4]]
+    examples = ", ".join(map(repr, f["skipped_examples"][:3]))
+    return f" ({'; '.join(parts)}; e.g. rows {examples})"
+
+
+_STYLE = (
+    "<style>.bm-report{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
+    ".bm-report table{border-collapse:collapse;margin:4px 0}"
+    ".bm-report th,.bm-report td{text-align:left;vertical-align:top;padding:3px 8px;"
+    "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
+    ".bm-report pre{white-space:pre-wrap;max-height:14em;overflow:auto;margin:0;"
+    "font-size:12px;background:var(--jp-layout-color2,#f6f6f6);padding:4px}"
+    ".bm-report .bm-muted{color:var(--jp-ui-font-color2,#666)}"
+    ".bm-report .bm-bad{color:var(--jp-error-color1,#b00)}</style>"
+)
+
+
+def prepared_html(p: Prepared) -> str:
+    f = dry_run_facts(p)
+    e = html.escape
+    rows = [
+        ("rows", f"{f['rows']:,}"),
+        ("requests", f"{f['requests']:,}" + (f" <span class='bm-muted'>(deduplication saved {f['deduplicated']:,})</span>" if f["deduplicated"] else "")),
+        ("skipped", f"{f['skipped']:,}" + (f" <span class='bm-muted'>{e(_reasons_text(f))}</span>" if f["skipped"] else "")),
+        ("batches", f"{f['batches']:,}"),
+        ("input tokens", f"~{f['input_tokens']:,} <span class='bm-muted'>({e(f['tokens_how'])})</span>"),
+        ("output tokens", f"~{f['expected_output_tokens']:,} expected, at most {f['max_output_tokens']:,} <span class='bm-muted'>(max_tokens={f['max_tokens']:,})</span>"),
+        ("batch cost", f"<b>{money(f['batch_cost'])}</b> expected, {money(f['batch_cost_upper'])} at most"),
+        ("realtime cost", f"{money(f['realtime_cost'])} expected, {money(f['realtime_cost_upper'])} at most"),
+        ("prices", f"taken {e(f['prices_taken'])}" + ("" if f["price_known"] else f" <span class='bm-bad'>({e(f['model'])} is not in the price table; priced as the dearest model)</span>")),
+        ("columns", e(", ".join(f["columns"]))),
+    ]
+    if f["via_tool"]:
+        rows.append(("note", "this model has no structured outputs; the schema goes as a forced tool call"))
+    if f["cached_system"]:
+        rows.append(("note", f"the system prompt ({f['system_chars']:,} characters) is cached (1-hour TTL)"))
+    table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    prompts = "".join(
+        f"<details{' open' if i == 0 else ''}><summary>prompt {i + 1}</summary><pre>{e(_clip(pr, PROMPT_CHARS))}</pre></details>"
+        for i, pr in enumerate(f["prompts"])
+    )
+    return (
+        f"{_STYLE}<div class='bm-report'><b>Dry run</b>: nothing was sent. "
+        f"{e(f['model'])} &rarr; column <code>{e(f['out'])}</code> ({e(f['output'])})"
+        f"<table>{table}</table>{prompts}</div>"
+    )
+
+
+# -- pilot -------------------------------------------------------------------------------------
+def _parsed_columns(r: PilotResult) -> list[str]:
+    fixed = {"row", "prompt", "answer", "status", "error", "input_tokens", "output_tokens",
+             "cache_creation_input_tokens", "cache_read_input_tokens", "cost", "seconds", "stop_reason"}
+    return [c for c in r.frame.columns if c not in fixed]
+
+
+def _parsed_text(row: pd.Series, cols: list[str], out: str) -> str:
+    parts = []
+    for c in cols:
+        v = row[c]
+        if v is None or (not isinstance(v, list | dict) and pd.isna(v)):
+            v = "<NA>"
+        name = c[len(out) + 1:] if c.startswith(out + "_") else c
+        parts.append(f"{v}" if c == out else f"{name}={v}")
+    return ", ".join(parts)
+
+
+def pilot_facts(r: PilotResult) -> dict[str, Any]:
+    statuses = r.frame["status"].value_counts()
+    return {
+        "n": len(r.frame),
+        "model": r.prepared.plan.options.model,
+        "statuses": {str(k): int(v) for k, v in statuses.items() if v},
+        "cost": r.total_cost,
+        "wall_time": r.wall_time,
+        "batch_cost": r.prepared.estimate.batch_cost,
+        "batch_cost_upper": r.prepared.estimate.batch_cost_upper,
+        "requests": r.prepared.plan.n_requests,
+        "batch_from_pilot": r.batch_estimate_from_pilot,
+    }
+
+
+def pilot_text(r: PilotResult) -> str:
+    f = pilot_facts(r)
+    cols = _parsed_columns(r)
+    counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
+    lines = [
+        f"Pilot: {f['n']} rows through the realtime API ({f['model']}) in {f['wall_time']:.1f} s, "
+        f"{money(f['cost'])} at the realtime price ({counts}). Nothing was merged.",
+    ]
+    for _, row in r.frame.iterrows():
+        lines.append(f"--- row {row['row']!r} [{row['status']}] "
+                     f"{row['input_tokens'] if pd.notna(row['input_tokens']) else '?'} in / "
+                     f"{row['output_tokens'] if pd.notna(row['output_tokens']) else '?'} out, {money(row['cost'])}")
+        lines.append(_clip(row["prompt"], PROMPT_CHARS // 2))
+        lines.append(f">>> {_clip(row['answer'], ANSWER_CHARS)}" if pd.notna(row["answer"]) else ">>> (no answer)")
+        if cols and row["status"] != "errored":
+            lines.append(f"    parsed: {_parsed_text(row, cols, r.out)}")
+        if pd.notna(row["error"]):
+            lines.append(f"    error: {row['error']}")
+    lines.append(_full_batch_hint(f))
+    return "\n".join(lines)
+
+
+def _full_batch_hint(f: dict[str, Any]) -> str:
+    hint = (
+        f"Full batch: {f['requests']:,} requests, about {money(f['batch_cost'])} "
+        f"(at most {money(f['batch_cost_upper'])})"
+    )
+    if f["batch_from_pilot"] is not None:
+        hint += f"; at this pilot's token use, about {money(f['batch_from_pilot'])}"
+    return hint + "."
+
+
+def pilot_html(r: PilotResult) -> str:
+    f = pilot_facts(r)
+    e = html.escape
+    cols = _parsed_columns(r)
+    body = []
+    for _, row in r.frame.iterrows():
+        status = str(row["status"])
+        cls = "" if status == "succeeded" else " class='bm-bad'"
+        parsed = e(_parsed_text(row, cols, r.out)) if cols and status != "errored" else ""
+        if pd.notna(row["error"]):
+            parsed += f"<div class='bm-bad'>{e(str(row['error']))}</div>"
+        tokens = (
+            f"{row['input_tokens'] if pd.notna(row['input_tokens']) else '?'} in<br>"
+            f"{row['output_tokens'] if pd.notna(row['output_tokens']) else '?'} out"
+        )
+        answer = e(_clip(row["answer"], ANSWER_CHARS)) if pd.notna(row["answer"]) else "<i>no answer</i>"
+        body.append(
+            f"<tr><td>{e(repr(row['row']))}</td><td><pre>{e(_clip(row['prompt'], PROMPT_CHARS))}</pre></td>"
+            f"<td><pre>{answer}</pre></td><td>{parsed}</td><td{cls}>{e(status)}</td>"
+            f"<td>{tokens}</td><td>{money(row['cost'])}</td></tr>"
+        )
+    counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
+    head = "<tr><th>row</th><th>prompt</th><th>answer</th><th>parsed</th><th>status</th><th>tokens</th><th>cost</th></tr>"
+    return (
+        f"{_STYLE}<div class='bm-report'><b>Pilot</b>: {f['n']} rows through the realtime API "
+        f"({e(f['model'])}) in {f['wall_time']:.1f} s, <b>{money(f['cost'])}</b> at the realtime "
+        f"price ({e(counts)}). Nothing was merged into the DataFrame."
+        f"<table>{head}{''.join(body)}</table>"
+        f"<div class='bm-muted'>{e(_full_batch_hint(f))}</div></div>"
+    )
