@@ -83,8 +83,10 @@ def format_cost(dollars: float | None) -> str:
         return "?"
     if dollars == 0:
         return "$0"
-    if abs(dollars) < 0.01:
-        return f"${dollars:.4f}"
+    if abs(dollars) < 0.0001:
+        return "<$0.0001"
+    if abs(dollars) < 1:
+        return "$" + f"{dollars:.4f}".rstrip("0").rstrip(".")
     return f"${dollars:,.2f}"
 
 

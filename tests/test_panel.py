@@ -1,0 +1,358 @@
+"""The panel: ``format_status`` for each state, the widget through its own objects,
+the text fallback, and Cancel against a slow job on the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import batch_magic as bm
+from batch_magic import panel as panel_mod
+from batch_magic.job import JobSettings, JobStatus
+from batch_magic.journal import Journal
+from batch_magic.panel import JobPanel, TextStatus, format_interval, format_status, format_summary
+
+NOW = time.time()
+
+
+def status(**changes: Any) -> JobStatus:
+    base = JobStatus(
+        job_id="20260101-000000-abcdef01",
+        state="in_progress",
+        model="claude-haiku-4-5",
+        out="answer",
+        simulated=False,
+        n_rows=10,
+        n_requests=10,
+        n_skipped=0,
+        n_deduplicated=0,
+        batches_total=2,
+        batches_submitted=2,
+        batches_ended=0,
+        attempt=1,
+        counts={},
+        started_at=NOW - 65,
+        finished_at=None,
+        expires_at=NOW + 3600 * 23,
+        estimated_cost=0.0123,
+        estimated_cost_upper=0.05,
+        actual_cost=None,
+    )
+    return replace(base, **changes)
+
+
+def done_status(**changes: Any) -> JobStatus:
+    values: dict[str, Any] = {
+        "state": "done",
+        "batches_ended": 2,
+        "finished_at": NOW,
+        "actual_cost": 0.0042,
+        "row_counts": {"succeeded": 8, "errored": 2},
+        "counts": {"succeeded": 8, "errored": 2},
+        "columns": ("answer", "answer_status", "answer_error", "answer_input_tokens"),
+    }
+    values.update(changes)
+    return status(**values)
+
+
+class FakeJob:
+    """What the panel needs of a job, driven by hand."""
+
+    def __init__(self, first: JobStatus, frame: pd.DataFrame | None = None) -> None:
+        self.id = first.job_id
+        self._status = first
+        self.observers: list[Any] = []
+        self.canceled = 0
+        self.frame = frame
+
+    @property
+    def status(self) -> JobStatus:
+        return self._status
+
+    def observe(self, callback: Any) -> Any:
+        self.observers.append(callback)
+        callback(self._status)
+        return lambda: self.observers.remove(callback)
+
+    def push(self, new: JobStatus) -> None:
+        self._status = new
+        for cb in list(self.observers):
+            cb(new)
+
+    def cancel(self) -> None:
+        self.canceled += 1
+
+    def result(self) -> pd.DataFrame:
+        if self.frame is None:
+            raise RuntimeError("no result")
+        return self.frame
+
+
+def result_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "text": ["a", "b"],
+            "answer": ["first <answer>", "second"],
+            "answer_status": ["succeeded", "errored"],
+            "answer_error": [None, "overloaded_error: Overloaded"],
+            "answer_input_tokens": [3, 4],
+        }
+    )
+
+
+# -- format_status ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("state", "word"),
+    [
+        ("planned", "planned"),
+        ("submitting", "submitting"),
+        ("queued", "queued"),
+        ("in_progress", "in progress"),
+        ("collecting", "collecting"),
+        ("retrying", "retrying"),
+        ("merging", "merging"),
+        ("canceling", "canceling"),
+    ],
+)
+def test_format_status_running_states(state: str, word: str) -> None:
+    line = format_status(status(state=state))
+    assert line.startswith(word + " · ")
+    assert "0/2 batches" in line
+    assert "1:05 elapsed" in line or "1:06 elapsed" in line
+    assert "to expiry" in line
+    assert "est. $0.0123, at most $0.05" in line
+    assert "SIMULATED" not in line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize("state", ["done", "canceled", "failed"])
+def test_format_status_final_states(state: str) -> None:
+    line = format_status(done_status(state=state))
+    assert line.startswith(state + " · ")
+    assert "2/2 batches" in line
+    assert "to expiry" not in line  # nothing left to expire
+    assert "cost $0.0042 (est. $0.0123)" in line
+    assert line.endswith("8 succeeded, 2 errored")
+
+
+def test_format_status_counts_come_last_and_simulated_marker() -> None:
+    line = format_status(done_status(simulated=True, row_counts={"succeeded": 3, "skipped": 1, "invalid": 2}))
+    assert line.endswith("3 succeeded, 2 invalid, 1 skipped · SIMULATED")
+
+
+def test_format_status_reconnecting_and_partial_counts() -> None:
+    line = format_status(status(reconnecting=True, batches_ended=1, counts={"succeeded": 5}))
+    assert line.startswith("in progress (reconnecting) · 1/2 batches")
+    assert line.endswith("5 succeeded")
+
+
+def test_format_interval_like_tqdm() -> None:
+    assert format_interval(0) == "0:00"
+    assert format_interval(65.9) == "1:05"
+    assert format_interval(3600 * 23 + 61) == "23:01:01"
+    assert format_interval(None) == "?"
+
+
+def test_format_summary() -> None:
+    line = format_summary(done_status(simulated=True))
+    assert line.startswith("done: 8 of 10 rows answered in ")
+    assert "(2 errored)" in line
+    assert "new columns: answer, answer_status, answer_error" in line
+    assert "input_tokens" not in line
+    assert line.endswith("(SIMULATED)")
+
+
+# -- the widget -----------------------------------------------------------------
+def test_widget_structure_and_running_state() -> None:
+    job = FakeJob(status(state="submitting", simulated=True))
+    p = JobPanel(job, tick=False)
+    assert "batch-magic-panel" in p.widget._dom_classes
+    assert "batch-magic-state" in p.state._dom_classes
+    assert "batch-magic-details" in p.details._dom_classes
+    assert "batch-magic-cancel" in p.cancel_button._dom_classes
+    assert "batch-magic-summary" in p.summary._dom_classes
+    assert "batch-magic-preview" in p.preview._dom_classes
+    assert "batch-magic-error" in p.error._dom_classes
+    assert p.cancel_button.description == "Cancel"
+    assert not p.cancel_button.disabled
+    assert job.id in p.header.value and "claude-haiku-4-5" in p.header.value
+    assert "SIMULATED" in p.header.value
+    assert "submitting" in p.state.value
+    job.push(status(state="in_progress", simulated=True))
+    assert "in progress" in p.state.value
+    # Indeterminate while no batch has ended: the API's counts do not move.
+    assert "batch-magic-indeterminate" in p.bar._dom_classes
+    assert p.bar.bar_style == "info"
+    assert p.bar.description == "0/2"
+    assert "elapsed" in p.details.value and "to expiry" in p.details.value
+    assert p.summary.layout.display == "none" and p.preview.layout.display == "none"
+    job.push(status(batches_ended=1))
+    assert p.bar.value == 1 and p.bar.max == 2
+    assert p.bar.description == "1/2"
+
+
+def test_widget_done_summary_preview_and_button_disabled() -> None:
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    job.push(done_status())
+    assert "done" in p.state.value
+    assert p.cancel_button.disabled
+    assert p.bar.value == p.bar.max
+    assert p.bar.bar_style == "warning"  # two rows errored
+    assert "batch-magic-indeterminate" not in p.bar._dom_classes
+    assert p.summary.layout.display is None
+    assert "8 of 10 rows answered" in p.summary.value
+    assert p.preview.layout.display is None
+    assert "first &lt;answer&gt;" in p.preview.value  # escaped
+    assert "answer_status" in p.preview.value
+    assert "answer_input_tokens" not in p.preview.value
+    assert "<th>text</th>" not in p.preview.value  # only the new columns
+    assert "cost $0.0042" in p.details.value
+
+
+def test_widget_success_colour() -> None:
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    job.push(done_status(row_counts={"succeeded": 10}))
+    assert p.bar.bar_style == "success"
+
+
+def test_danger_is_never_overwritten_by_success() -> None:
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    job.push(status(error="APIError: Polling batch b1 failed: 500 boom"))
+    assert p.bar.bar_style == "danger"
+    job.push(done_status(row_counts={"succeeded": 10}))
+    assert p.bar.bar_style == "danger"
+
+
+def test_error_is_shown_never_swallowed() -> None:
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    job.push(done_status(state="failed", error="APIError: Creating a batch was refused: 400 bad <model>"))
+    assert p.error.layout.display is None
+    assert "Creating a batch was refused" in p.error.value
+    assert "&lt;model&gt;" in p.error.value
+    assert p.bar.bar_style == "danger"
+    assert p.cancel_button.disabled
+    assert "failed" in p.state.value
+
+
+def test_preview_failure_is_shown_in_the_panel() -> None:
+    job = FakeJob(status(), frame=None)  # result() raises
+    p = JobPanel(job, tick=False)
+    job.push(done_status())
+    assert "results not available" in p.error.value
+
+
+def test_cancel_click_calls_job_cancel_once() -> None:
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    p.cancel_button.click()
+    assert job.canceled == 1
+    assert p.cancel_button.disabled
+
+
+def test_text_fallback_in_the_mimebundle() -> None:
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    bundle = p.widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert format_status(job.status).split(" · ")[0] in bundle["text/plain"]
+    job.push(done_status())
+    text = p.widget._repr_mimebundle_()["text/plain"]
+    assert "done · 2/2 batches" in text and "8 of 10 rows answered" in text
+
+
+def test_elapsed_ticks_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(panel_mod, "TICK_SECONDS", 0.05)
+
+    async def main() -> tuple[str, str, bool]:
+        job = FakeJob(status(started_at=time.time() - 5))
+        p = JobPanel(job)  # a running loop: the clock task starts
+        assert p._ticker is not None
+        first = p.details.value
+        await asyncio.sleep(1.2)
+        later = p.details.value
+        job.push(done_status())
+        await asyncio.sleep(0.1)
+        return first, later, p._ticker is None
+
+    first, later, stopped = asyncio.run(main())
+    assert "0:05 elapsed" in first
+    assert "0:06 elapsed" in later  # nothing changed in the job, the clock moved
+    assert stopped
+
+
+def test_text_status_prints_on_state_changes_only() -> None:
+    out = io.StringIO()
+    job = FakeJob(status(state="submitting"))
+    TextStatus(job, stream=out)
+    for _ in range(5):
+        job.push(status(state="in_progress"))  # repeated polls: no new line
+    job.push(status(state="in_progress", batches_ended=1))
+    job.push(done_status(simulated=True))
+    job.push(done_status())  # after the end: nothing more
+    lines = out.getvalue().splitlines()
+    assert [line.split(": ", 1)[1].split(" · ")[0] for line in lines[:4]] == [
+        "submitting", "in progress", "in progress", "done",
+    ]
+    assert len(lines) == 5
+    assert lines[-1].endswith("(SIMULATED)") and "rows answered" in lines[-1]
+
+
+def test_text_status_shows_errors() -> None:
+    out = io.StringIO()
+    job = FakeJob(status())
+    TextStatus(job, stream=out)
+    job.push(done_status(state="failed", error="APIError: boom"))
+    assert "error: APIError: boom" in out.getvalue()
+
+
+def test_show_picks_text_without_a_widget_front_end() -> None:
+    job = FakeJob(status())
+    assert isinstance(panel_mod.show(job, shell=None, stream=io.StringIO()), TextStatus)
+
+    class ZMQInteractiveShell:  # only the name matters
+        pass
+
+    assert panel_mod.has_widget_frontend(ZMQInteractiveShell())
+
+
+# -- against the simulator -------------------------------------------------------
+def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_path: Any) -> None:
+    simulator.configure(processing_time=60.0, cancel_delay=0.2)
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(5)]})
+    settings = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
+
+    async def main() -> tuple[JobPanel, Any]:
+        # As in a kernel: the job and the click both run on the event loop.
+        job = bm.submit(
+            df, "Echo {{ text }}", client=simulator.client(max_retries=0),
+            journal=Journal(tmp_path / "journal"), settings=settings, max_tokens=20,
+        )
+        p = JobPanel(job)
+        deadline = time.monotonic() + 10
+        while job.status.state != "in_progress" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert "in progress" in p.state.value
+        p.cancel_button.click()
+        while not job.done and time.monotonic() < deadline + 10:
+            await asyncio.sleep(0.05)
+        return p, job
+
+    started = time.monotonic()
+    p, job = asyncio.run(main())
+    assert time.monotonic() - started < 20  # far less than the 60 s processing time
+    assert job.status.state == "canceled"
+    assert "canceled" in p.state.value
+    assert p.cancel_button.disabled
+    assert p.bar.bar_style == "warning"
+    assert (df["answer_status"] == "canceled").all()
+    assert "canceled" in p.summary.value
