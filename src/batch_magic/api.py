@@ -207,7 +207,9 @@ def submit(
         job_id = existing
         if jr.read_manifest(job_id).get("state") not in ("done", "canceled"):
             batch_client = _client(client)
-    job = BatchJob(jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client))
+    job = BatchJob(
+        jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
+    )
     if start:
         job.start()
     if wait:

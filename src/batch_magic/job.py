@@ -145,6 +145,7 @@ class BatchJob:
         client: BatchClient | None,
         df: pd.DataFrame | None = None,
         settings: JobSettings | None = None,
+        spec: OutputSpec | None = None,
     ) -> None:
         self.journal = journal
         self.id = job_id
@@ -152,7 +153,8 @@ class BatchJob:
         self.df = df
         self.settings = settings or JobSettings()
         self.manifest = journal.read_manifest(job_id)
-        self.spec = OutputSpec(
+        # The live spec (it may hold a pydantic model); else rebuilt from the journal.
+        self.spec = spec or OutputSpec(
             kind=self.manifest["output"]["kind"],
             labels=tuple(self.manifest["output"].get("labels") or ()),
             schema=self.manifest["output"].get("schema"),
