@@ -48,3 +48,44 @@ def sdk_client(simulator: Simulator) -> anthropic.Anthropic:
 def async_sdk_client(simulator: Simulator) -> anthropic.AsyncAnthropic:
     """The official async client pointed at the simulator."""
     return anthropic.AsyncAnthropic(api_key="sk-test", base_url=simulator.url, max_retries=2)
+
+
+# -- the magic: a real IPython shell with the extension loaded ------------------------
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    """A TestingShell (``run_cell`` raises) with ``%load_ext batch_magic``.
+
+    It runs in an empty folder (the journal and pyproject.toml are looked for
+    there), with no API key and no base URL in the environment, and text status
+    lines instead of widgets (there is no Jupyter front end).
+    """
+    from _shell import TestingShell
+
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BATCH_MAGIC_DIR", str(tmp_path / ".batch_magic"))
+    shell = TestingShell.make()
+    shell.reset_namespace()
+    shell.run_cell("%load_ext batch_magic")
+    yield shell
+    magic = shell.magics_manager.registry.get("BatchMagic")
+    if magic is not None:
+        for job in list(magic.registry.values()):
+            if not job.done:
+                try:
+                    job.cancel()
+                except Exception:
+                    pass
+    shell.run_cell("%unload_ext batch_magic")
+    shell.reset_namespace()
+
+
+@pytest.fixture
+def ip_sim(ip, simulator, monkeypatch):
+    """``ip`` with the environment pointing the SDK at the test simulator, polling fast."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", simulator.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    ip.run_cell("%config BatchMagic.poll_interval_min = 0.05")
+    ip.run_cell("%config BatchMagic.poll_interval_max = 0.2")
+    return ip

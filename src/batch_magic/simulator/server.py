@@ -51,7 +51,7 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestRecord:
     """One request as the simulator saw it (secrets masked)."""
 
@@ -119,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 600  # an idle keep-alive connection is closed after this
     disable_nagle_algorithm = True
     server: SimHTTPServer
+    _pending: tuple[str, str, str, str | None] = ("", "", "", None)
+    _logged = False
 
     # -- plumbing ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -165,7 +167,8 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         found = route(method, path)
         endpoint, args = found if found else ("unknown", {})
-        status, dropped = 500, False
+        self._pending = (method, endpoint, rid, args.get("id"))
+        self._logged = False
         try:
             body = self._read_body(app.options.max_body_bytes)
             if found is None:
@@ -179,44 +182,48 @@ class Handler(BaseHTTPRequestHandler):
                 if fault.status is not None:
                     err = APIError(fault.error_type or "api_error", fault.message or "", fault.status)
                     self._send_error(err, rid, fault.retry_after)
-                    status = fault.status
                     return
                 drop_after = fault.drop_after_lines
-            status, dropped = self._dispatch(endpoint, args, query, body, rid, drop_after)
+            self._dispatch(endpoint, args, query, body, rid, drop_after)
         except APIError as err:
-            status = err.status
             self._send_error(err, rid, None)
         except OSError:
-            status, dropped = 499, True
             self.close_connection = True
+            if not self._logged:
+                self._log(499, True)  # the client went away before an answer
             raise
         except Exception as exc:  # a bug of ours: answer like the API would, and say so
-            status = 500
             if self.server.verbose:
                 import traceback
 
                 traceback.print_exc()
             else:
                 sys.stderr.write(f"batch_magic simulator: internal error on {method} {path}: {exc!r}\n")
-            self._send_error(APIError("api_error", "Internal server error"), rid, None)
-        finally:
-            self.server.record(
-                RequestRecord(
-                    method=method,
-                    path=self.path,
-                    endpoint=endpoint,
-                    status=status,
-                    request_id=rid,
-                    headers=self._safe_headers(),
-                    batch_id=args.get("id"),
-                    time=time.time(),
-                    dropped=dropped,
-                )
+            if not self._logged:
+                self._send_error(APIError("api_error", "Internal server error"), rid, None)
+            else:
+                self.close_connection = True
+
+    def _log(self, status: int, dropped: bool) -> None:
+        method, endpoint, rid, batch_id = self._pending
+        self._logged = True
+        self.server.record(
+            RequestRecord(
+                method=method,
+                path=self.path,
+                endpoint=endpoint,
+                status=status,
+                request_id=rid,
+                headers=self._safe_headers(),
+                batch_id=batch_id,
+                time=time.time(),
+                dropped=dropped,
             )
+        )
 
     def _dispatch(
         self, endpoint: str, args: dict[str, str], query: dict[str, str], body: bytes, rid: str, drop_after: int | None
-    ) -> tuple[int, bool]:
+    ) -> None:
         app = self.server.app
         base = self._base_url()
         if endpoint == "create":
@@ -244,8 +251,7 @@ class Handler(BaseHTTPRequestHandler):
                 "Content-Type": "application/x-jsonl",
                 "Content-Disposition": f"attachment; filename*=utf-8''{args['id']}_results.jsonl",
             }
-            complete = self._send_chunked(blocks(lines), rid, headers, finish=drop_after is None)
-            return 200, not complete
+            self._send_chunked(blocks(lines), rid, headers, finish=drop_after is None)
         elif endpoint == "messages":
             message, stream = app.message(body)
             if stream:
@@ -256,7 +262,6 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, message, rid)
         elif endpoint == "count_tokens":
             self._send_json(200, app.count_tokens(body), rid)
-        return 200, False
 
     # -- reading ----------------------------------------------------------------------------
     def _read_body(self, limit: int) -> bytes:
@@ -347,7 +352,9 @@ class Handler(BaseHTTPRequestHandler):
         return out
 
     # -- writing ----------------------------------------------------------------------------
-    def _start(self, status: int, rid: str, headers: dict[str, str]) -> None:
+    def _start(self, status: int, rid: str, headers: dict[str, str], dropped: bool = False) -> None:
+        # Logged before the answer leaves, so a client never sees an answer that is not in the log.
+        self._log(status, dropped)
         self.send_response(status, _REASONS.get(status))
         self.send_header("request-id", rid)
         for k, v in headers.items():
@@ -369,9 +376,9 @@ class Handler(BaseHTTPRequestHandler):
             headers["retry-after-ms"] = str(int(retry_after * 1000))
         self._send_json(err.status, error_body(err.error_type, err.message, rid), rid, headers)
 
-    def _send_chunked(self, chunks: Iterator[bytes], rid: str, headers: dict[str, str], finish: bool = True) -> bool:
+    def _send_chunked(self, chunks: Iterator[bytes], rid: str, headers: dict[str, str], finish: bool = True) -> None:
         """Stream ``chunks`` with chunked encoding; without ``finish``, cut the connection after them."""
-        self._start(200, rid, {**headers, "Transfer-Encoding": "chunked"})
+        self._start(200, rid, {**headers, "Transfer-Encoding": "chunked"}, dropped=not finish)
         self.end_headers()
         write = self.wfile.write
         for chunk in chunks:
@@ -379,6 +386,5 @@ class Handler(BaseHTTPRequestHandler):
                 write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
         if finish:
             write(b"0\r\n\r\n")
-            return True
-        self.close_connection = True  # no final chunk: the client sees a truncated body
-        return False
+        else:
+            self.close_connection = True  # no final chunk: the client sees a truncated body
