@@ -187,3 +187,31 @@ def test_changed_dataframe_merges_by_labels(sim, journal):
     job.wait(30)
     assert later.index.tolist() == ["k3", "k2"]
     assert later["x"].str.contains("c").iloc[0]
+
+
+def test_rerunning_the_cell_while_it_runs_returns_the_same_job(sim, journal):
+    sim.configure(processing_time=1.0)
+    df = pd.DataFrame({"text": ["a", "b"]})
+    first = submit(df, "{{ text }}", sim, journal)
+    again = submit(df, "{{ text }}", sim, journal)
+    assert again is first
+    again.wait(30)
+    assert len(sim.batch_ids()) == 1 and (df["answer_status"] == "succeeded").all()
+
+
+def test_a_job_driven_elsewhere_is_followed_then_taken_over(sim, journal):
+    """Another process holds the job's driver lock: attach watches; when that
+    process goes away, it takes over and finishes without a second batch."""
+    sim.configure(processing_time=0.5)
+    df = pd.DataFrame({"text": ["a", "b"]})
+    job = submit(df, "{{ text }}", sim, journal, start=False)
+    other = journal.try_lock(job.id)  # stands in for a driver in another kernel
+    assert other is not None
+    follower = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
+    import time
+
+    time.sleep(0.5)
+    assert sim.batch_ids() == [] and not follower.done  # it did not drive
+    other.release()  # the other kernel died
+    follower.wait(30)
+    assert len(sim.batch_ids()) == 1 and (df["answer_status"] == "succeeded").all()

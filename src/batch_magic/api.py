@@ -17,7 +17,7 @@ import pandas as pd
 
 from .client import BatchClient, make_sdk_client
 from .errors import BudgetExceededError, ConfigError, PlanError
-from .job import BatchJob, JobSettings, estimate_for
+from .job import BatchJob, JobSettings, estimate_for, live_job
 from .journal import FORMAT_VERSION, Journal, now_iso
 from .plan import Plan, RequestOptions, build_plan
 from .pricing import Estimate
@@ -205,6 +205,13 @@ def submit(
         job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_local)
     else:
         job_id = existing
+        running = live_job(jr, job_id)
+        if running is not None:
+            # The same cell again while its job runs: hand back that job (it fills this df).
+            running.df = df
+            if wait:
+                running.wait()
+            return running
         if jr.read_manifest(job_id).get("state") not in ("done", "canceled"):
             batch_client = _client(client)
     job = BatchJob(
@@ -404,6 +411,11 @@ def attach(
     """
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     full_id = jr.resolve(job_id)
+    running = live_job(jr, full_id)
+    if running is not None:
+        if df is not None:
+            running.df = df
+        return running
     state = jr.read_manifest(full_id).get("state")
     batch_client = None if state in ("done", "canceled") else _client(client)
     job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))

@@ -135,6 +135,16 @@ def _epoch(iso: str | None) -> float | None:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+#: Jobs being driven in this process, by (journal folder, job id): a re-run cell
+#: gets the running job back instead of a second driver.
+_LIVE: dict[tuple[str, str], BatchJob] = {}
+
+
+def live_job(journal: Journal, job_id: str) -> BatchJob | None:
+    job = _LIVE.get((str(journal.root.resolve()), job_id))
+    return job if job is not None and not job.done else None
+
+
 class BatchJob:
     """One job of the journal, bound (optionally) to the DataFrame it fills."""
 
@@ -214,6 +224,7 @@ class BatchJob:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
+        _LIVE[(str(self.journal.root.resolve()), self.id)] = self
         if loop is not None:
             self._task = loop.create_task(self._drive())
         else:
@@ -291,25 +302,64 @@ class BatchJob:
             raise
         finally:
             self._settled = True
+            _LIVE.pop((str(self.journal.root.resolve()), self.id), None)
             self._set()  # observers see the settled state
 
     async def _run(self) -> None:
+        lock = self.journal.try_lock(self.id)
+        if lock is None:
+            await self._follow()
+            return
+        try:
+            self.manifest = self.journal.read_manifest(self.id)  # the latest, now that it is ours
+            await self._run_locked()
+        finally:
+            lock.release()
+
+    async def _follow(self) -> None:
+        """Another driver (another kernel, or another object here) runs this job:
+        watch the journal until it ends, then merge from it."""
+        self._set(message="driven elsewhere; following its journal")
+        while True:
+            manifest = await asyncio.to_thread(self.journal.read_manifest, self.id)
+            if manifest["state"] in FINAL_STATES:
+                self.manifest = manifest
+                self._table = None
+                await self._merge()
+                return
+            lock = self.journal.try_lock(self.id)
+            if lock is not None:  # the other driver died: take over
+                lock.release()
+                await self._run()
+                return
+            self.manifest = manifest
+            if self._cancel_requested and self.client is not None:
+                # The driver is elsewhere: cancel its batches at the API; it collects them.
+                for entry in manifest["batches"]:
+                    if entry.get("batch_id") and entry["state"] == "in_progress":
+                        with contextlib.suppress(Exception):
+                            await asyncio.to_thread(self.client.cancel, entry["batch_id"])
+                self._cancel_requested = False
+            self._set(state=manifest["state"])
+            await self._sleep(max(1.0, self.settings.poll_min))
+
+    async def _run_locked(self) -> None:
         if self.manifest["state"] in FINAL_STATES:
             await self._merge()
             return
         if self.client is None:
             raise BatchMagicError("This job needs an API client to go on; attach it with one.")
-        if self.manifest.get("cancel_requested"):
-            self._cancel_requested = True
         self._table = await asyncio.to_thread(self._load_table)
         poll_wait = self.settings.poll_min
         while True:
-            if self._cancel_requested:
+            if self._cancel_requested or (
+                self.manifest.get("cancel_requested") and not self.manifest.get("cancel_sent")
+            ):
                 await self._cancel_batches()
             progressed = await self._submit_ready()
             running = [b for b in self._batches() if b["state"] in ("in_progress", "canceling")]
             if not running and not any(b["state"] in ("pending", "submitting") for b in self._batches()):
-                if self._cancel_requested or not await self._plan_retry():
+                if self.manifest.get("cancel_requested") or not await self._plan_retry():
                     break
                 continue
             for entry in running:
@@ -364,7 +414,7 @@ class BatchJob:
         """Create pending batches while under the in-flight cap. True if any was created."""
         created = False
         for entry in self._batches():
-            if self._cancel_requested:
+            if self._cancel_requested or self.manifest.get("cancel_requested"):
                 break
             if entry["state"] not in ("pending", "submitting"):
                 continue
@@ -524,7 +574,12 @@ class BatchJob:
         assert self.client is not None
         self.manifest["cancel_requested"] = True
         for entry in self._batches():
-            if entry["state"] in ("pending",):
+            if entry["state"] == "submitting":
+                # Its create may have reached the server: cancel that batch too if so.
+                found = await asyncio.to_thread(self._find_orphan, entry)
+                if found is not None:
+                    self._record_created(entry, found)
+            if entry["state"] == "pending" or entry["state"] == "submitting":
                 entry["state"] = "dropped"
             elif entry["state"] == "in_progress":
                 try:
@@ -535,9 +590,9 @@ class BatchJob:
                     if status not in (400, 409):  # 400/409: it ended meanwhile; fine
                         self._set(reconnecting=True, message=f"cancel failed ({_describe(exc)}); trying again")
                         return
+        self.manifest["cancel_sent"] = True
         self._save()
         self._cancel_requested = False
-        self.manifest["cancel_requested"] = True
 
     async def _merge(self) -> None:
         if self._table is None:

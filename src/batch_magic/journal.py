@@ -153,6 +153,15 @@ class Journal:
                     ids.add(b["batch_id"])
         return ids
 
+    def try_lock(self, job_id: str) -> JobLock | None:
+        """Take the job's driver lock, or None if a live process holds it.
+
+        Only one driver per job, across processes and within one: two drivers
+        would download into the same file. The OS drops the lock when its
+        holder dies, so a job whose kernel died is free to pick up.
+        """
+        return JobLock.acquire(self.job_dir(job_id) / "lock")
+
     # -- plan data ---------------------------------------------------------
     def write_plan_data(
         self, job_id: str, prompts: list[str], row_requests: np.ndarray, index: pd.Index
@@ -191,6 +200,30 @@ class Journal:
         os.chmod(part, 0o600)
         os.replace(part, final)
         return final
+
+
+class JobLock:
+    """An advisory ``flock`` on a job's lock file, held while a driver runs."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> JobLock | None:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
