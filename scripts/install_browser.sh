@@ -5,7 +5,7 @@
 # Playwright's own browser download is never used: the test drives
 # /usr/bin/chromium through executable_path.
 #
-# Usage: bash scripts/install_browser.sh [VENV_DIR]   (default: .venv)
+# Usage: bash scripts/install_browser.sh [VENV_DIR]   (default: .venv; created if missing)
 # Idempotent. Exits 0 even when Chromium cannot be installed; the test then
 # skips with the reason, and this script says so on a line starting with
 # "install_browser:".
@@ -15,8 +15,8 @@ VENV=${1:-.venv}
 PY="$VENV/bin/python"
 
 if [ ! -x "$PY" ]; then
-    echo "install_browser: no python at $PY; create the venv first" >&2
-    exit 1
+    echo "install_browser: creating the venv $VENV"
+    "${PYTHON:-python3}" -m venv "$VENV" || { echo "install_browser: cannot create $VENV" >&2; exit 1; }
 fi
 
 # 1. Chromium from Debian.
