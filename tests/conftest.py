@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
+import httpx2
 import pytest
 
 from batch_magic.simulator import FakeClock, RealClock, Simulator
@@ -38,10 +39,17 @@ def fake_clock(simulator: Simulator) -> FakeClock:
     return simulator.use_fake_clock()
 
 
+@pytest.fixture(scope="session")
+def _sdk_http() -> Iterator[httpx2.Client]:
+    """One connection pool for every sdk_client (building a client's SSL context costs ~50 ms)."""
+    with httpx2.Client(timeout=60) as client:
+        yield client
+
+
 @pytest.fixture
-def sdk_client(simulator: Simulator) -> anthropic.Anthropic:
+def sdk_client(simulator: Simulator, _sdk_http: httpx2.Client) -> anthropic.Anthropic:
     """The official sync client pointed at the simulator."""
-    return anthropic.Anthropic(api_key="sk-test", base_url=simulator.url, max_retries=2)
+    return anthropic.Anthropic(api_key="sk-test", base_url=simulator.url, max_retries=2, http_client=_sdk_http)
 
 
 @pytest.fixture

@@ -79,25 +79,25 @@ def test_counts_stay_processing_until_the_batch_ends(
 
 
 def test_results_before_the_end_is_refused_by_the_sdk(
-    simulator: Simulator, fake_clock: FakeClock, sdk_client: anthropic.Anthropic
+    simulator: Simulator, fake_clock: FakeClock, sdk_client: anthropic.Anthropic, http: httpx2.Client
 ) -> None:
     simulator.configure(processing_time=10)
     batch = sdk_client.messages.batches.create(requests=requests(1))
     with pytest.raises(anthropic.AnthropicError, match="No `results_url`"):
         sdk_client.messages.batches.results(batch.id)
     # Asking the results path directly is a 400, not a hang.
-    r = httpx2.get(f"{simulator.url}/v1/messages/batches/{batch.id}/results", headers={"x-api-key": "k"})
+    r = http.get(f"/v1/messages/batches/{batch.id}/results")
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_results_stream_is_strict_jsonl_in_a_stable_shuffled_order(
-    simulator: Simulator, sdk_client: anthropic.Anthropic
+    simulator: Simulator, sdk_client: anthropic.Anthropic, http: httpx2.Client
 ) -> None:
     batch = sdk_client.messages.batches.create(requests=requests(50))
     url = sdk_client.messages.batches.retrieve(batch.id).results_url
     assert url is not None
-    r1 = httpx2.get(url, headers={"x-api-key": "k", "Accept": "application/binary"})
-    r2 = httpx2.get(url, headers={"x-api-key": "k"})
+    r1 = http.get(url, headers={"Accept": "application/binary"})
+    r2 = http.get(url)
     assert r1.status_code == 200
     assert r1.headers["content-type"] == "application/x-jsonl"
     assert r1.headers["request-id"].startswith("req_")
@@ -111,7 +111,7 @@ def test_results_stream_is_strict_jsonl_in_a_stable_shuffled_order(
     assert r2.content == data, "the same batch always gives the same bytes"
 
 
-def test_every_result_type(simulator: Simulator, fake_clock: FakeClock, sdk_client: anthropic.Anthropic) -> None:
+def test_every_result_type(simulator: Simulator, fake_clock: FakeClock, sdk_client: anthropic.Anthropic, http: httpx2.Client) -> None:
     simulator.configure(processing_time=100, expire_rate=0.25, error_rates={"overloaded_error": 0.25})
     batch = sdk_client.messages.batches.create(
         requests=[*requests(40), {"custom_id": "badmodel", "params": {**params(), "model": "gpt-4o"}}]
@@ -134,7 +134,7 @@ def test_every_result_type(simulator: Simulator, fake_clock: FakeClock, sdk_clie
     for r in results.values():
         if r.type == "errored":
             assert r.error.type == "error"
-    raw = httpx2.get(b.results_url or "", headers={"x-api-key": "k"}).text
+    raw = http.get(b.results_url or "").text
     for line in raw.splitlines():
         obj = json.loads(line)
         if obj["result"]["type"] in ("canceled", "expired"):
@@ -329,7 +329,7 @@ def test_per_request_time(simulator: Simulator, fake_clock: FakeClock, sdk_clien
     assert sdk_client.messages.batches.retrieve(batch.id).processing_status == "ended"
 
 
-def test_beta_flavour_uses_the_same_paths(simulator: Simulator, sdk_client: anthropic.Anthropic) -> None:
+def test_beta_flavour_uses_the_same_paths(simulator: Simulator, sdk_client: anthropic.Anthropic, http: httpx2.Client) -> None:
     batch = sdk_client.beta.messages.batches.create(requests=requests(2), betas=["message-batches-2024-09-24"])
     got = sdk_client.beta.messages.batches.retrieve(batch.id)
     assert got.processing_status == "ended"
@@ -338,7 +338,7 @@ def test_beta_flavour_uses_the_same_paths(simulator: Simulator, sdk_client: anth
     create = next(r for r in simulator.requests if r.endpoint == "create")
     assert "anthropic-beta" in create.headers
     # Older SDKs add ?beta=true to the same paths.
-    r = httpx2.get(f"{simulator.url}/v1/messages/batches/{batch.id}?beta=true", headers={"x-api-key": "k"})
+    r = http.get(f"/v1/messages/batches/{batch.id}?beta=true")
     assert r.status_code == 200 and r.json()["id"] == batch.id
 
 

@@ -13,8 +13,8 @@ from sim_helpers import params, requests
 from batch_magic.simulator import Simulator
 
 
-def raw_post(sim: Simulator, path: str, body: bytes, **headers: str) -> httpx2.Response:
-    return httpx2.post(f"{sim.url}{path}", content=body, headers={"x-api-key": "k", **headers})
+def raw_post(http: httpx2.Client, path: str, body: bytes) -> httpx2.Response:
+    return http.post(path, content=body)
 
 
 def assert_error_body(resp: httpx2.Response, status: int, error_type: str) -> dict:
@@ -27,7 +27,7 @@ def assert_error_body(resp: httpx2.Response, status: int, error_type: str) -> di
     return body
 
 
-def test_missing_key_is_401_with_the_real_body(simulator: Simulator) -> None:
+def test_missing_key_is_401_with_the_real_body(simulator: Simulator, http: httpx2.Client) -> None:
     client = anthropic.Anthropic(
         api_key="unused", base_url=simulator.url, max_retries=0, default_headers={"Authorization": anthropic.Omit()}
     )
@@ -39,12 +39,12 @@ def test_missing_key_is_401_with_the_real_body(simulator: Simulator) -> None:
         "error": {"type": "authentication_error", "message": "x-api-key header is required"},
         "request_id": err.value.request_id,
     }
-    assert_error_body(httpx2.get(f"{simulator.url}/v1/messages/batches"), 401, "authentication_error")
+    assert_error_body(http.get("/v1/messages/batches", headers={"x-api-key": ""}), 401, "authentication_error")
 
 
-def test_both_auth_styles_are_accepted(simulator: Simulator) -> None:
-    for headers in ({"x-api-key": "sk-a"}, {"Authorization": "Bearer sk-b"}):
-        assert httpx2.get(f"{simulator.url}/v1/messages/batches", headers=headers).status_code == 200
+def test_both_auth_styles_are_accepted(simulator: Simulator, http: httpx2.Client) -> None:
+    for headers in ({"x-api-key": "sk-a"}, {"x-api-key": "", "Authorization": "Bearer sk-b"}):
+        assert http.get("/v1/messages/batches", headers=headers).status_code == 200
 
 
 def test_api_keys_option_rejects_other_keys(simulator: Simulator) -> None:
@@ -85,10 +85,10 @@ def test_too_many_requests_is_400(simulator: Simulator, sdk_client: anthropic.An
     assert simulator.batch_ids() == []
 
 
-def test_the_real_limit_is_100000_requests(simulator: Simulator) -> None:
+def test_the_real_limit_is_100000_requests(simulator: Simulator, http: httpx2.Client) -> None:
     one = b'{"custom_id":"a","params":{}}'
     body = b'{"requests":[' + b",".join([one] * 100_001) + b"]}"
-    resp = raw_post(simulator, "/v1/messages/batches", body)
+    resp = raw_post(http, "/v1/messages/batches", body)
     assert_error_body(resp, 400, "invalid_request_error")
     assert "100000" in resp.json()["error"]["message"]
 
@@ -126,12 +126,12 @@ def test_oversized_content_length_is_refused_before_reading(simulator: Simulator
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b""])
-def test_malformed_json_is_400(simulator: Simulator, body: bytes) -> None:
-    assert_error_body(raw_post(simulator, "/v1/messages/batches", body), 400, "invalid_request_error")
+def test_malformed_json_is_400(simulator: Simulator, body: bytes, http: httpx2.Client) -> None:
+    assert_error_body(raw_post(http, "/v1/messages/batches", body), 400, "invalid_request_error")
 
 
-def test_unknown_path_is_404_json(simulator: Simulator) -> None:
-    assert_error_body(httpx2.get(f"{simulator.url}/v1/nothing", headers={"x-api-key": "k"}), 404, "not_found_error")
+def test_unknown_path_is_404_json(simulator: Simulator, http: httpx2.Client) -> None:
+    assert_error_body(http.get("/v1/nothing"), 404, "not_found_error")
 
 
 @pytest.mark.parametrize(
@@ -175,9 +175,9 @@ def test_two_429s_then_success_are_retried_by_the_sdk(simulator: Simulator, sdk_
     assert simulator.batch_ids() == [batch.id]
 
 
-def test_429_carries_retry_after_headers(simulator: Simulator) -> None:
+def test_429_carries_retry_after_headers(simulator: Simulator, http: httpx2.Client) -> None:
     simulator.add_fault("retrieve", 429, retry_after=2.5)
-    resp = httpx2.get(f"{simulator.url}/v1/messages/batches/msgbatch_01x", headers={"x-api-key": "k"})
+    resp = http.get("/v1/messages/batches/msgbatch_01x")
     assert_error_body(resp, 429, "rate_limit_error")
     assert resp.headers["retry-after"] == "3" and resp.headers["retry-after-ms"] == "2500"
 
@@ -204,12 +204,12 @@ def test_fault_on_every_endpoint_with_star(simulator: Simulator, sdk_client: ant
     assert fault.fired == 1 and fault.exhausted
 
 
-def test_probability_faults_are_seeded(simulator: Simulator) -> None:
+def test_probability_faults_are_seeded(simulator: Simulator, http: httpx2.Client) -> None:
     def run() -> list[int]:
         simulator.reset()
         simulator.add_fault("list", 500, probability=0.5)
         for _ in range(20):
-            httpx2.get(f"{simulator.url}/v1/messages/batches", headers={"x-api-key": "k"})
+            http.get("/v1/messages/batches")
         return [r.status for r in simulator.requests]
 
     first = run()
@@ -246,12 +246,12 @@ def test_dropped_results_stream_raises_in_the_sdk_iterator(
     assert [r.custom_id for r in sdk_client.messages.batches.results(batch.id)] == full
 
 
-def test_dropped_stream_sends_exactly_n_lines_then_cuts(simulator: Simulator, sdk_client: anthropic.Anthropic) -> None:
+def test_dropped_stream_sends_exactly_n_lines_then_cuts(simulator: Simulator, sdk_client: anthropic.Anthropic, http: httpx2.Client) -> None:
     batch = sdk_client.messages.batches.create(requests=requests(30))
     simulator.add_fault("results", drop_after_lines=7, times=1)
     url = f"{simulator.url}/v1/messages/batches/{batch.id}/results"
     received = b""
-    with pytest.raises(httpx2.HTTPError), httpx2.stream("GET", url, headers={"x-api-key": "k"}) as resp:
+    with pytest.raises(httpx2.HTTPError), http.stream("GET", url) as resp:
         for piece in resp.iter_raw():
             received += piece
     assert received.count(b"\n") == 7 and received.endswith(b"\n")
@@ -269,7 +269,7 @@ def test_fault_validation() -> None:
         sim.add_fault("list")
 
 
-def test_reset_connections_are_not_reported(simulator: Simulator, capfd: pytest.CaptureFixture[str]) -> None:
+def test_reset_connections_are_not_reported(simulator: Simulator, capfd: pytest.CaptureFixture[str], http: httpx2.Client) -> None:
     import socket
 
     host, port = simulator.url.removeprefix("http://").split(":")
@@ -282,12 +282,12 @@ def test_reset_connections_are_not_reported(simulator: Simulator, capfd: pytest.
         s.sendall(b"POST /v1/messages/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         s.close()  # half a body, then gone
     time.sleep(0.3)
-    out, err = capfd.readouterr()
+    _out, err = capfd.readouterr()
     assert "Traceback" not in err and "Error" not in err
-    assert httpx2.get(f"{simulator.url}/v1/messages/batches", headers={"x-api-key": "k"}).status_code == 200
+    assert http.get("/v1/messages/batches").status_code == 200
 
 
-def test_error_bodies_have_the_real_shape(simulator: Simulator) -> None:
-    resp = httpx2.get(f"{simulator.url}/v1/messages/batches/nope", headers={"x-api-key": "k"})
+def test_error_bodies_have_the_real_shape(simulator: Simulator, http: httpx2.Client) -> None:
+    resp = http.get("/v1/messages/batches/nope")
     body = assert_error_body(resp, 404, "not_found_error")
     assert json.dumps(body).count("request_id") == 1

@@ -122,8 +122,10 @@ class Cues:
         return s + ("..." if len(words) > max_words else "")
 
     def hash(self, *parts: str) -> int:
+        """A stable number from the seed, the prompt and ``parts`` (rows differ, reruns agree)."""
         h = hashlib.blake2b(digest_size=8)
         h.update(self.seed.encode())
+        h.update(self.text.encode("utf-8", "surrogatepass"))
         for p in parts:
             h.update(b"\x1f" + p.encode())
         return int.from_bytes(h.digest(), "big")
