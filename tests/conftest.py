@@ -75,6 +75,7 @@ def ip(tmp_path, monkeypatch):
     monkeypatch.setenv("BATCH_MAGIC_DIR", str(tmp_path / ".batch_magic"))
     shell = TestingShell.make()
     shell.reset_namespace()
+    shell.config.pop("BatchMagic", None)  # %config of an earlier test
     shell.run_cell("%load_ext batch_magic")
     yield shell
     magic = shell.magics_manager.registry.get("BatchMagic")
@@ -86,6 +87,7 @@ def ip(tmp_path, monkeypatch):
                 except Exception:
                     pass
     shell.run_cell("%unload_ext batch_magic")
+    shell.config.pop("BatchMagic", None)
     shell.reset_namespace()
 
 

@@ -1,0 +1,148 @@
+"""The simulator as a command, driven by clients that know nothing of batch_magic."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+SCRIPT = Path(__file__).with_name("sdk_only_script.py")
+ROOT = Path(__file__).resolve().parents[2]
+SDK0_VENV = ROOT / ".venv-sdk0"
+
+
+class Cli:
+    """A simulator process started with ``python -m batch_magic.simulator``."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "batch_magic.simulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.banner = [self.proc.stdout.readline() for _ in range(4)]
+        m = re.search(r"http://127\.0\.0\.1:\d+", self.banner[0])
+        assert m, self.banner
+        self.url = m.group(0)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=10)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def cli() -> Iterator[Cli]:
+    c = Cli("--processing-time", "0.6")
+    yield c
+    if c.proc.poll() is None:
+        c.stop()
+
+
+def run_script(python: str | Path, url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY="sk-sim-anything")
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [str(python), str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120, cwd=SCRIPT.parent
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_run(report: dict) -> None:
+    assert report["ok"] and report["ids"] == ["row-0", "row-1", "row-2"]
+    polls = report["polls"]
+    assert polls[-1] == ["ended", 0, 3]
+    assert len(polls) >= 2, "the batch should have been seen in progress at least once"
+    assert all(p == ["in_progress", 3, 0] for p in polls[:-1])
+
+
+def test_banner_names_the_url_and_the_env_vars(cli: Cli) -> None:
+    text = "".join(cli.banner)
+    assert f"ANTHROPIC_BASE_URL={cli.url}" in text
+    assert "ANTHROPIC_API_KEY=sk-sim-anything" in text
+
+
+def test_a_client_that_imports_only_anthropic(cli: Cli) -> None:
+    check_run(run_script(sys.executable, cli.url))
+
+
+def test_sigterm_and_ctrl_c_exit_cleanly() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        c = Cli()
+        code, out, err = c.stop(sig)
+        assert code == 0 and "stopped" in out
+        assert "Traceback" not in err
+
+
+def test_binds_loopback_only(cli: Cli) -> None:
+    assert cli.url.startswith("http://127.0.0.1:")
+
+
+def test_bad_options_exit_with_a_message() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batch_magic.simulator", "--port", "0", "--error-rate", "nonsense=0.5"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2 and "unknown error category 'nonsense'" in done.stderr
+
+
+def test_cli_options_reach_the_server() -> None:
+    c = Cli("--processing-time", "0", "--error-rate", "overloaded_error=1", "--fault", "create:429:1", "--seed", "7")
+    try:
+        client = anthropic.Anthropic(api_key="k", base_url=c.url, max_retries=1)
+        batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": {
+            "model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}])
+        [r] = list(client.messages.batches.results(batch.id))
+        assert r.result.type == "errored" and r.result.error.error.type == "overloaded_error"
+    finally:
+        c.stop()
+
+
+def test_state_survives_a_killed_simulator(tmp_path: Path) -> None:
+    c = Cli("--state", str(tmp_path), "--processing-time", "0")
+    client = anthropic.Anthropic(api_key="k", base_url=c.url, max_retries=0)
+    batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": {
+        "model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}])
+    before = [r.to_json() for r in client.messages.batches.results(batch.id)]
+    c.stop(signal.SIGKILL)  # dies without any chance to save
+    c2 = Cli("--state", str(tmp_path))
+    try:
+        client2 = anthropic.Anthropic(api_key="k", base_url=c2.url, max_retries=0)
+        assert client2.messages.batches.retrieve(batch.id).processing_status == "ended"
+        assert [r.to_json() for r in client2.messages.batches.results(batch.id)] == before
+    finally:
+        c2.stop()
+
+
+def _sdk0_python() -> Path:
+    """A venv with anthropic 0.x, made once and reused (``.venv-sdk0/``)."""
+    py = SDK0_VENV / "bin" / "python"
+    probe = [str(py), "-c", "import anthropic, sys; sys.exit(0 if anthropic.__version__.startswith('0.') else 1)"]
+    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return py
+    subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
+    pip = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
+    return py
+
+
+@pytest.mark.slow
+def test_an_anthropic_0x_client(cli: Cli) -> None:
+    report = run_script(_sdk0_python(), cli.url)
+    assert report["sdk"].startswith("0.")
+    check_run(report)
