@@ -37,7 +37,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium; BATCH_MAGIC_CHROMIUM points elsewhere (e.g. to check the skip).
+CHROMIUM = Path(os.environ.get("BATCH_MAGIC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
