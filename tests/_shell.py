@@ -37,8 +37,10 @@ class TestingShell(InteractiveShell):
         return cls.instance(config=config)
 
     def reset_namespace(self) -> None:
-        self.reset(new_session=False)
-        self.displayhook.flush()
+        """Forget the user's variables (cheaper than ``reset()``, which runs gc.collect)."""
+        hidden = self.user_ns_hidden
+        for name in [k for k in self.user_ns if k not in hidden]:
+            del self.user_ns[name]
 
 
 def magic_instance(shell: InteractiveShell) -> Any:

@@ -18,10 +18,9 @@ from batch_magic.job import JobSettings, JobStatus
 from batch_magic.journal import Journal
 from batch_magic.panel import JobPanel, TextStatus, format_interval, format_status, format_summary
 
-NOW = time.time()
-
 
 def status(**changes: Any) -> JobStatus:
+    now = time.time()
     base = JobStatus(
         job_id="20260101-000000-abcdef01",
         state="in_progress",
@@ -37,9 +36,9 @@ def status(**changes: Any) -> JobStatus:
         batches_ended=0,
         attempt=1,
         counts={},
-        started_at=NOW - 65,
+        started_at=now - 65,
         finished_at=None,
-        expires_at=NOW + 3600 * 23,
+        expires_at=now + 3600 * 23,
         estimated_cost=0.0123,
         estimated_cost_upper=0.05,
         actual_cost=None,
@@ -51,7 +50,7 @@ def done_status(**changes: Any) -> JobStatus:
     values: dict[str, Any] = {
         "state": "done",
         "batches_ended": 2,
-        "finished_at": NOW,
+        "finished_at": time.time(),
         "actual_cost": 0.0042,
         "row_counts": {"succeeded": 8, "errored": 2},
         "counts": {"succeeded": 8, "errored": 2},
@@ -74,6 +73,10 @@ class FakeJob:
     @property
     def status(self) -> JobStatus:
         return self._status
+
+    @property
+    def done(self) -> bool:
+        return self._status.state in ("done", "canceled", "failed")
 
     def observe(self, callback: Any) -> Any:
         self.observers.append(callback)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 RETRY_STATUSES = ("errored", "expired", "invalid")
 SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
+_BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
 
 CELL_HELP = """\
 Send every row of a DataFrame to Claude through the Message Batches API,
@@ -88,13 +89,17 @@ def _split(line: str) -> list[str]:
     from IPython.utils.process import arg_split
 
     try:
-        return list(arg_split(line, strict=True))
+        # posix=True: quotes group words and are removed, as in a shell.
+        return list(arg_split(line, posix=True, strict=True))
     except ValueError as exc:
         raise UsageError(f"Cannot read the line {line!r}: {exc} (check the quotes).") from None
 
 
 class _SubParser(ma.MagicArgumentParser):
     """A ``%batch <command>`` parser whose errors name the command and its usage."""
+
+    def parse_argstring(self, argstring: str, *, partial: bool = False) -> Any:
+        return self.parse_args(_split(argstring))
 
     def error(self, message: str) -> Any:
         usage = " ".join(self.format_usage().replace("::", " ").replace("usage:", " ").split())
@@ -206,14 +211,15 @@ class BatchMagic(Magics, Configurable):
             )
         df, column, name = self._resolve_target(args.target)
         template = self._template(df, column, name, cell)
-        kwargs = self._request_kwargs(args)
         if args.labels is not None and args.schema is not None:
             raise UsageError("Give either --labels or --schema, not both.")
         if args.dry_run and args.pilot is not None:
             raise UsageError("Give either --dry-run or --pilot, not both.")
+        kwargs = self._request_kwargs(args)
         from . import api
 
         if args.dry_run:
+            _check_accepts(api.prepare, kwargs)
             prepared = api.prepare(df, template, **kwargs)
             max_cost = args.max_cost if args.max_cost is not None else self.max_cost
             self._show(prepared)
@@ -225,9 +231,13 @@ class BatchMagic(Magics, Configurable):
         return self._submit(df, template, kwargs, args)
 
     def _parse_cell_line(self, line: str) -> Any:
+        # df['a column with spaces'] is one target, whatever the shell-like splitting says.
+        bracket = _BRACKET_TARGET.match(line)
+        if bracket:
+            line = line[bracket.end():]
         words = _split(line)  # a clear message for bad quoting before argparse sees it
         try:
-            return ma.parse_argstring(self.batch, line)
+            args = self.batch.parser.parse_args(words)
         except UsageError as exc:
             parser = self.batch.parser
             known = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
@@ -240,11 +250,17 @@ class BatchMagic(Magics, Configurable):
                         hints.append(f"did you mean {close[0]} for {flag}?")
             hint = (" (" + "; ".join(hints) + ")") if hints else ""
             raise UsageError(f"%%batch: {exc}{hint}. %%batch? lists the options.") from None
+        if bracket:
+            if args.target:
+                raise UsageError(f"%%batch: two DataFrames named: {bracket['target']!r} and {args.target!r}.")
+            args.target = bracket["target"]
+        return args
 
     def _submit(self, df: pd.DataFrame, template: Any, kwargs: dict[str, Any], args: Any) -> None:
         from . import api
 
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
+        _check_accepts(api.submit, kwargs)
         job = api.submit(
             df, template, **kwargs, force=args.force, max_cost=max_cost,
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
@@ -764,6 +780,17 @@ class BatchMagic(Magics, Configurable):
         sim.stop()
         if not quiet:
             print("Simulator stopped.")
+
+
+def _check_accepts(func: Any, kwargs: dict[str, Any]) -> None:
+    """A flag whose API option has not landed in this version is a clear UsageError."""
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [k for k in kwargs if k not in params]
+    if missing:
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise UsageError(f"{flags} is not available for {func.__name__}() in this version of batch_magic.")
 
 
 def _status_text(status: JobStatus, fmt: Any) -> str:

@@ -63,6 +63,15 @@ class JobLike(Protocol):
     def result(self) -> pd.DataFrame: ...
 
 
+def settled(job: Any) -> bool:
+    """True once the job's driver has finished (merged, refused or failed).
+
+    A job re-attached from the journal reports its recorded final state before
+    its results are merged into the DataFrame; the panel waits for the merge.
+    """
+    return bool(getattr(job, "done", True))
+
+
 # -- the one pure formatter ----------------------------------------------------
 def state_word(state: str) -> str:
     return STATE_WORDS.get(state, state.replace("_", " "))
@@ -203,7 +212,9 @@ class JobPanel:
         self.widget.add_class("batch-magic-panel")
         self._render_header(self._last)
         self._unsubscribe = job.observe(self.update)
-        if tick and not self._final:
+        if self._final:
+            self.close()
+        elif tick:
             self._start_ticker()
 
     # -- observer ---------------------------------------------------------------
@@ -223,7 +234,7 @@ class JobPanel:
         self._render_details(status)
         if status.error:
             self._show_error(status.error)
-        if status.state in FINAL and not self._final:
+        if status.state in FINAL and not self._final and settled(self.job):
             self._finish(status)
 
     def _render_header(self, status: JobStatus) -> None:
@@ -395,7 +406,10 @@ class TextStatus:
         self._key: tuple[Any, ...] | None = None
         self._final = False
         self.lines: list[str] = []
-        self._unsubscribe: Callable[[], None] | None = job.observe(self.update)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe = job.observe(self.update)
+        if self._final:
+            self.close()
 
     def _write(self, text: str) -> None:
         self.lines.append(text)
@@ -406,6 +420,8 @@ class TextStatus:
         key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error)
         if key == self._key or self._final:
             return
+        if status.state in FINAL and not settled(self.job):
+            return  # the journal says it ended; the merge into the DataFrame comes next
         self._key = key
         self._write(f"batch {status.job_id}: {format_status(status)}")
         if status.error:
