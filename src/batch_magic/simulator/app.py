@@ -24,7 +24,7 @@ from .faults import FaultPlan, validate_error_rates
 from .model import FakeModel, Responder, cache_prefix, count_input_tokens, validate_params
 from .protocol import APIError, new_batch_id, new_message_id
 from .results import result_lines
-from .store import Batch, BatchPolicy, Store
+from .store import Batch, BatchPolicy, Store, pack
 
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 DAY = 86400.0
@@ -185,9 +185,9 @@ class App:
             policy=policy,
             pre_errors=pre_errors,
             cache_info=cache_info,
-            custom_ids=cids,
-            params=params,
+            packed=pack(cids, params),
         )
+        del params
         self.store.add(batch)
         return batch
 
@@ -229,7 +229,6 @@ class App:
                 "not_found_error",
                 f"The results of message batch '{batch_id}' have been archived and are no longer available.",
             )
-        batch.requests()  # load now, so a disk error is an HTTP error and not a cut stream
         return result_lines(batch, self.model, limit)
 
     # -- realtime ---------------------------------------------------------------------------

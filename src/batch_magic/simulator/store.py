@@ -5,9 +5,11 @@ long it takes, and when a cancel was asked for; its status, counts and
 ``ended_at`` are computed from the clock on every call, so polling is cheap
 and a :class:`~batch_magic.simulator.clock.FakeClock` can move time at will.
 
-Requests are stored compactly (each ``params`` as one JSON ``bytes``) and
-results are regenerated deterministically, so a state directory only needs
-each batch's metadata and requests, written atomically.
+Requests are stored compactly: one zlib-compressed block per batch of
+``custom_id<TAB>params-json`` lines (prompts rendered from one template
+compress very well), unpacked only while results are generated. Results are
+regenerated deterministically, so a state directory only needs each batch's
+metadata and that same block, written atomically.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import random
 import threading
-from collections.abc import Callable
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,22 +64,15 @@ class Batch:
     pre_errors: dict[int, tuple[str, str]] = field(default_factory=dict)
     cache_info: dict[int, CacheInfo] = field(default_factory=dict)
     cancel_initiated_at: float | None = None
-    custom_ids: list[str] | None = None
-    params: list[bytes] | None = None
-    loader: Callable[[], tuple[list[str], list[bytes]]] | None = None
+    packed: bytes = b""
     _order: list[int] | None = None
     _counts: dict[str, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- requests ---------------------------------------------------------------------------
     def requests(self) -> tuple[list[str], list[bytes]]:
-        """custom_ids and params, loading them from disk on first use."""
-        with self._lock:
-            if self.custom_ids is None or self.params is None:
-                if self.loader is None:
-                    raise RuntimeError(f"batch {self.id} has no requests and no loader")
-                self.custom_ids, self.params = self.loader()
-            return self.custom_ids, self.params
+        """custom_ids and params (JSON bytes), unpacked afresh: callers hold them only briefly."""
+        return unpack(self.packed)
 
     # -- lifecycle --------------------------------------------------------------------------
     def timeline(self) -> tuple[float, str]:
@@ -298,9 +293,7 @@ class Store:
 
     def _write_requests(self, batch: Batch) -> None:
         assert self.state_dir is not None
-        cids, params = batch.requests()
-        lines = [b"%s\t%s\n" % (cid.encode(), p) for cid, p in zip(cids, params)]
-        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.requests", lines)
+        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.requests", [batch.packed])
 
     def _write_meta(self, batch: Batch) -> None:
         assert self.state_dir is not None
@@ -336,7 +329,7 @@ class Store:
                     pre_errors={int(i): (t, m) for i, t, m in meta["pre_errors"]},
                     cache_info={int(r[0]): (str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in meta["cache_info"]},
                     cancel_initiated_at=meta["cancel_initiated_at"],
-                    loader=_requests_loader(req_path),
+                    packed=req_path.read_bytes(),
                 )
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a half-written or foreign file: not a batch
@@ -349,15 +342,18 @@ class Store:
         return loaded
 
 
-def _requests_loader(path: Path) -> Callable[[], tuple[list[str], list[bytes]]]:
-    def load() -> tuple[list[str], list[bytes]]:
-        cids: list[str] = []
-        params: list[bytes] = []
-        with open(path, "rb") as f:
-            for line in f:
-                cid, _, raw = line.rstrip(b"\n").partition(b"\t")
-                cids.append(cid.decode())
-                params.append(raw)
-        return cids, params
+def pack(custom_ids: list[str], params: list[bytes]) -> bytes:
+    """One compressed block of ``custom_id<TAB>params`` lines (params JSON has no raw newline)."""
+    lines = b"".join([b"%s\t%s\n" % (cid.encode(), p) for cid, p in zip(custom_ids, params)])
+    return zlib.compress(lines, 1)
 
-    return load
+
+def unpack(packed: bytes) -> tuple[list[str], list[bytes]]:
+    """The inverse of :func:`pack`."""
+    cids: list[str] = []
+    params: list[bytes] = []
+    for line in zlib.decompress(packed).split(b"\n")[:-1]:
+        cid, _, raw = line.partition(b"\t")
+        cids.append(cid.decode())
+        params.append(raw)
+    return cids, params
