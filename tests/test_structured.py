@@ -193,6 +193,57 @@ def test_the_same_checks_hold_without_jsonschema_installed(monkeypatch):
     assert "minimum" in errors[4]
 
 
+def test_built_in_validator_agrees_with_jsonschema_on_its_subset():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {
+        "type": "object",
+        "$defs": {"Tag": {"type": "string", "minLength": 2, "pattern": "^[a-z]+$"}},
+        "properties": {
+            "n": {"type": "integer", "minimum": 0, "exclusiveMaximum": 10},
+            "x": {"type": ["number", "null"]},
+            "flag": {"type": "boolean"},
+            "kind": {"enum": ["a", "b", 1, True]},
+            "tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}, "maxItems": 2},
+            "one": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 5}]},
+            "fixed": {"const": 1},
+            "inner": {"type": "object", "properties": {"k": {"type": "string"}}, "required": ["k"],
+                      "additionalProperties": False},
+        },
+        "required": ["n"],
+    }
+    from batch_magic.structured import _within_subset, compile_checker
+
+    assert _within_subset(schema)
+    check = compile_checker(schema)
+    reference = jsonschema.Draft202012Validator(schema)
+    rng = np.random.default_rng(0)
+    pools = {
+        "n": [0, 3, 9, 10, -1, 2.0, 2.5, True, "3", None],
+        "x": [1, 1.5, None, "1", False],
+        "flag": [True, False, 0, None],
+        "kind": ["a", "b", "c", 1, 1.0, True, False, 2],
+        "tags": [[], ["ab"], ["ab", "cd"], ["ab", "cd", "ef"], ["a"], ["AB"], "ab", [1]],
+        "one": [1, 5.5, 7, 2.5, "x"],
+        "fixed": [1, 1.0, True, 2],
+        "inner": [{"k": "v"}, {}, {"k": 1}, {"k": "v", "z": 1}, []],
+    }
+    for _ in range(2000):
+        value = {key: pool[rng.integers(len(pool))] for key, pool in pools.items() if rng.random() < 0.7}
+        mine: list[str] = []
+        check(value, "$", mine)
+        assert (not mine) == reference.is_valid(value), (value, mine)
+
+
+def test_keywords_beyond_the_subset_are_checked_by_jsonschema():
+    pytest.importorskip("jsonschema")
+    spec = OutputSpec.from_schema({
+        "type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
+    })
+    cols = columns_for(spec, ['{"tags": ["a", "b"]}', '{"tags": ["a", "a"]}'])
+    assert list(cols["x_status"]) == ["succeeded", "invalid"]
+    assert "non-unique" in cols["x_error"][1]
+
+
 # -- schemas: parsing --------------------------------------------------------------------------
 def test_schema_answers_become_one_typed_column_per_field():
     spec = OutputSpec.from_schema(TICKET_SCHEMA)
