@@ -120,3 +120,28 @@ def test_parallel_clients_are_served_concurrently(simulator: Simulator) -> None:
             return loop.time() - t0
 
     assert run(main()) < 1.5  # eight 0.3 s answers at once, not one after another
+
+
+@pytest.mark.parametrize(
+    ("status", "exc"),
+    [
+        (400, anthropic.BadRequestError),
+        (401, anthropic.AuthenticationError),
+        (404, anthropic.NotFoundError),
+        (413, anthropic.ContentTooLargeError),
+        (429, anthropic.RateLimitError),
+        (500, anthropic.InternalServerError),
+        (504, anthropic.GatewayTimeoutError),
+        (529, anthropic.OverloadedError),
+    ],
+)
+def test_async_status_codes_map_to_sdk_exceptions(simulator: Simulator, status: int, exc: type[Exception]) -> None:
+    simulator.add_fault("retrieve", status)
+
+    async def main() -> None:
+        async with client(simulator, max_retries=0) as c:
+            with pytest.raises(exc) as err:
+                await c.messages.batches.retrieve("msgbatch_01x")
+            assert isinstance(err.value, anthropic.APIStatusError) and err.value.status_code == status
+
+    run(main())

@@ -24,7 +24,7 @@ from .faults import FaultPlan, validate_error_rates
 from .model import FakeModel, Responder, cache_prefix, count_input_tokens, validate_params
 from .protocol import APIError, new_batch_id, new_message_id
 from .results import result_lines
-from .store import Batch, BatchPolicy, Store, pack
+from .store import Batch, BatchPolicy, Packer, Store
 
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 DAY = 86400.0
@@ -149,7 +149,7 @@ class App:
             cids.append(cid)
         del seen
         batch_id = new_batch_id()
-        params: list[bytes] = []
+        packer = Packer()
         pre_errors: dict[int, tuple[str, str]] = {}
         cache_info: dict[int, tuple[str, int, str, bool]] = {}
         # stdlib json here: orjson's large per-call buffers make 100k small dumps slow on a cold heap.
@@ -158,7 +158,7 @@ class App:
         for i, r in enumerate(reqs):
             p = r["params"]
             raw = encoder(p).encode()
-            params.append(raw)
+            packer.add(cids[i], raw)
             err = validate_params(p, in_batch=True, strict_models=strict)
             if err is not None:
                 pre_errors[i] = err
@@ -167,6 +167,7 @@ class App:
                 if prefix is not None and prefix.tokens >= opts.cache_min_tokens:
                     wrote = self.cache.claim(prefix.key, f"{batch_id}/{cids[i]}")
                     cache_info[i] = (prefix.key, prefix.tokens, prefix.ttl, wrote)
+            reqs[i] = None  # let the parsed request go as soon as it is packed
         n = len(cids)
         policy = BatchPolicy(
             seed=opts.seed,
@@ -185,9 +186,8 @@ class App:
             policy=policy,
             pre_errors=pre_errors,
             cache_info=cache_info,
-            packed=pack(cids, params),
+            packed=packer.finish(),
         )
-        del params
         self.store.add(batch)
         return batch
 

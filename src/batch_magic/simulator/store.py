@@ -342,14 +342,33 @@ class Store:
         return loaded
 
 
-def pack(custom_ids: list[str], params: list[bytes]) -> bytes:
-    """One compressed block of ``custom_id<TAB>params`` lines (params JSON has no raw newline)."""
-    lines = b"".join([b"%s\t%s\n" % (cid.encode(), p) for cid, p in zip(custom_ids, params)])
-    return zlib.compress(lines, 1)
+class Packer:
+    """Builds the compressed request block incrementally, so no full copy is ever held."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(1)
+        self._out: list[bytes] = []
+        self._buf: list[bytes] = []
+        self._size = 0
+
+    def add(self, custom_id: str, params: bytes) -> None:
+        line = b"%s\t%s\n" % (custom_id.encode(), params)
+        self._buf.append(line)
+        self._size += len(line)
+        if self._size >= self.CHUNK:
+            self._out.append(self._z.compress(b"".join(self._buf)))
+            self._buf, self._size = [], 0
+
+    def finish(self) -> bytes:
+        self._out.append(self._z.compress(b"".join(self._buf)))
+        self._out.append(self._z.flush())
+        return b"".join(self._out)
 
 
 def unpack(packed: bytes) -> tuple[list[str], list[bytes]]:
-    """The inverse of :func:`pack`."""
+    """The custom_ids and params of a :class:`Packer` block."""
     cids: list[str] = []
     params: list[bytes] = []
     for line in zlib.decompress(packed).split(b"\n")[:-1]:
