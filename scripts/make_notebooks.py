@@ -83,11 +83,11 @@ df = load_tickets()
 print(f"{len(df)} tickets; gold columns: category, sentiment, urgent")
 df[["ticket_id", "text", "category"]].head()
 """),
-    md(f"""
+    md("""
 ## The cell
 
 The first line names the DataFrame and the options; the body is a Jinja2 template over
-its columns (`{{{{ text }}}}` is each row's text). `--labels` turns the answer into one of
+its columns (`{{ text }}` is each row's text). `--labels` turns the answer into one of
 those labels, stored as a pandas `Categorical`.
 
 The cell **returns at once**: the panel below follows the job (state, batches, elapsed
