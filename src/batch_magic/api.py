@@ -176,6 +176,7 @@ def submit(
     cache_system: bool | None = None,
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
+    json: bool = False,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
@@ -192,7 +193,7 @@ def submit(
     prepared = prepare(
         df, template, out=out, model=model, system=system, max_tokens=max_tokens,
         temperature=temperature, labels=labels, schema=schema, chunk_size=chunk_size,
-        cache_system=cache_system, use_tool=use_tool, extra_params=extra_params,
+        cache_system=cache_system, use_tool=use_tool, extra_params=extra_params, json=json,
     )
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     fingerprint = _job_fingerprint(prepared)

@@ -168,7 +168,9 @@ class BatchClient:
         return lines
 
     def count_tokens(self, params: dict[str, Any]) -> int:
-        allowed = {k: v for k, v in params.items() if k not in ("max_tokens", "temperature", "metadata")}
+        # count_tokens takes only what shapes the input; generation settings are refused.
+        shaping = ("model", "messages", "system", "tools", "tool_choice", "output_config", "thinking")
+        allowed = {k: v for k, v in params.items() if k in shaping}
         return int(self.sdk.messages.count_tokens(**allowed).input_tokens)
 
     def create_message(self, params: dict[str, Any]) -> dict[str, Any]:

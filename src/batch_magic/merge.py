@@ -61,7 +61,7 @@ def build_columns(
     for suffix, values in parsed.columns.items():
         name = f"{out}_{suffix}" if suffix else out
         columns[name] = _typed(fan(values), parsed.dtypes.get(suffix))
-    if spec.kind != "text":
+    if spec.kind == "labels":  # schema and JSON keep the raw text in {out} already
         raw = np.where(parsed.invalid, table.answer, np.full(len(table), None, dtype=object))
         if parsed.invalid.any():
             columns[f"{out}_raw"] = _typed(fan(raw), "string")
