@@ -31,7 +31,9 @@ def test_port_zero_context_manager_and_registry() -> None:
         assert not is_simulator_url(None)
         assert sim.env() == {"ANTHROPIC_BASE_URL": sim.url, "ANTHROPIC_API_KEY": "sk-sim-anything"}
         url = sim.url
+        sim.client(max_retries=0).messages.batches.list()
     assert not is_simulator_url(url) and not sim.running
+    assert [r.endpoint for r in sim.requests] == ["list"]  # the log outlives the server
 
 
 def test_start_stop_start() -> None:

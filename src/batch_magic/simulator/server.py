@@ -73,11 +73,18 @@ class SimHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], app: App, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: App,
+        verbose: bool = False,
+        log: list[RequestRecord] | None = None,
+        log_lock: threading.Lock | None = None,
+    ) -> None:
         self.app = app
         self.verbose = verbose
-        self.log: list[RequestRecord] = []
-        self.log_lock = threading.Lock()
+        self.log: list[RequestRecord] = [] if log is None else log
+        self.log_lock = log_lock or threading.Lock()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, Handler)

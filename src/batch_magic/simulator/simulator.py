@@ -130,6 +130,8 @@ class Simulator:
         self._app = App(self._initial.copy(), clock, None if state_dir is None else os.fspath(state_dir))
         self._requested = (host, port)
         self._verbose = verbose
+        self._log: list[RequestRecord] = []  # outlives a stop(), so it can be read afterwards
+        self._log_lock = threading.Lock()
         self._server: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -139,7 +141,7 @@ class Simulator:
         """Bind and serve on a daemon thread; returns self."""
         if self._server is not None:
             raise RuntimeError(f"simulator already running at {self.url}")
-        server = SimHTTPServer(self._requested, self._app, self._verbose)
+        server = SimHTTPServer(self._requested, self._app, self._verbose, self._log, self._log_lock)
         host, port = server.server_address[:2]
         host_s = host.decode() if isinstance(host, bytes) else host
         self._server = server
@@ -268,16 +270,13 @@ class Simulator:
     # -- inspection -------------------------------------------------------------------------
     @property
     def requests(self) -> list[RequestRecord]:
-        """Every request served since the last reset, oldest first."""
-        if self._server is None:
-            return []
-        with self._server.log_lock:
-            return list(self._server.log)
+        """Every request served since the last reset, oldest first (also after stop())."""
+        with self._log_lock:
+            return list(self._log)
 
     def clear_requests(self) -> None:
-        if self._server is not None:
-            with self._server.log_lock:
-                self._server.log.clear()
+        with self._log_lock:
+            self._log.clear()
 
     def batch_ids(self) -> list[str]:
         """Ids of the batches that exist (not deleted), oldest first."""
