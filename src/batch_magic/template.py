@@ -13,11 +13,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import jinja2
 import jinja2.meta
 import jinja2.nodes
+import numpy as np
 
 from .errors import TemplateError
 
@@ -99,6 +101,13 @@ class Template:
         return ROW_NAME in self.variables
 
     @property
+    def never_blank(self) -> bool:
+        """True when no row can render to blank text (the template has visible literal text)."""
+        return self._parts is not None and any(
+            name is None and text.strip() for text, name in self._parts
+        )
+
+    @property
     def is_simple(self) -> bool:
         return self._parts is not None
 
@@ -120,14 +129,7 @@ class Template:
     def render_columns(self, columns: Mapping[str, Iterable[Any]], n: int) -> list[str]:
         """Render ``n`` rows from column-wise values (fast path when possible)."""
         if self._parts is not None:
-            pieces: list[list[str] | str] = []
-            for text, name in self._parts:
-                pieces.append(text if name is None else [str(v) for v in columns[name]])
-            out: list[str] = []
-            append = out.append
-            for i in range(n):
-                append("".join(p if isinstance(p, str) else p[i] for p in pieces))
-            return out
+            return _render_simple(self._parts, columns, n)
         names = list(columns)
         lists = [list(columns[name]) for name in names]
         out = []
@@ -136,6 +138,42 @@ class Template:
             values[ROW_NAME] = values
             out.append(self.render(values))
         return out
+
+
+def _strings(values: Iterable[Any], n: int) -> list[str]:
+    """``str()`` of the first ``n`` values, as a list (strings are used as they are)."""
+    # An object array's tolist() gives its own elements; other arrays keep numpy scalars.
+    if isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        vals: list[Any] = values.tolist()
+    else:
+        vals = list(values)
+    if len(vals) > n:
+        vals = vals[:n]
+    if all(type(v) is str for v in vals):
+        return vals
+    return [str(v) for v in vals]
+
+
+def _render_simple(
+    parts: tuple[tuple[str, str | None], ...], columns: Mapping[str, Iterable[Any]], n: int
+) -> list[str]:
+    """Text and bare names, rendered column-wise: no per-row Python beyond one concatenation."""
+    pieces: list[str | list[str]] = []
+    for text, name in parts:
+        piece: str | list[str] = text if name is None else _strings(columns[name], n)
+        if isinstance(piece, str) and pieces and isinstance(pieces[-1], str):
+            pieces[-1] += piece
+        elif not (isinstance(piece, str) and not piece):
+            pieces.append(piece)
+    lists = [p for p in pieces if not isinstance(p, str)]
+    if not lists:
+        return ["".join(p for p in pieces if isinstance(p, str))] * n
+    if len(lists) == 1 and len(pieces) <= 3:  # the common case: text {{ column }} text
+        first, last = pieces[0], pieces[-1]
+        pre = first if isinstance(first, str) else ""
+        post = last if isinstance(last, str) else ""
+        return [pre + v + post for v in lists[0]]
+    return list(map("".join, zip(*(repeat(p) if isinstance(p, str) else p for p in pieces))))
 
 
 def _simple_parts(ast: jinja2.nodes.Template) -> tuple[tuple[str, str | None], ...] | None:
