@@ -196,17 +196,20 @@ def build_plan(
     rendered = template.render_columns(columns, len(keep))
 
     row_requests = np.full(n, SKIPPED, dtype=np.int64)
-    seen: dict[str, int] = {}
-    prompts: list[str] = []
-    for pos, prompt in zip(keep.tolist(), rendered):
-        if not prompt.strip():
-            skip_reasons[pos] = "the rendered prompt is empty"
-            continue
-        k = seen.get(prompt)
-        if k is None:
-            k = seen[prompt] = len(prompts)
-            prompts.append(prompt)
-        row_requests[pos] = k
+    if not template.never_blank:
+        blank = np.fromiter((not p.strip() for p in rendered), dtype=bool, count=len(rendered))
+        if blank.any():
+            for pos in keep[blank].tolist():
+                skip_reasons[pos] = "the rendered prompt is empty"
+            keep = keep[~blank]
+            rendered = [p for p, b in zip(rendered, blank.tolist()) if not b]
+    # Unique prompts in order of first appearance; request k is the k-th of them.
+    prompts = list(dict.fromkeys(rendered))
+    if len(prompts) == len(rendered):
+        row_requests[keep] = np.arange(len(prompts), dtype=np.int64)
+    elif prompts:
+        number = {p: k for k, p in enumerate(prompts)}
+        row_requests[keep] = np.fromiter(map(number.__getitem__, rendered), dtype=np.int64, count=len(rendered))
     if not prompts:
         raise PlanError(
             f"All {n} rows were skipped because their inputs are missing or empty "
@@ -230,13 +233,36 @@ def request_bytes(shared: dict[str, Any], prompts: Sequence[str]) -> np.ndarray:
     """Exact serialised size of each request in a create body, without building it."""
     empty = orjson.dumps({"custom_id": "", "params": request_params(shared, "")})
     base = len(empty) - 2 + 1  # minus the empty prompt's quotes, plus the comma
-    sizes = np.fromiter(
-        (len(orjson.dumps(p)) for p in prompts), dtype=np.int64, count=len(prompts)
-    )
-    ids = np.fromiter(
-        (len(custom_id(k)) for k in range(len(prompts))), dtype=np.int64, count=len(prompts)
-    )
-    return sizes + ids + base
+    n = len(prompts)
+    sizes = np.fromiter(map(len, map(orjson.dumps, prompts)), dtype=np.int64, count=n)
+    return sizes + _id_lengths(n) + base
+
+
+def _id_lengths(n: int) -> np.ndarray:
+    """``len(custom_id(k))`` for k in 0..n-1: the 'r' and the digits."""
+    k = np.arange(n, dtype=np.int64)
+    lengths = np.full(n, 2, dtype=np.int64)
+    power = 10
+    while power < n:
+        lengths += k >= power
+        power *= 10
+    return lengths
+
+
+def _range_bytes(shared: dict[str, Any], prompts: Sequence[str], r: range) -> int:
+    """The serialised size of requests ``r`` in a create body (sum of ``request_bytes``)."""
+    empty = orjson.dumps({"custom_id": "", "params": request_params(shared, "")})
+    base = len(empty) - 2 + 1
+    chunk = prompts[r.start : r.stop]
+    encoded = len(orjson.dumps(chunk if isinstance(chunk, (list, tuple)) else list(chunk)))
+    prompt_bytes = encoded - 2 - max(0, len(r) - 1)  # minus the brackets and the commas
+    ids = 0
+    digits, low = 1, 0
+    while low < r.stop:
+        high = 10**digits
+        ids += max(0, min(r.stop, high) - max(r.start, low)) * (1 + digits)
+        digits, low = digits + 1, high
+    return prompt_bytes + ids + base * len(r)
 
 
 def split_batches(
@@ -245,6 +271,10 @@ def split_batches(
     """Consecutive ranges of request numbers, each under both API limits."""
     max_requests = min(max_requests, MAX_REQUESTS_PER_BATCH)
     limit = MAX_BATCH_BYTES - BATCH_BYTES_MARGIN
+    total = len(prompts)
+    by_count = [range(a, min(a + max_requests, total)) for a in range(0, total, max_requests)]
+    if all(_range_bytes(shared, prompts, r) <= limit for r in by_count):
+        return by_count  # every chunk fits: exactly what the byte-wise split below gives
     sizes = request_bytes(shared, prompts)
     too_big = np.flatnonzero(sizes > limit)
     if too_big.size:
@@ -255,7 +285,6 @@ def split_batches(
         )
     batches: list[range] = []
     start = 0
-    total = len(prompts)
     cumulative = np.cumsum(sizes)
     while start < total:
         stop = min(start + max_requests, total)
