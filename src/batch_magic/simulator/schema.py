@@ -35,14 +35,14 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 #: option stem -> cue stems that vote for it (the tiny built-in lexicon)
 _POSITIVE = ("love", "great", "excellent", "happy", "amazing", "wonderful", "good", "fantastic",
              "perfect", "best", "recommend", "awesome", "pleased", "delighted", "thank", "nice",
-             "enjoy", "helpful", "beautiful", "superb", "brilliant", "satisfied", "glad", "like")
+             "enjoy", "helpful", "beautiful", "superb", "brilliant", "satisfied", "glad")
 _NEGATIVE = ("broken", "terrible", "refund", "angry", "late", "bad", "awful", "worst", "hate",
              "poor", "disappointed", "useless", "slow", "damaged", "missing", "wrong", "rude",
              "complaint", "never", "problem", "fail", "horrible", "waste", "error", "crash",
              "defective", "unhappy", "annoyed", "frustrated", "cancel")
 _NEUTRAL = ("okay", "fine", "average", "ordinary", "decent", "question", "wondering",
             "information", "neither", "mixed", "alright", "normal", "standard", "expected")
-_HIGH = ("urgent", "asap", "immediately", "emergency", "critical", "outage", "down", "now",
+_HIGH = ("urgent", "asap", "immediately", "emergency", "critical", "outage", "down",
          "severe", "blocking")
 _LOW = ("whenever", "minor", "someday", "suggestion", "curious", "eventually", "trivial", "small")
 
