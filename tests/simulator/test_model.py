@@ -281,3 +281,12 @@ def test_model_id_rule() -> None:
         assert looks_like_claude(ok)
     for bad in ("gpt-4o", "", "claude", "llama-3", "claude-", None, 3):
         assert not looks_like_claude(bad)
+
+
+def test_long_prompts_echo_their_start_and_end(sdk_client: anthropic.Anthropic) -> None:
+    instruction = "Please summarise the following customer message in one short sentence for the weekly report:"
+    texts = [f"{instruction} the blender number {i} stopped working after a week" for i in range(3)]
+    answers = [sdk_client.messages.create(**params(t)).content[0].text for t in texts]
+    assert len(set(answers)) == 3, "rows must not all get the same answer"
+    assert all(a.startswith("Simulated answer: Please summarise") for a in answers)
+    assert "number 2 stopped working" in answers[2]

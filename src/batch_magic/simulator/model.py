@@ -393,6 +393,14 @@ def usage(total_in: int, out_tokens: int, service_tier: str, cache: tuple[CacheP
 
 
 def plain_answer(cues: Cues) -> str:
-    """A short answer that visibly reflects the prompt."""
-    snippet = cues.snippet(16) if cues.text.strip() else "(empty prompt)"
-    return f"Simulated answer: {snippet}"
+    """A short answer that visibly reflects the prompt.
+
+    Long prompts are echoed by their start and their end, since a row's data
+    usually sits before or after the template's fixed instruction.
+    """
+    words = cues.text.split()
+    if not words:
+        return "Simulated answer: (empty prompt)"
+    if len(words) <= 16:
+        return f"Simulated answer: {' '.join(words)}"
+    return f"Simulated answer: {' '.join(words[:6])} ... {' '.join(words[-10:])}"
