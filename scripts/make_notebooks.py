@@ -296,13 +296,13 @@ df["parsed_status"].value_counts()
 ## Invalid rows are marked, not lost
 
 A row whose answer does not validate gets status `invalid`, an explanation in
-`parsed_error`, and the raw answer in `parsed_raw`; its field columns stay empty.
+`parsed_error`, and keeps the raw answer in `parsed`; its field columns stay empty.
 `parsed_stop_reason` says why here: the answer hit `max_tokens`.
 """),
     code("""
 invalid = df["parsed_status"] == "invalid"
 print(f"{invalid.sum()} invalid rows (SIMULATED answers)")
-df.loc[invalid, ["ticket_id", "parsed_stop_reason", "parsed_error", "parsed_raw"]].head()
+df.loc[invalid, ["ticket_id", "parsed_stop_reason", "parsed_error", "parsed"]].head()
 """),
     md("""
 The fix is a larger `--max-tokens`. That changes the job's parameters, so it is a new job

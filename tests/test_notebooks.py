@@ -1,0 +1,293 @@
+"""The tutorial notebooks: committed clean, in sync with their generator, and runnable.
+
+Each notebook is executed top to bottom with nbclient in a real ipykernel
+kernel running this interpreter (the venv's Python), offline against the
+built-in simulator, from a temporary copy so that its journal never lands in
+the repository. A cell fails the test if it errors, unless it is tagged
+``raises-exception`` (a cell that shows a refusal on purpose).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+KERNEL = "batch-magic-notebooks"
+CELL_TIMEOUT = 120  # seconds per cell
+
+EXPECTED = {
+    "01_quickstart.ipynb",
+    "02_structured_extraction.ipynb",
+    "03_reliability.ipynb",
+    "04_batch_vs_realtime.ipynb",
+}
+
+
+def _generator() -> Any:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.pop(0)
+    return make_notebooks
+
+
+# -- fast checks ----------------------------------------------------------------------------
+def test_the_notebooks_are_there() -> None:
+    assert set(NOTEBOOKS) >= EXPECTED
+
+
+def _assert_clean(text: str, where: str) -> None:
+    nb = nbformat.reads(text, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert cell.get("outputs") == [], f"{where}: cell {i} has outputs; strip them"
+        assert cell.get("execution_count") is None, f"{where}: cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_has_no_outputs(name: str) -> None:
+    """The working copy, and the version git has staged or committed, carry no outputs."""
+    path = NOTEBOOK_DIR / name
+    _assert_clean(path.read_text(encoding="utf-8"), str(path))
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return
+    rel = path.relative_to(ROOT).as_posix()
+    for ref in (f":{rel}", f"HEAD:{rel}"):  # the index, then the last commit
+        shown = subprocess.run(
+            ["git", "show", ref], cwd=ROOT, capture_output=True, text=True, encoding="utf-8"
+        )
+        if shown.returncode == 0:  # not yet added or committed: nothing to check there
+            _assert_clean(shown.stdout, f"git {ref}")
+
+
+def test_notebooks_match_their_generator() -> None:
+    make_notebooks = _generator()
+    stale = [name for name in make_notebooks.NOTEBOOK_CELLS
+             if (NOTEBOOK_DIR / name).read_text(encoding="utf-8") != make_notebooks.render(name)]
+    assert not stale, f"{stale} differ from scripts/make_notebooks.py; run python scripts/make_notebooks.py"
+
+
+def test_notebooks_run_offline() -> None:
+    """Every notebook starts the built-in simulator and never asks for a key."""
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "%batch simulator start" in code, name
+        assert "ANTHROPIC_API_KEY" not in code, name
+
+
+# -- executing them -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kernelspecs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A kernelspec that runs this interpreter, whatever kernels are installed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    root = tmp_path_factory.mktemp("kernels")
+    (root / KERNEL).mkdir()
+    (root / KERNEL / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "batch_magic notebooks",
+                "language": "python",
+            }
+        )
+    )
+    return KernelSpecManager(kernel_dirs=[str(root)])
+
+
+def _kernel_env(cwd: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.pop("BATCH_MAGIC_DIR", None)  # the journal goes beside the notebook (the temp copy)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class Executed:
+    """A notebook after a run: its cells and their text, for content checks."""
+
+    def __init__(self, nb: Any, cwd: Path) -> None:
+        self.nb = nb
+        self.cwd = cwd
+
+    def cells(self) -> list[Any]:
+        return [c for c in self.nb.cells if c.cell_type == "code"]
+
+    @staticmethod
+    def text_of(cell: Any) -> str:
+        parts: list[str] = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type == "error":
+                parts.append(f"{out.ename}: {out.evalue}")
+            else:
+                parts.append(str(out.get("data", {}).get("text/plain", "")))
+        return "\n".join(parts)
+
+    def cell(self, contains: str) -> Any:
+        """The first code cell whose source contains ``contains``."""
+        for c in self.cells():
+            if contains in c.source:
+                return c
+        raise AssertionError(f"no cell contains {contains!r}")
+
+    def output(self, contains: str) -> str:
+        return self.text_of(self.cell(contains))
+
+    def all_text(self) -> str:
+        return "\n".join(self.text_of(c) for c in self.cells())
+
+    def panels(self) -> list[str]:
+        """The text form of every job panel shown (the widget's text/plain)."""
+        found = []
+        for c in self.cells():
+            for out in c.get("outputs", []):
+                data = out.get("data", {})
+                if "application/vnd.jupyter.widget-view+json" in data:
+                    found.append(str(data.get("text/plain", "")))
+        return found
+
+
+def execute(name: str, tmp_path: Path, kernelspecs: Any) -> Executed:
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    shutil.copy(NOTEBOOK_DIR / name, work / name)
+    nb = nbformat.read(work / name, as_version=4)
+    km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernelspecs)
+    client = NotebookClient(
+        nb,
+        km=km,
+        kernel_name=KERNEL,
+        timeout=CELL_TIMEOUT,
+        allow_errors=False,  # an error fails the run, except in cells tagged raises-exception
+        record_timing=False,
+        resources={"metadata": {"path": str(work)}},
+    )
+    client.execute(env=_kernel_env(work), cwd=str(work))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{name} cell {i}: {errors[0].ename}: {errors[0].evalue}"
+    return Executed(nb, work)
+
+
+def _common_checks(run: Executed, name: str) -> None:
+    panels = run.panels()
+    assert panels, f"{name}: no job panel was shown"
+    assert all("SIMULATED" in p for p in panels), f"{name}: a panel does not say SIMULATED: {panels}"
+    jobs = run.cwd / ".batch_magic" / "jobs"
+    assert jobs.is_dir() and any(jobs.iterdir()), f"{name}: the journal is not beside the notebook"
+    # A merged table of answers is always introduced as SIMULATED.
+    for cell in run.cells():
+        if 'print("SIMULATED answers' in cell.source:
+            assert "SIMULATED answers (built-in simulator, not Claude):" in run.text_of(cell)
+
+
+def _count(text: str, status: str) -> int:
+    m = re.search(rf"^{status}\s+(\d+)\s*$", text, re.MULTILINE)
+    assert m, f"no count of {status!r} in:\n{text}"
+    return int(m.group(1))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quickstart(tmp_path: Path, kernelspecs: Any) -> None:
+    run = execute("01_quickstart.ipynb", tmp_path, kernelspecs)
+    _common_checks(run, "quickstart")
+    # The cell without --wait returned at once: its panel had not seen the job end.
+    assert "done" not in run.output("%%batch df --out team").split("·")[0]
+    # The cell after it ran while the job was still going.
+    assert re.search(r"(planned|submitting|in progress|queued)", run.output("%batch status"))
+    assert "['team', 'team_status', 'team_error'" in run.output("print([c for c in df.columns")
+    counts = run.output('df["team_status"].value_counts()')
+    assert _count(counts, "succeeded") == 295 and _count(counts, "skipped") == 5
+    accuracy = re.search(
+        r"Accuracy against the gold 'category' column: ([\d.]+)% of 295 answered tickets \(SIMULATED answers\)",
+        run.output("Accuracy against"),
+    )
+    assert accuracy and 20 < float(accuracy.group(1)) <= 100
+    confusion = run.output("pd.crosstab")
+    assert "team (SIMULATED answer)" in confusion and "gold category" in confusion
+    assert "True" in run.output("%batch list")  # the simulated column
+    assert "Simulator stopped." in run.output("%batch simulator stop")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_structured_extraction(tmp_path: Path, kernelspecs: Any) -> None:
+    run = execute("02_structured_extraction.ipynb", tmp_path, kernelspecs)
+    _common_checks(run, "structured extraction")
+    dtypes = run.output('df.filter(like="fields").dtypes')
+    assert re.search(r"fields_product\s+category", dtypes)
+    assert re.search(r"fields_urgent\s+boolean", dtypes)
+    assert re.search(r"fields_customer\s+string", dtypes)
+    assert "(SIMULATED answers)" in run.output("product_acc")
+    statuses = run.output('df["parsed_status"].value_counts()')
+    n_invalid = _count(statuses, "invalid")
+    assert 0 < n_invalid < 100
+    shown = run.output('invalid = df["parsed_status"] == "invalid"')
+    assert f"{n_invalid} invalid rows (SIMULATED answers)" in shown
+    assert "max_tokens" in shown and "not valid JSON" in shown
+    fixed = run.output("print(df[\"parsed_status\"].value_counts().to_string())")
+    assert _count(fixed, "succeeded") == 295 and _count(fixed, "invalid") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_reliability(tmp_path: Path, kernelspecs: Any) -> None:
+    run = execute("03_reliability.ipynb", tmp_path, kernelspecs)
+    _common_checks(run, "reliability")
+    assert "same job: True | batches on the server: 1" in run.output("again = %batch job")
+    assert "False" in run.output("del job, again, df")
+    restarted = run.output("new_batches = batches_on_server()")
+    assert "new batches since the restart: 0" in restarted
+    assert _count(restarted, "succeeded") == 295
+    errored = _count(run.output('failed = df["urgency_status"] == "errored"'), "errored")
+    assert errored > 0, "the injected overloaded_error faults should leave errored rows"
+    retry = run.output("%batch retry last df --wait")
+    assert re.search(r"retrying \d+ rows of job", retry)
+    after = run.output('gold = df["urgent"].map')
+    assert _count(after, "succeeded") == 295 and _count(after, "errored") == 0
+    assert "cancel requested" in run.output("%batch cancel last")
+    canceled = run.output('print(df["summary_status"].value_counts().to_string())')
+    assert _count(canceled, "canceled") > 0
+    listing = run.output("%batch list")
+    assert "canceled" in listing and "done" in listing
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_batch_vs_realtime(tmp_path: Path, kernelspecs: Any) -> None:
+    run = execute("04_batch_vs_realtime.ipynb", tmp_path, kernelspecs)
+    _common_checks(run, "batch vs realtime")
+    plot = run.cell("plt.subplots")
+    assert any("image/png" in o.get("data", {}) for o in plot.outputs), "the plot was not drawn"
+    assert "batch $" in run.output("costs.pivot")
+    assert "Pilot: 5 rows through the realtime API" in run.output("--pilot 5")
+    assert "Dry run: nothing was sent." in run.output("--dry-run")
+    refused = run.cell("--max-cost 0.001")
+    assert "Not sent: this job could cost up to" in run.text_of(refused)
+    summary = run.output("job = %batch job")
+    assert re.search(r"estimated \$[\d.]+, at most \$[\d.]+; actual \$[\d.]+ \(SIMULATED token counts\)", summary)
+    assert "(SIMULATED answers)" in summary
