@@ -13,10 +13,12 @@ Two choices here keep a million rows fast and every dollar safe:
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -183,18 +185,37 @@ class BatchClient:
 
 
 def create_body(shared: dict[str, Any], requests: Iterable[tuple[str, str]]) -> bytes:
-    """The create body for (custom_id, prompt) pairs, serialised in one pass.
+    """The create body for (custom_id, prompt) pairs, serialised in one pass."""
+    pairs = list(requests)
+    return create_body_columns(shared, [c for c, _ in pairs], [p for _, p in pairs])
 
-    The shared params are encoded once and spliced around each prompt, which is
-    several times faster than encoding a dict per request at 100,000 requests.
+
+def create_body_columns(
+    shared: dict[str, Any], custom_ids: Iterable[str], prompts: Iterable[str]
+) -> bytes:
+    """The create body for ``custom_ids[i]`` asking ``prompts[i]``, serialised in one pass.
+
+    The shared params are encoded once and spliced around each orjson-encoded
+    id and prompt, written straight into one buffer by C-level iteration: about
+    the cost of ``orjson.dumps`` on the whole body, without building a dict per
+    request (several times slower at 100,000 requests).
     """
     head = orjson.dumps(shared)[:-1]  # '{"model":...' without its closing brace
     if len(head) > 1:
         head += b","
+    start = b'{"custom_id":'
+    middle = b',"params":' + head + b'"messages":[{"role":"user","content":'
+    end = b"}]}}"
+    between = end + b"," + start
     dumps = orjson.dumps
-    parts = [
-        b'{"custom_id":' + dumps(cid) + b',"params":' + head
-        + b'"messages":[{"role":"user","content":' + dumps(prompt) + b"}]}}"
-        for cid, prompt in requests
-    ]
-    return b'{"requests":[' + b",".join(parts) + b"]}"
+    buf = io.BytesIO()
+    buf.write(b'{"requests":[' + start)
+    buf.writelines(chain.from_iterable(
+        zip(map(dumps, custom_ids), repeat(middle), map(dumps, prompts), repeat(between))
+    ))
+    if buf.tell() == len(b'{"requests":[' + start):
+        return b'{"requests":[]}'
+    buf.seek(buf.tell() - len(between))
+    buf.truncate()
+    buf.write(end + b"]}")
+    return buf.getvalue()

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 from . import pricing
-from .client import BatchClient, BatchInfo, create_body
+from .client import BatchClient, BatchInfo, create_body_columns
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
-from .plan import custom_id, request_bytes, split_batches
+from .plan import custom_ids, request_bytes, split_batches
 from .results import ResultTable
 from .structured import OutputSpec
 
@@ -438,10 +438,10 @@ class BatchJob:
             if found is not None:
                 self._record_created(entry, found)
                 return
-        ks = self._request_numbers(entry)
+        ks = self._request_numbers(entry).tolist()
         prompts = self._prompts_list()
         body = await asyncio.to_thread(
-            create_body, self.manifest["params"], ((custom_id(int(k)), prompts[int(k)]) for k in ks)
+            create_body_columns, self.manifest["params"], custom_ids(ks), map(prompts.__getitem__, ks)
         )
         backoff = self.settings.backoff_min
         while True:
