@@ -1,0 +1,108 @@
+"""The README stays true: its options block is the magic's own help, its set-up
+commands are the two the project promises, and its links lead somewhere."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+DEMO_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/batch-magic demo"
+TEST_COMMAND = "bash scripts/test.sh"
+
+
+def _options_table() -> Any:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import options_table
+    finally:
+        sys.path.pop(0)
+    return options_table
+
+
+def _readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def test_options_block_matches_the_magic_help() -> None:
+    options_table = _options_table()
+    text = _readme()
+    assert text.count(options_table.START) == 1 and text.count(options_table.END) == 1
+    assert options_table.current_block(text) == options_table.generate(), (
+        "README.md's options block is out of date: run python scripts/options_table.py --write"
+    )
+
+
+def test_options_block_lists_every_flag() -> None:
+    """Every flag of %%batch, every line command and every config trait is in the README."""
+    from batch_magic.magics import SUBCOMMANDS, BatchMagic
+
+    block = _options_table().current_block(_readme())
+    for action in BatchMagic.batch.parser._actions:
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag != "--help":
+                assert f"`{flag}" in block, flag
+    for command in SUBCOMMANDS:
+        if command == "help":  # %batch help prints this very list
+            continue
+        assert f"%batch {command}" in block, command
+    for trait in BatchMagic.class_traits(config=True):
+        assert f"`{trait}`" in block, trait
+
+
+def test_check_mode_detects_drift(tmp_path: Path) -> None:
+    options_table = _options_table()
+    stale = tmp_path / "README.md"
+    stale.write_text(_readme().replace("| `--wait` (`-w`) |", "| `--wait` |"), encoding="utf-8")
+    assert options_table.main(["--check", "--readme", str(stale)]) == 1
+    assert options_table.main(["--write", "--readme", str(stale)]) == 0
+    assert options_table.main(["--check", "--readme", str(stale)]) == 0
+    assert stale.read_text(encoding="utf-8") == _readme()
+
+
+def test_the_two_setup_commands_appear_verbatim() -> None:
+    text = _readme()
+    assert DEMO_COMMAND in text
+    assert TEST_COMMAND in text
+    # The demo command comes first, as the project promises.
+    assert text.index(DEMO_COMMAND) < text.index(TEST_COMMAND)
+    # The CI entry point runs the second command.
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_exactly_two_setup_commands() -> None:
+    """The Set up section has two commands and no more."""
+    text = _readme()
+    section = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```(?:bash|console|sh)?\n(.*?)```", section, re.DOTALL)
+    assert [c.strip() for c in commands] == [DEMO_COMMAND, TEST_COMMAND]
+
+
+def test_readme_covers_what_users_need() -> None:
+    text = _readme()
+    for heading in ("## In 30 seconds", "## Set up", "## Options", "## When the kernel dies",
+                    "## Cost notes", "## The Python API"):
+        assert heading in text, heading
+    assert "docs/panel.png" in text
+    for phrase in ("%batch attach", "--max-cost", "--dry-run", "--pilot", "half", "Prompt caching"):
+        assert phrase in text, phrase
+
+
+def test_relative_links_exist() -> None:
+    text = _readme()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [t.split("#", 1)[0] for t in targets if not re.match(r"[a-z]+://", t) and not t.startswith("#")]
+    assert local, "the README links nothing local?"
+    missing = [t for t in local if t and not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
+
+
+def test_docs_pages_are_linked() -> None:
+    """Every page in docs/ is reachable from the README."""
+    text = _readme()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in text, f"README.md does not link docs/{page.name}"
