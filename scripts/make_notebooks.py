@@ -600,15 +600,15 @@ costs.pivot(index="rows", columns="model", values=["batch $", "realtime $"]).rou
 
 Realtime requests each take a second or two, and rate limits cap how many run at once,
 so the time to finish grows with the rows. A batch's time barely depends on its size
-(up to 100,000 requests per batch): most end within an hour, and the API guarantees 24
-hours. The numbers below are **assumptions**, not measurements: change them to your
-account's limits.
+(up to 100,000 requests per batch): most end within an hour, and a request not
+processed within 24 hours expires (batch_magic sends expired requests again). The numbers
+below are **assumptions**, not measurements: change them to your account's limits.
 """),
     code("""
 REALTIME_SECONDS_PER_REQUEST = 1.5   # one short classification, end to end
 REALTIME_CONCURRENCY = 8             # requests in flight, as your rate limits allow
 BATCH_TYPICAL_HOURS = 1.0            # most batches end within the hour
-BATCH_MAX_HOURS = 24.0               # the API's bound
+BATCH_MAX_HOURS = 24.0               # after this, unprocessed requests expire
 
 realtime_hours = rows * REALTIME_SECONDS_PER_REQUEST / REALTIME_CONCURRENCY / 3600
 side_by_side = pd.DataFrame({
