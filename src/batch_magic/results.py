@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -69,46 +70,116 @@ class ResultTable:
             return self.ingest_lines(fh)
 
     def ingest_lines(self, lines: Iterable[bytes]) -> int:
-        count = 0
+        """Read result lines; return how many there were (blank lines aside).
+
+        Each line's fields go into plain lists (no dict is kept, no numpy item
+        is set per line), then into the arrays with one vectorised assignment
+        per field: what is left per line is orjson's parse and a few appends.
+        """
         loads = orjson.loads
+        codes_of = _CODES.get
+        ks: list[int] = []
+        codes: list[int] = []
+        # Succeeded lines, in order.
+        answers: list[str] = []
+        stops: list[str | None] = []
+        tokens: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        # Other lines, in order: the error (None for a 'pending' line, which sets only the status).
+        errors: list[tuple[str, str] | None] = []
+        add_k, add_code, add_answer, add_stop, add_error = (
+            ks.append, codes.append, answers.append, stops.append, errors.append
+        )
+        add_in, add_out, add_read, add_write = (t.append for t in tokens)
         for line in lines:
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             record = loads(line)
-            self._ingest(record)
-            count += 1
-        return count
+            add_k(request_number(record["custom_id"]))
+            result = record["result"]
+            kind = result.get("type")
+            code = codes_of(kind, ERRORED)
+            add_code(code)
+            if code == SUCCEEDED:
+                message = result["message"]
+                content = message.get("content")
+                if (
+                    content and len(content) == 1 and content[0].get("type") == "text"
+                    and type(text := content[0].get("text", "")) is str
+                ):
+                    add_answer(text)  # the common case of message_answer
+                else:
+                    add_answer(message_answer(message))
+                add_stop(message.get("stop_reason"))
+                usage = message.get("usage") or {}
+                add_in(usage.get("input_tokens") or 0)
+                add_out(usage.get("output_tokens") or 0)
+                add_read(usage.get("cache_read_input_tokens") or 0)
+                add_write(usage.get("cache_creation_input_tokens") or 0)
+            elif code == ERRORED:
+                # The category sits one level down: result.error.error.type.
+                outer: dict = result.get("error") or {}
+                nested = outer.get("error")
+                inner: dict = nested if isinstance(nested, dict) else outer
+                add_error((inner.get("type") or "unknown_error", inner.get("message") or ""))
+            elif code == PENDING:
+                add_error(None)
+            else:  # expired or canceled
+                add_error((kind, _UNRUN[code]))
+        if not ks:
+            return 0
+        k = np.asarray(ks, dtype=np.int64)
+        code_arr = np.asarray(codes, dtype=np.uint8)
+        ok = code_arr == SUCCEEDED
+        if len(np.unique(k)) != len(k):
+            # A custom_id twice in one file: apply the lines in the order they came.
+            next_ok = iter(range(len(answers)))
+            next_error = iter(errors)
+            for i, code in enumerate(codes):
+                if code == SUCCEEDED:
+                    j = next(next_ok)
+                    self._apply(ks[i], code, answers[j], stops[j], tuple(t[j] for t in tokens), None)
+                else:
+                    self._apply(ks[i], code, None, None, None, next(next_error))
+            return len(ks)
+        self.status[k] = code_arr
+        if answers:
+            at = k[ok]
+            self.answer[at] = _objects(answers)
+            self.stop_reason[at] = _objects(stops)
+            for column, values in zip(self._token_columns(), tokens):
+                column[at] = values
+            self.error_type[at] = None
+            self.error_message[at] = None
+        if errors:
+            failed = k[~ok]
+            touched = np.fromiter((e is not None for e in errors), dtype=bool, count=len(errors))
+            self.error_type[failed[touched]] = _objects([e[0] for e in errors if e is not None])
+            self.error_message[failed[touched]] = _objects([e[1] for e in errors if e is not None])
+        return len(ks)
 
-    def _ingest(self, record: dict) -> None:
-        k = request_number(record["custom_id"])
-        result = record["result"]
-        kind = result.get("type")
-        code = _CODES.get(kind, ERRORED)
+    def _token_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens
+
+    def _apply(
+        self,
+        k: int,
+        code: int,
+        answer: str | None,
+        stop: str | None,
+        tokens: tuple[int, ...] | None,
+        error: tuple[str, str] | None,
+    ) -> None:
+        """One line's outcome, from the fields ``ingest_lines`` read from it."""
         self.status[k] = code
         if code == SUCCEEDED:
-            message = result["message"]
-            self.answer[k] = message_answer(message)
-            self.stop_reason[k] = message.get("stop_reason")
-            usage = message.get("usage") or {}
-            self.input_tokens[k] = usage.get("input_tokens") or 0
-            self.output_tokens[k] = usage.get("output_tokens") or 0
-            self.cache_read_tokens[k] = usage.get("cache_read_input_tokens") or 0
-            self.cache_write_tokens[k] = usage.get("cache_creation_input_tokens") or 0
+            assert tokens is not None
+            self.answer[k] = answer
+            self.stop_reason[k] = stop
+            for column, value in zip(self._token_columns(), tokens):
+                column[k] = value
             self.error_type[k] = self.error_message[k] = None
-        elif code == ERRORED:
-            # The category sits one level down: result.error.error.type.
-            outer: dict = result.get("error") or {}
-            nested = outer.get("error")
-            inner: dict = nested if isinstance(nested, dict) else outer
-            self.error_type[k] = inner.get("type") or "unknown_error"
-            self.error_message[k] = inner.get("message") or ""
-        elif code in (EXPIRED, CANCELED):
-            self.error_type[k] = kind
-            self.error_message[k] = (
-                "the batch expired before this request ran"
-                if code == EXPIRED
-                else "the batch was canceled before this request ran"
-            )
+        elif error is not None:
+            self.error_type[k], self.error_message[k] = error
 
     def retriable(self, candidates: np.ndarray | None = None) -> np.ndarray:
         """Request numbers that failed for a reason another attempt may fix."""
@@ -139,6 +210,20 @@ class ResultTable:
             "cache_read_input_tokens": total(self.cache_read_tokens),
             "cache_creation_input_tokens": total(self.cache_write_tokens),
         }
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A list as a 1-d object array (never a 2-d one, whatever the items are)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+#: The error message of a request that never ran, by status code.
+_UNRUN = {
+    EXPIRED: "the batch expired before this request ran",
+    CANCELED: "the batch was canceled before this request ran",
+}
 
 
 def message_answer(message: dict) -> str:
