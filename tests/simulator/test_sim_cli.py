@@ -43,7 +43,7 @@ class Cli:
 
 @pytest.fixture
 def cli() -> Iterator[Cli]:
-    c = Cli("--processing-time", "0.6")
+    c = Cli("--processing-time", "2")
     yield c
     if c.proc.poll() is None:
         c.stop()
