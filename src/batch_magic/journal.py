@@ -67,6 +67,9 @@ class Journal:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root if root is not None else os.environ.get("BATCH_MAGIC_DIR", DEFAULT_ROOT))
+        # Prompts this instance just wrote, handed once to the job that reads them next
+        # (a million prompts are ~300 MB of JSON: parsing them again costs seconds).
+        self._written_prompts: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"Journal({str(self.root)!r})"
@@ -171,8 +174,12 @@ class Journal:
         buf = _npy_bytes(row_requests)
         write_atomic(d / "rows.npy", buf)
         write_atomic(d / "index.pkl", _pickle_bytes(index))
+        self._written_prompts[job_id] = list(prompts)  # exactly what is on disk
 
     def read_prompts(self, job_id: str) -> list[str]:
+        written = self._written_prompts.pop(job_id, None)
+        if written is not None:
+            return written
         data: list[str] = orjson.loads((self.job_dir(job_id) / "prompts.json").read_bytes())
         return data
 
