@@ -47,9 +47,14 @@ def test_raw_json_shapes_and_timestamps(simulator: Simulator, sdk_client: anthro
         "expires_at", "archived_at", "cancel_initiated_at", "results_url",
     }
     assert set(body["request_counts"]) == {"processing", "succeeded", "errored", "canceled", "expired"}
-    for key in ("created_at", "expires_at", "ended_at"):
+    for key in ("created_at", "expires_at"):
         assert TS_RE.match(body[key]), body[key]
+    # Create always answers in_progress, even with zero processing time.
+    assert body["processing_status"] == "in_progress" and body["request_counts"]["processing"] == 2
+    assert body["ended_at"] is None and body["results_url"] is None
     assert body["archived_at"] is None and body["cancel_initiated_at"] is None
+    ended = json.loads(sdk_client.messages.batches.with_raw_response.retrieve(body["id"]).http_response.content)
+    assert ended["processing_status"] == "ended" and TS_RE.match(ended["ended_at"])
     batch = raw.parse()
     assert (batch.expires_at - batch.created_at).total_seconds() == 24 * 3600
 

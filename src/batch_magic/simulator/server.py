@@ -235,7 +235,7 @@ class Handler(BaseHTTPRequestHandler):
         base = self._base_url()
         if endpoint == "create":
             batch = app.create(body)
-            self._send_json(200, batch.to_json(app.now(), base), rid)
+            self._send_json(200, batch.to_json(app.now(), base, just_created=True), rid)
         elif endpoint == "retrieve":
             self._send_json(200, app.retrieve(args["id"]).to_json(app.now(), base), rid)
         elif endpoint == "list":

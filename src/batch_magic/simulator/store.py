@@ -163,19 +163,23 @@ class Batch:
             self._counts = counts
         return dict(counts)
 
-    def to_json(self, now: float, base_url: str) -> dict[str, Any]:
-        """The MessageBatch object as the API returns it."""
+    def to_json(self, now: float, base_url: str, *, just_created: bool = False) -> dict[str, Any]:
+        """The MessageBatch object as the API returns it.
+
+        ``just_created``: the answer to create, which is always ``in_progress``
+        (as from the real API), even when processing takes no time at all.
+        """
         end, _ = self.timeline()
-        ended = now >= end
+        ended = now >= end and not just_created
         return {
             "id": self.id,
             "type": "message_batch",
-            "processing_status": self.status(now),
-            "request_counts": self.counts(now),
+            "processing_status": "in_progress" if just_created else self.status(now),
+            "request_counts": self.counts(now) if not just_created else self.counts(float("-inf")),
             "ended_at": rfc3339(end) if ended else None,
             "created_at": rfc3339(self.created_at),
             "expires_at": rfc3339(self.created_at + 86400.0),
-            "archived_at": rfc3339_or_none(self.archived_at(now)),
+            "archived_at": None if just_created else rfc3339_or_none(self.archived_at(now)),
             "cancel_initiated_at": rfc3339_or_none(self.cancel_initiated_at),
             "results_url": f"{base_url}/v1/messages/batches/{self.id}/results" if ended else None,
         }
