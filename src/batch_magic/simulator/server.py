@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -201,8 +202,6 @@ class Handler(BaseHTTPRequestHandler):
             raise
         except Exception as exc:  # a bug of ours: answer like the API would, and say so
             if self.server.verbose:
-                import traceback
-
                 traceback.print_exc()
             else:
                 sys.stderr.write(f"batch_magic simulator: internal error on {method} {path}: {exc!r}\n")
