@@ -100,3 +100,21 @@ def test_relative_links_exist() -> None:
     missing = [t for t in local if t and not (ROOT / t).exists()]
     assert not missing, f"README.md links to missing files: {missing}"
 
+
+
+def test_the_30_second_example_runs(ip: Any) -> None:
+    """The example's cells, run as written in a real IPython shell, offline."""
+    section = _readme().split("## In 30 seconds", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(cells) == 3, cells
+    setup, batch_cell, look = cells
+    try:
+        ip.run_cell(setup)
+        ip.run_cell(batch_cell)  # returns at once
+        ip.run_cell("%batch wait")
+        shown = ip.run_cell(look).result
+    finally:
+        ip.run_cell("%batch simulator stop")
+    assert list(shown.columns) == ["text", "team", "team_status"]
+    assert set(shown["team_status"]) <= {"succeeded", "skipped"}
+    assert shown["team"].notna().any()
