@@ -118,3 +118,22 @@ def test_the_30_second_example_runs(ip: Any) -> None:
     assert list(shown.columns) == ["text", "team", "team_status"]
     assert set(shown["team_status"]) <= {"succeeded", "skipped"}
     assert shown["team"].notna().any()
+
+
+def test_the_python_api_example_runs(simulator: Any, monkeypatch: Any, tmp_path: Path) -> None:
+    """The Python API section, run as a script against the simulator (through the environment)."""
+    from batch_magic import load_tickets
+
+    section = _readme().split("## The Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 1
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", simulator.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    monkeypatch.setenv("BATCH_MAGIC_DIR", str(tmp_path / ".batch_magic"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"df": load_tickets().head(30)}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    df = namespace["df"]
+    assert df["team_status"].eq("succeeded").all()
+    assert len(namespace["pilot"].frame) == 5
+    assert namespace["job"].done
