@@ -356,12 +356,15 @@ class BatchJob:
                 self.manifest.get("cancel_requested") and not self.manifest.get("cancel_sent")
             ):
                 await self._cancel_batches()
-            progressed = await self._submit_ready()
+            await self._submit_ready()
             running = [b for b in self._batches() if b["state"] in ("in_progress", "canceling")]
             if not running and not any(b["state"] in ("pending", "submitting") for b in self._batches()):
                 if self.manifest.get("cancel_requested") or not await self._plan_retry():
                     break
                 continue
+            # New batches are polled right here; only an ended one is worth going round
+            # again at once (its slot may let a pending batch in).
+            progressed = False
             for entry in running:
                 progressed |= await self._poll(entry)
             if progressed:
