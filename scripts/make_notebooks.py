@@ -509,6 +509,14 @@ finished are kept and merged; the others are marked `canceled`.
 %%batch df --out summary --max-tokens 60
 Summarise this ticket in one sentence: {{ text }}
 """),
+    md("""
+Let it reach the server (a batch that was never created has nothing to cancel), then
+cancel it:
+"""),
+    code("""
+while batches_on_server() < 1:  # the new simulator's first batch
+    await asyncio.sleep(0.2)
+"""),
     code("""
 %batch cancel last
 """),
