@@ -481,9 +481,11 @@ df.loc[failed, ["ticket_id", "urgency_status", "urgency_error"]].head()
     md("""
 `%batch retry JOB DF` sends only the rows that errored, expired or were invalid, as a new
 job, and writes their answers back into the same rows. The rows that succeeded are not
-paid for again. With automatic retries back on:
+paid for again. Overloads pass: restart the simulator without faults, and put automatic
+retries back on.
 """),
     code("""
+%batch simulator start --processing-time 2
 %config BatchMagic.max_attempts = 3
 """),
     code("""
