@@ -508,3 +508,27 @@ def test_no_pyproject_is_fine(ip: Any) -> None:
     from batch_magic.config import apply_to
 
     assert apply_to(magic_instance(ip)) == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: BatchJob.cancel() only wakes a driver that is a task on a running loop; a job "
+        "driven by its own thread (terminal IPython, scripts) keeps sleeping until its next poll "
+        "(up to poll_max, 60 s by default) before it asks the API to cancel"
+    ),
+)
+def test_cancel_without_a_kernel_loop_takes_effect_before_the_next_poll(ip_sim: Any, simulator: Any) -> None:
+    simulator.configure(processing_time=60.0)
+    ip_sim.run_cell("%config BatchMagic.poll_interval_min = 30")
+    ip_sim.run_cell("%config BatchMagic.poll_interval_max = 30")
+    ip_sim.user_ns["df"] = reviews()
+    ip_sim.run_cell("%%batch df --out x\n{{ review }}")
+    job = only_job(ip_sim)
+    deadline = time.monotonic() + 10
+    while job.status.state != "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the driver is now in its 30 s sleep between polls
+    ip_sim.run_cell(f"%batch cancel {job.id}")
+    ip_sim.run_cell("%batch wait --timeout 5")
+    assert job.status.state == "canceled"

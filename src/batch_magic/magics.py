@@ -920,6 +920,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     for kind in ("line", "cell"):
         manager.magics[kind].pop("batch", None)
     if magic is not None:
+        for view in magic.views.values():
+            view.close()  # jobs still running stop printing into other cells
+        magic.views.clear()
         magic.stop_simulator(quiet=True)
         with contextlib.suppress(ValueError):
             ipython.configurables.remove(magic)
