@@ -242,6 +242,9 @@ def test_cancel_button_click_reaches_an_idle_kernel(
         )
         model_id, state = k.text(cell).split("BUTTON ", 1)[1].split()[:2]
         assert state == "in_progress", k.text(cell)
+        # Elapsed ticks while nothing changes in the job (a clock task on the kernel's loop).
+        cell, _ = k.run("before = p.details.value\nawait asyncio.sleep(2.2)\nprint('TICKED', p.details.value != before)")
+        assert "TICKED True" in k.text(cell)
         # What ipywidgets' front end sends for a click, on the shell channel, kernel idle.
         kc = k.client.kc
         kc.shell_channel.send(

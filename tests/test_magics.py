@@ -532,3 +532,26 @@ def test_cancel_without_a_kernel_loop_takes_effect_before_the_next_poll(ip_sim: 
     ip_sim.run_cell(f"%batch cancel {job.id}")
     ip_sim.run_cell("%batch wait --timeout 5")
     assert job.status.state == "canceled"
+
+
+def test_a_failing_job_is_shown_and_wait_raises_a_usage_error(
+    ip_sim: Any, simulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulator.add_fault("create", 400, message="model: bad model name")
+    df = reviews()
+    ip_sim.user_ns["df"] = df
+    with pytest.raises(UsageError, match="Creating a batch was refused: 400"):
+        ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
+    out = capsys.readouterr().out
+    assert "failed · 0/1 batches" in out
+    assert "error: Creating a batch was refused: 400 model: bad model name" in out
+    assert only_job(ip_sim).status.state == "failed"
+
+
+def test_dataframe_reached_through_attributes(ip_sim: Any) -> None:
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(train=reviews())
+    ip_sim.user_ns["data"] = data
+    ip_sim.run_cell("%%batch data.train.review --out x --wait\nTopic:")
+    assert (data.train["x_status"] == "succeeded").all()
