@@ -215,3 +215,24 @@ def test_a_job_driven_elsewhere_is_followed_then_taken_over(sim, journal):
     other.release()  # the other kernel died
     follower.wait(30)
     assert len(sim.batch_ids()) == 1 and (df["answer_status"] == "succeeded").all()
+
+
+def test_cancel_before_anything_was_sent_marks_rows_canceled(sim, journal):
+    df = pd.DataFrame({"text": ["a", "b"]})
+    job = submit(df, "{{ text }}", sim, journal, out="x", start=False)
+    job.cancel()
+    job.wait(30)
+    assert job.status.state == "canceled"
+    assert df["x_status"].tolist() == ["canceled", "canceled"]
+    assert sim.batch_ids() == []
+
+
+def test_a_new_job_with_the_same_out_replaces_the_old_columns(sim, journal):
+    df = pd.DataFrame({"text": ["I love it", "broken"]})
+    submit(df, "{{ text }}", sim, journal, out="x", schema={
+        "type": "object", "properties": {"mood": {"type": "string"}}, "required": ["mood"],
+    }).wait(30)
+    assert "x_mood" in df.columns
+    submit(df, "{{ text }}", sim, journal, out="x", labels="positive,negative").wait(30)
+    assert "x_mood" not in df.columns and str(df["x"].dtype) == "category"
+    assert "text" in df.columns

@@ -172,3 +172,13 @@ def test_bad_arguments_and_a_missing_key_are_refused_before_any_call(simulator, 
 
 def test_pilot_is_exported_lazily():
     assert bm.run_pilot is run_pilot
+
+
+def test_pilot_display_says_simulated_when_answers_are_simulated(simulator):
+    import pandas as pd
+
+    from batch_magic.pilot import run_pilot
+
+    result = run_pilot(pd.DataFrame({"t": ["a", "b"]}), "{{ t }}", n=1, client=simulator.client())
+    assert result.simulated
+    assert "SIMULATED" in repr(result) and "SIMULATED" in result._repr_html_()

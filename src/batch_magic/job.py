@@ -33,7 +33,7 @@ from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_ids, request_bytes, split_batches
-from .results import ResultTable
+from .results import CANCELED, PENDING, ResultTable
 from .structured import OutputSpec
 
 #: Job states, in the order a job normally passes through them.
@@ -546,7 +546,12 @@ class BatchJob:
         await asyncio.to_thread(self._table.ingest_file, path)
         entry["state"] = "ended"
         self._save()
-        self._set(state="in_progress", reconnecting=False, message=f"batch {batch_id} ended")
+        others = any(b["state"] in ("in_progress", "canceling") for b in self._batches())
+        self._set(
+            state="in_progress" if others else "collecting",
+            reconnecting=False,
+            message=f"batch {batch_id} ended",
+        )
 
     async def _plan_retry(self) -> bool:
         """Queue another attempt for requests that failed retriably. True if queued."""
@@ -608,6 +613,12 @@ class BatchJob:
         if self._table is None:
             self._table = self._load_table()
         table = self._table
+        if self.manifest.get("cancel_requested"):
+            # Requests never sent because the job was canceled first.
+            unsent = table.status == PENDING
+            table.status[unsent] = CANCELED
+            table.error_type[unsent] = "canceled"
+            table.error_message[unsent] = "the job was canceled before this request was sent"
         rows = self.journal.read_rows(self.id)
         index = self.journal.read_index(self.id)
         skip = {int(k): v for k, v in (self.manifest.get("skip_reasons") or {}).items()}
@@ -621,6 +632,7 @@ class BatchJob:
         target = self.df
         try:
             if target is not None:
+                self._drop_stale_columns(target, columns)
                 summary = merge_into(target, columns, index)
                 self._result = target
             else:
@@ -640,6 +652,19 @@ class BatchJob:
             state=final,
             message=f"{final}: {summary.status_counts.get('succeeded', 0)} of {len(rows)} rows answered",
         )
+
+    def _drop_stale_columns(self, df: pd.DataFrame, columns: dict[str, Any]) -> None:
+        """Remove columns an earlier job with the same ``out`` wrote and this one does not
+        (e.g. another schema's fields), so no old answer sits beside new ones."""
+        out = self.manifest["out"]
+        stale: set[str] = set()
+        for m in self.journal.manifests():
+            if m.get("out") == out and m["job_id"] != self.id:
+                stale.update(m.get("columns") or ())
+        stale.add(f"{out}_raw")
+        drop = [c for c in df.columns if c in stale and c not in columns]
+        for name in drop:
+            del df[name]  # in place: the user's own object
 
     def _load_table(self) -> ResultTable:
         table = ResultTable.empty(self.manifest["n_requests"])

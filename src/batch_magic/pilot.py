@@ -43,6 +43,8 @@ class PilotResult:
     total_cost: float
     wall_time: float
     usage: dict[str, int]
+    #: True when the answers came from a local simulator, not Claude.
+    simulated: bool = False
 
     @property
     def batch_estimate_from_pilot(self) -> float | None:
@@ -167,6 +169,7 @@ def run_pilot(
         total_cost=float(sum(costs)),
         wall_time=wall_time,
         usage=totals,
+        simulated=batch_client.is_local,
     )
 
 

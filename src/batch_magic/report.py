@@ -227,7 +227,8 @@ def pilot_text(r: PilotResult) -> str:
     cols = _parsed_columns(r)
     counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
     lines = [
-        f"Pilot: {f['n']} rows through the realtime API ({f['model']}) in {f['wall_time']:.1f} s, "
+        ("SIMULATED answers (local simulator, not Claude). " if r.simulated else "")
+        + f"Pilot: {f['n']} rows through the realtime API ({f['model']}) in {f['wall_time']:.1f} s, "
         f"{money(f['cost'])} at the realtime price ({counts}). Nothing was merged.",
     ]
     for _, row in r.frame.iterrows():
@@ -278,7 +279,9 @@ def pilot_html(r: PilotResult) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
     head = "<tr><th>row</th><th>prompt</th><th>answer</th><th>parsed</th><th>status</th><th>tokens</th><th>cost</th></tr>"
     return (
-        f"{_STYLE}<div class='bm-report'><b>Pilot</b>: {f['n']} rows through the realtime API "
+        f"{_STYLE}<div class='bm-report'>"
+        + ("<b style='color:#d97706'>SIMULATED</b> answers (local simulator, not Claude). " if r.simulated else "")
+        + f"<b>Pilot</b>: {f['n']} rows through the realtime API "
         f"({e(f['model'])}) in {f['wall_time']:.1f} s, <b>{money(f['cost'])}</b> at the realtime "
         f"price ({e(counts)}). Nothing was merged into the DataFrame."
         f"<table>{head}{''.join(body)}</table>"
