@@ -391,6 +391,10 @@ class SchemaFaker:
         elif fmt == "uuid":
             h = f"{cues.hash('uuid', path):016x}{cues.hash('uuid2', path):016x}"
             s = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
+        elif any(k in lname for k in ("number", "code", "reference", "ref", "sku")) or lname.endswith("id"):
+            # Identifiers look like "NW-48213" or "#1234": take one from the text when it has one.
+            m = re.search(r"\b[A-Z]{1,5}-?\d{3,}\b|#\d{3,}", cues.text)
+            s = m.group(0) if m else ""
         elif any(k in lname for k in ("city", "location", "place", "country", "town", "region")):
             m = re.search(r"\b(?:in|from|to|at|near)\s+([A-Z][a-z]+)", cues.text)
             s = m.group(1) if m else (cues.capitalised[-1] if cues.capitalised else "Springfield")
