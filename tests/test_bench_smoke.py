@@ -32,6 +32,8 @@ def test_quick_run_prints_every_section(tmp_path: Path) -> None:
     for line in ("(a) plain: total", "(b) floor: orjson.dumps", "plain: scaled to", "floor: orjson.loads",
                  "peak RSS", "job polled", "retrieves (median)"):
         assert line in proc.stdout, line
+    if (ROOT / "bench" / "simulator_bench.py").exists():
+        assert "== Simulator's own figures" in proc.stdout
     assert "FAILED" not in proc.stdout
     assert out.exists() and "submit" in out.read_text()
 
