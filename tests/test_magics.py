@@ -555,3 +555,18 @@ def test_dataframe_reached_through_attributes(ip_sim: Any) -> None:
     ip_sim.user_ns["data"] = data
     ip_sim.run_cell("%%batch data.train.review --out x --wait\nTopic:")
     assert (data.train["x_status"] == "succeeded").all()
+
+
+def test_retry_in_a_new_session_merges_the_job_first(ip_sim: Any, simulator: Any) -> None:
+    simulator.configure(error_rates={"overloaded_error": 0.5})
+    ip_sim.run_cell("%config BatchMagic.max_attempts = 1")
+    ip_sim.user_ns["df"] = pd.DataFrame({"text": [f"ticket number {i}" for i in range(30)]})
+    ip_sim.run_cell("%%batch df --out x --wait\nRoute: {{ text }}")
+    job_id = only_job(ip_sim).id
+    assert (ip_sim.user_ns["df"]["x_status"] == "errored").any()
+    magic_instance(ip_sim).registry.clear()  # as after a restart
+    simulator.configure(error_rates={})
+    fresh = pd.DataFrame({"text": [f"ticket number {i}" for i in range(30)]})
+    ip_sim.user_ns["again"] = fresh
+    ip_sim.run_cell(f"%batch retry {job_id} again --wait")
+    assert (fresh["x_status"] == "succeeded").all()

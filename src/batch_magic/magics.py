@@ -849,7 +849,8 @@ def plan_retry(
     if status_col not in df.columns:
         from . import api
 
-        api.attach(job_id, df, journal=journal, start=False).wait()
+        # Merge the ended job's results first (from the journal alone: no API call).
+        api.attach(job_id, df, journal=journal).wait()
     # Rows of df that were part of the job (the DataFrame may have grown since).
     index = journal.read_index(job_id)
     pos, _ = row_positions(df, index)
