@@ -510,14 +510,6 @@ def test_no_pyproject_is_fine(ip: Any) -> None:
     assert apply_to(magic_instance(ip)) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug: BatchJob.cancel() only wakes a driver that is a task on a running loop; a job "
-        "driven by its own thread (terminal IPython, scripts) keeps sleeping until its next poll "
-        "(up to poll_max, 60 s by default) before it asks the API to cancel"
-    ),
-)
 def test_cancel_without_a_kernel_loop_takes_effect_before_the_next_poll(ip_sim: Any, simulator: Any) -> None:
     simulator.configure(processing_time=60.0)
     ip_sim.run_cell("%config BatchMagic.poll_interval_min = 30")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -178,6 +179,7 @@ class BatchJob:
         self._cancel_requested = False
         self._reconnecting = False
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the driver's loop
         self._result: pd.DataFrame | None = None
         self._merge_error: BaseException | None = None
         self._settled = False  # the driver has finished (merged, refused or failed)
@@ -262,10 +264,14 @@ class BatchJob:
         self._set(state="canceling", message="canceling: asking the API to stop the batches")
         if self._task is None and self._thread is None:
             self._run_inline(None)
-        elif self._wake is not None:
-            loop = self._task.get_loop() if self._task is not None else None
-            if loop is not None:
-                loop.call_soon_threadsafe(self._wake.set)
+        else:
+            self._wake_driver()
+
+    def _wake_driver(self) -> None:
+        """Cut the driver's sleep short, from any thread (a task or a thread's loop)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
 
     def result(self) -> pd.DataFrame:
         """The merged DataFrame (or, attached without one, the new columns alone)."""
@@ -292,6 +298,7 @@ class BatchJob:
             loop.run_until_complete(waiter)
 
     async def _drive(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         try:
             await self._run()
@@ -696,8 +703,10 @@ class BatchJob:
             snapshot = self._snapshot(**changes)
             self._status = snapshot
         for callback in list(self._observers):
-            with contextlib.suppress(Exception):
+            try:
                 callback(snapshot)
+            except Exception:  # a display's fault must not stop the job; say so
+                logging.getLogger("batch_magic").exception("a status observer of job %s failed", self.id)
 
     def _snapshot(self, **changes: Any) -> JobStatus:
         m = self.manifest
