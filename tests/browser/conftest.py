@@ -267,7 +267,10 @@ def lab_server(
 # --------------------------------------------------------------------------- browser
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running
+# on the main thread while it is open, which would break every later test that
+# starts or checks for a loop.
+@pytest.fixture(scope="module")
 def chromium(browser_prerequisites: None) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
