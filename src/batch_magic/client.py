@@ -93,6 +93,20 @@ def is_local_url(url: str) -> bool:
         return False
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for an SDK exception: status, error category and the API's message."""
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if isinstance(inner, dict):
+            kind = inner.get("type")
+            message = f"{kind}: {inner.get('message')}" if kind else inner.get("message")
+    text = message or str(exc) or type(exc).__name__
+    return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
+
+
 def make_sdk_client(api_key: str | None = None, base_url: str | None = None) -> Any:
     """An ``anthropic.Anthropic`` from arguments or the environment, never a silent fake."""
     import anthropic

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import pricing
-from .client import BatchClient, BatchInfo, create_body_columns
+from .client import BatchClient, BatchInfo, create_body_columns, describe_error
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
@@ -464,14 +464,14 @@ class BatchJob:
                 status = getattr(exc, "status_code", None)
                 transient = _is_transient(exc)
                 if not transient:
-                    raise APIError(f"Creating a batch was refused: {_describe(exc)}") from None
+                    raise APIError(f"Creating a batch was refused: {describe_error(exc)}") from None
                 if status is None or status in AMBIGUOUS_STATUS:
                     found = await asyncio.to_thread(self._find_orphan, entry)
                     if found is not None:
                         self._record_created(entry, found)
                         return
                 wait = _retry_after(exc) or backoff
-                self._set(reconnecting=True, message=f"create failed ({_describe(exc)}); retrying in {wait:.0f} s")
+                self._set(reconnecting=True, message=f"create failed ({describe_error(exc)}); retrying in {wait:.0f} s")
                 await asyncio.sleep(wait)
                 backoff = min(self.settings.backoff_max, backoff * 2)
                 continue
@@ -513,8 +513,8 @@ class BatchJob:
             info = await asyncio.to_thread(self.client.retrieve, entry["batch_id"])
         except Exception as exc:
             if not _is_transient(exc):
-                raise APIError(f"Polling batch {entry['batch_id']} failed: {_describe(exc)}") from None
-            self._set(reconnecting=True, message=f"reconnecting ({_describe(exc)})")
+                raise APIError(f"Polling batch {entry['batch_id']} failed: {describe_error(exc)}") from None
+            self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
             await asyncio.sleep(_retry_after(exc) or self.settings.backoff_min)
             return False
         if self._reconnecting:
@@ -545,8 +545,8 @@ class BatchJob:
                 break
             except Exception as exc:
                 if not (_is_transient(exc) or isinstance(exc, (ConnectionError, ValueError))):
-                    raise APIError(f"Downloading results of {batch_id} failed: {_describe(exc)}") from None
-                self._set(reconnecting=True, message=f"download interrupted ({_describe(exc)}); starting it again")
+                    raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
+                self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
                 await asyncio.sleep(backoff)
                 backoff = min(self.settings.backoff_max, backoff * 2)
         path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
@@ -603,7 +603,7 @@ class BatchJob:
                 except Exception as exc:
                     status = getattr(exc, "status_code", None)
                     if status not in (400, 409):  # 400/409: it ended meanwhile; fine
-                        self._set(reconnecting=True, message=f"cancel failed ({_describe(exc)}); trying again")
+                        self._set(reconnecting=True, message=f"cancel failed ({describe_error(exc)}); trying again")
                         return
         self.manifest["cancel_sent"] = True
         self._save()
@@ -771,17 +771,6 @@ def _retry_after(exc: BaseException) -> float | None:
             with contextlib.suppress(ValueError):
                 return min(120.0, max(0.0, float(value) * scale))
     return None
-
-
-def _describe(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
-    message = None
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        message = inner.get("message") if isinstance(inner, dict) else None
-    text = message or str(exc) or type(exc).__name__
-    return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
 
 
 def estimate_for(

@@ -60,11 +60,11 @@ def build_columns(
     columns: dict[str, Any] = {}
     for suffix, values in parsed.columns.items():
         name = f"{out}_{suffix}" if suffix else out
-        columns[name] = _typed(fan(values), parsed.dtypes.get(suffix))
+        columns[name] = typed_array(fan(values), parsed.dtypes.get(suffix))
     if spec.kind == "labels":  # schema and JSON keep the raw text in {out} already
         raw = np.where(parsed.invalid, table.answer, np.full(len(table), None, dtype=object))
         if parsed.invalid.any():
-            columns[f"{out}_raw"] = _typed(fan(raw), "string")
+            columns[f"{out}_raw"] = typed_array(fan(raw), "string")
 
     status = fan(req_status.astype(object), "skipped")
     columns[f"{out}_status"] = pd.Categorical(status, categories=ROW_STATUSES)
@@ -72,10 +72,10 @@ def build_columns(
     if skip_reasons:
         positions = np.fromiter(skip_reasons.keys(), dtype=np.int64, count=len(skip_reasons))
         errors[positions] = np.fromiter(skip_reasons.values(), dtype=object, count=len(skip_reasons))
-    columns[f"{out}_error"] = _typed(errors, "string")
+    columns[f"{out}_error"] = typed_array(errors, "string")
     columns[f"{out}_input_tokens"] = _tokens(fan(table.input_tokens, -1))
     columns[f"{out}_output_tokens"] = _tokens(fan(table.output_tokens, -1))
-    columns[f"{out}_stop_reason"] = _typed(fan(table.stop_reason), "string")
+    columns[f"{out}_stop_reason"] = typed_array(fan(table.stop_reason), "string")
     return columns
 
 
@@ -87,7 +87,8 @@ def _error_text(table: ResultTable) -> np.ndarray:
     return out
 
 
-def _typed(values: np.ndarray, dtype: Any) -> Any:
+def typed_array(values: np.ndarray, dtype: Any) -> Any:
+    """Values as a pandas array of ``dtype`` (a CategoricalDtype, "string", "Int64", ...)."""
     if dtype is None:
         return values
     if isinstance(dtype, pd.CategoricalDtype):

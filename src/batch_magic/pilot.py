@@ -20,7 +20,9 @@ import pandas as pd
 
 from . import pricing
 from .api import Prepared, _client, prepare
+from .client import describe_error
 from .errors import ConfigError
+from .merge import typed_array
 from .plan import SKIPPED, request_params
 from .results import message_answer
 from .template import Template
@@ -113,7 +115,7 @@ def run_pilot(
             message = batch_client.create_message(request_params(shared, plan.prompts[chosen[i]]))
         except Exception as exc:  # shown in the row, never raised
             with lock:
-                errors[i] = _describe(exc)
+                errors[i] = describe_error(exc)
                 seconds[i] = time.perf_counter() - started
             return
         usage = message.get("usage") or {}
@@ -150,7 +152,7 @@ def run_pilot(
         for suffix, values in parsed.columns.items():
             if suffix == "" and prepared.spec.kind != "labels":
                 continue  # the raw JSON text is the answer column already
-            frame[f"{out}_{suffix}" if suffix else out] = _typed(values, parsed.dtypes.get(suffix))
+            frame[f"{out}_{suffix}" if suffix else out] = typed_array(values, parsed.dtypes.get(suffix))
     frame["status"] = pd.Categorical(status, categories=["succeeded", "invalid", "errored"])
     frame["error"] = pd.array(error_col, dtype="string")
     for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
@@ -188,27 +190,6 @@ def _first_rows(row_requests: np.ndarray, n_requests: int) -> np.ndarray:
     ks, where = np.unique(row_requests[sent], return_index=True)
     first[ks] = sent[where]
     return first
-
-
-def _typed(values: np.ndarray, dtype: Any) -> Any:
-    if dtype is None:
-        return values
-    if isinstance(dtype, pd.CategoricalDtype):
-        return pd.Categorical(values, dtype=dtype)
-    return pd.array(values, dtype=dtype)
-
-
-def _describe(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
-    message = None
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if isinstance(inner, dict):
-            kind = inner.get("type")
-            message = f"{kind}: {inner.get('message')}" if kind else inner.get("message")
-    text = message or str(exc) or type(exc).__name__
-    return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
 
 
 __all__ = ["PilotResult", "run_pilot"]
