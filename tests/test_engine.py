@@ -236,3 +236,18 @@ def test_a_new_job_with_the_same_out_replaces_the_old_columns(sim, journal):
     submit(df, "{{ text }}", sim, journal, out="x", labels="positive,negative").wait(30)
     assert "x_mood" not in df.columns and str(df["x"].dtype) == "category"
     assert "text" in df.columns
+
+
+def test_journal_is_private_and_holds_no_key(sim, tmp_path):
+    import os
+    import stat
+
+    root = tmp_path / "deep" / "journal"
+    df = pd.DataFrame({"text": ["a", "b"]})
+    client = sim.client(api_key="sk-secret-key-123")
+    bm.submit(df, "{{ text }}", client=client, journal=root, settings=FAST).wait(30)
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+        if path.is_file():
+            assert b"sk-secret-key-123" not in path.read_bytes()

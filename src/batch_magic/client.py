@@ -169,9 +169,9 @@ class BatchClient:
     def download_results(self, batch_id: str, dest: Path) -> int:
         """Stream a batch's results as raw bytes to ``dest``; return the line count."""
         lines = 0
-        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         stream = self.sdk.messages.batches.with_streaming_response.results(batch_id)
-        with stream as response, open(dest, "wb") as fh:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
+        with stream as response, os.fdopen(fd, "wb") as fh:
             tail = b"\n"
             for chunk in response.iter_bytes():
                 if chunk:

@@ -40,9 +40,12 @@ def now_iso() -> str:
 
 
 def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o700)
+    """Create ``path`` and any missing parents, each readable by the owner only."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(p, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -196,7 +199,10 @@ class Journal:
         return self.job_dir(job_id) / "results" / f"{batch_id}.jsonl"
 
     def partial_results_path(self, job_id: str, batch_id: str) -> Path:
-        return self.job_dir(job_id) / "results" / f".{batch_id}.jsonl.part"
+        """Where a download goes until it is complete (its folder made, owner only)."""
+        folder = self.job_dir(job_id) / "results"
+        _private_dir(folder)
+        return folder / f".{batch_id}.jsonl.part"
 
     def commit_results(self, job_id: str, batch_id: str) -> Path:
         """Publish a fully downloaded results file (flush, then rename)."""
