@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,12 @@ TARGET_1M_S = 60.0
 TARGET_1M_MB = 4096.0
 
 
+def _cpu() -> float:
+    """CPU seconds of this process so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def client_main(url: str, rows: int, journal: str) -> dict[str, Any]:
     """Runs in the client process: submit, wait, check, report."""
     import batch_magic as bm
@@ -33,15 +40,18 @@ def client_main(url: str, rows: int, journal: str) -> dict[str, Any]:
     df = bc.ticket_frame(rows)
     data_mb = bc.rss_mb()
     sdk = bc.sdk_client(url)
+    cpu0 = _cpu()
     t0 = time.perf_counter()
     job = bm.submit(df, bc.TEMPLATE, client=sdk, journal=journal, max_tokens=bc.MAX_TOKENS)
     t_submitted = time.perf_counter()
     job.wait()
     wall = time.perf_counter() - t0
+    cpu = _cpu() - cpu0
     answered = int((df["answer_status"] == "succeeded").sum())
     return {
         "rows": rows,
         "wall_s": wall,
+        "client_cpu_s": cpu,
         "submit_call_s": t_submitted - t0,
         "data_build_s": t0 - t_import,
         "batches": job.status.batches_total,
@@ -94,10 +104,11 @@ def bench(quick: bool = False) -> dict[str, Any]:
             f"{rows / wall:,.0f}",
             f"{bc.median([r['data_rss_mb'] for r in runs]):,.0f} MB",
             f"{peak:,.0f} MB",
+            bc.fmt_s(bc.median([r["client_cpu_s"] for r in runs])),
             bc.fmt_s(bc.median([r["sim_cpu_s"] for r in runs])),
             target,
         ])
-    print(bc.table(rows_out, ["size", "batches", "wall", "rows/s", "data", "peak RSS", "simulator CPU", "target"]))
+    print(bc.table(rows_out, ["size", "batches", "wall", "rows/s", "data", "peak RSS", "client CPU", "simulator CPU", "target"]))
     return results
 
 
