@@ -536,7 +536,7 @@ def test_a_failing_job_is_shown_and_wait_raises_a_usage_error(
         ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
     out = capsys.readouterr().out
     assert "failed · 0/1 batches" in out
-    assert "error: Creating a batch was refused: 400 model: bad model name" in out
+    assert "error: Creating a batch was refused: 400 invalid_request_error: model: bad model name" in out
     assert only_job(ip_sim).status.state == "failed"
 
 

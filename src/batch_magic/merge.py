@@ -83,7 +83,10 @@ def _error_text(table: ResultTable) -> np.ndarray:
     out = np.full(len(table), None, dtype=object)
     has = np.flatnonzero(table.error_type != None)  # noqa: E711 (elementwise)
     for k in has:
-        out[k] = f"{table.error_type[k]}: {table.error_message[k]}".rstrip(": ")
+        kind, message = table.error_type[k], table.error_message[k]
+        # An API error category leads ("overloaded_error: ..."); expired and
+        # canceled are already the row's status, so their text stands alone.
+        out[k] = message if kind in ("expired", "canceled") else f"{kind}: {message}".rstrip(": ")
     return out
 
 

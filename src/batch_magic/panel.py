@@ -273,7 +273,9 @@ class JobPanel:
         )
 
     def _render_details(self, status: JobStatus) -> None:
-        message = f"<br><small>{html.escape(status.message)}</small>" if status.message else ""
+        # The step under way; once final, the summary line says it all.
+        show = status.message and status.state not in FINAL
+        message = f"<br><small>{html.escape(status.message)}</small>" if show else ""
         self.details.value = f"{html.escape(format_status(status))}{message}"
 
     def _show_error(self, text: str) -> None:
@@ -283,6 +285,7 @@ class JobPanel:
     def _finish(self, status: JobStatus) -> None:
         self._final = True
         self.cancel_button.disabled = True
+        self.cancel_button.description = "Canceled" if status.state == "canceled" else "Cancel"
         self._stop_ticker()
         self.summary.value = f"<b>{html.escape(format_summary(status))}</b>"
         self.summary.layout.display = None
