@@ -251,3 +251,27 @@ def test_journal_is_private_and_holds_no_key(sim, tmp_path):
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
         if path.is_file():
             assert b"sk-secret-key-123" not in path.read_bytes()
+
+
+def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journal):
+    """Same size, same minutes, but other custom_ids: never merged, ours is sent."""
+    df = pd.DataFrame({"text": ["p", "q", "r"]})
+    job = submit(df, "{{ text }}", sim, journal, start=False)
+    from batch_magic.journal import now_iso
+
+    job.manifest["batches"][0].update(state="submitting", intent_at=now_iso())
+    job._save()
+    stranger = sim.client().messages.batches.create(
+        requests=[
+            {"custom_id": f"someone-else-{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 5,
+                                                        "messages": [{"role": "user", "content": "zzz"}]}}
+            for k in range(3)
+        ]
+    )
+    resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
+    resumed.wait(30)
+    entry = resumed.manifest["batches"][0]
+    assert entry["rejected"] == [stranger.id] and entry["batch_id"] != stranger.id
+    assert len(sim.batch_ids()) == 2
+    assert (df["answer_status"] == "succeeded").all()
+    assert all(t in a for t, a in zip(df["text"], df["answer"]))

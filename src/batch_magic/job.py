@@ -33,7 +33,7 @@ from .client import BatchClient, BatchInfo, create_body_columns, describe_error
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
-from .plan import custom_ids, request_bytes, split_batches
+from .plan import custom_id, custom_ids, request_bytes, split_batches
 from .results import CANCELED, PENDING, ResultTable
 from .structured import OutputSpec
 
@@ -446,7 +446,7 @@ class BatchJob:
             # A previous run may have created it before dying: adopt it rather than pay twice.
             found = await asyncio.to_thread(self._find_orphan, entry)
             if found is not None:
-                self._record_created(entry, found)
+                self._record_created(entry, found, adopted=True)
                 return
         ks = self._request_numbers(entry).tolist()
         prompts = self._prompts_list()
@@ -468,7 +468,7 @@ class BatchJob:
                 if status is None or status in AMBIGUOUS_STATUS:
                     found = await asyncio.to_thread(self._find_orphan, entry)
                     if found is not None:
-                        self._record_created(entry, found)
+                        self._record_created(entry, found, adopted=True)
                         return
                 wait = _retry_after(exc) or backoff
                 self._set(reconnecting=True, message=f"create failed ({describe_error(exc)}); retrying in {wait:.0f} s")
@@ -482,7 +482,7 @@ class BatchJob:
         """A batch the server has that matches an unanswered create of ours."""
         assert self.client is not None
         since = (_epoch(entry.get("intent_at")) or 0) - 300
-        claimed = self.journal.claimed_batch_ids()
+        claimed = self.journal.claimed_batch_ids() | set(entry.get("rejected") or ())
         try:
             recent = self.client.recent_batches(limit=100)
         except Exception:
@@ -493,9 +493,19 @@ class BatchJob:
                 return info
         return None
 
-    def _record_created(self, entry: dict[str, Any], info: BatchInfo) -> None:
+    def _results_match(self, entry: dict[str, Any], path: Any) -> bool:
+        """Do the results hold exactly this entry's custom_ids?"""
+        import orjson
+
+        expected = {custom_id(int(k)) for k in self._request_numbers(entry)}
+        with open(path, "rb") as fh:
+            seen = {orjson.loads(line)["custom_id"] for line in fh if line.strip()}
+        return seen == expected
+
+    def _record_created(self, entry: dict[str, Any], info: BatchInfo, *, adopted: bool = False) -> None:
         entry.update(
             batch_id=info.id,
+            adopted=adopted,
             state="in_progress",  # even if already ended: the next poll collects it
             created_at=info.created_at,
             expires_at=info.expires_at,
@@ -549,6 +559,15 @@ class BatchJob:
                 self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
                 await asyncio.sleep(backoff)
                 backoff = min(self.settings.backoff_max, backoff * 2)
+        if entry.get("adopted") and not await asyncio.to_thread(self._results_match, entry, part):
+            # An adopted batch that is not ours after all (same size, same minutes):
+            # forget it and send ours; nothing of it is merged.
+            entry.setdefault("rejected", []).append(batch_id)
+            entry.update(batch_id=None, state="pending", adopted=False)
+            part.unlink(missing_ok=True)
+            self._save()
+            self._set(state="submitting", message=f"batch {batch_id} was not this job's; sending it again")
+            return
         path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
         await asyncio.to_thread(self._table.ingest_file, path)
         entry["state"] = "ended"
@@ -593,7 +612,7 @@ class BatchJob:
                 # Its create may have reached the server: cancel that batch too if so.
                 found = await asyncio.to_thread(self._find_orphan, entry)
                 if found is not None:
-                    self._record_created(entry, found)
+                    self._record_created(entry, found, adopted=True)
             if entry["state"] == "pending" or entry["state"] == "submitting":
                 entry["state"] = "dropped"
             elif entry["state"] == "in_progress":
