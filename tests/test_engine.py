@@ -275,3 +275,13 @@ def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journa
     assert len(sim.batch_ids()) == 2
     assert (df["answer_status"] == "succeeded").all()
     assert all(t in a for t, a in zip(df["text"], df["answer"]))
+
+
+def test_a_results_download_cut_midway_is_redone_not_half_merged(sim, journal):
+    sim.add_fault("results", None, drop_after_lines=3, times=2)
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(20)]})
+    job = submit(df, "{{ text }}", sim, journal, out="x")
+    job.wait(30)
+    assert (df["x_status"] == "succeeded").all() and len(sim.batch_ids()) == 1
+    downloads = [r for r in sim.requests if r.endpoint == "results"]
+    assert len(downloads) == 3

@@ -93,6 +93,15 @@ def is_local_url(url: str) -> bool:
         return False
 
 
+def is_network_error(exc: BaseException) -> bool:
+    """A transport failure of the HTTP library under the SDK (httpx2 for SDK 2.x,
+    httpx for 0.x), such as a stream closed mid-body: worth another try."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ == "TransportError" and cls.__module__.split(".")[0] in ("httpx", "httpx2"):
+            return True
+    return False
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for an SDK exception: status, error category and the API's message."""
     status = getattr(exc, "status_code", None)

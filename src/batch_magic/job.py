@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import pricing
-from .client import BatchClient, BatchInfo, create_body_columns, describe_error
+from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
@@ -46,6 +46,8 @@ FINAL_STATES = frozenset({"done", "canceled", "failed"})
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: Identical short downloads of one batch after which the file is taken as complete.
+SHORT_DOWNLOADS_ACCEPTED = 3
 #: Failures after which a create may have reached the server anyway.
 AMBIGUOUS_STATUS = frozenset({408, 500, 502, 503, 504})
 
@@ -547,14 +549,19 @@ class BatchJob:
         self._set(state="collecting", message=f"downloading results of {batch_id}")
         part = self.journal.partial_results_path(self.id, batch_id)
         backoff = self.settings.backoff_min
+        short_counts: list[int] = []
         while True:
             try:
                 lines = await asyncio.to_thread(client.download_results, batch_id, part)
                 if lines < entry["size"]:
-                    raise ConnectionError(f"download cut short: {lines} of {entry['size']} results")
+                    short_counts.append(lines)
+                    # The same short file again and again is what the API has, not a
+                    # cut: take it; the missing requests stay pending, then retry.
+                    if short_counts[-SHORT_DOWNLOADS_ACCEPTED:] != [lines] * SHORT_DOWNLOADS_ACCEPTED:
+                        raise ConnectionError(f"download cut short: {lines} of {entry['size']} results")
                 break
             except Exception as exc:
-                if not (_is_transient(exc) or isinstance(exc, (ConnectionError, ValueError))):
+                if not (_is_transient(exc) or isinstance(exc, ValueError)):
                     raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
                 self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
                 await asyncio.sleep(backoff)
@@ -773,6 +780,8 @@ def _is_transient(exc: BaseException) -> bool:
     import anthropic
 
     if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError, ConnectionError, TimeoutError)):
+        return True
+    if is_network_error(exc):  # e.g. a results stream cut mid-body, below the SDK
         return True
     status = getattr(exc, "status_code", None)
     return status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)

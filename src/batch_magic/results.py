@@ -192,7 +192,8 @@ class ResultTable:
             dtype=bool,
             count=len(idx),
         )
-        return idx[(status == EXPIRED) | retriable_error]
+        # PENDING here means a batch ended without a result for it: send it again.
+        return idx[(status == EXPIRED) | (status == PENDING) | retriable_error]
 
     def counts(self) -> dict[str, int]:
         values = np.bincount(self.status, minlength=len(STATUS_NAMES))
