@@ -26,6 +26,8 @@ from .template import Template
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 DEFAULT_MAX_TOKENS = 1024
+#: A label answer is a few tokens of JSON; a small cap keeps the cost bound honest.
+LABELS_MAX_TOKENS = 64
 DEFAULT_OUT = "answer"
 #: System prompts shorter than this are not worth a cache write (about 1,024 tokens).
 CACHE_MIN_CHARS = 4096
@@ -100,7 +102,7 @@ def prepare(
     out: str = DEFAULT_OUT,
     model: str = DEFAULT_MODEL,
     system: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     temperature: float | None = None,
     labels: Sequence[Any] | str | None = None,
     schema: Any | None = None,
@@ -124,6 +126,8 @@ def prepare(
     given = [name for name, value in (("labels", labels), ("schema", schema), ("json", json or None)) if value is not None]
     if len(given) > 1:
         raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")
+    if max_tokens is None:  # not chosen: enough for the answer's shape
+        max_tokens = LABELS_MAX_TOKENS if labels is not None else DEFAULT_MAX_TOKENS
     if labels is not None:
         spec = OutputSpec.from_labels(labels)
     elif schema is not None:
@@ -165,7 +169,7 @@ def submit(
     out: str = DEFAULT_OUT,
     model: str = DEFAULT_MODEL,
     system: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     temperature: float | None = None,
     labels: Sequence[Any] | str | None = None,
     schema: Any | None = None,

@@ -116,7 +116,11 @@ class BatchMagic(Magics, Configurable):
 
     # -- defaults (``%config BatchMagic.<name> = ...`` or [tool.batch_magic]) ----
     model = Unicode(help="Model for new jobs (--model overrides).").tag(config=True)
-    max_tokens = Int(help="Largest answer per row, in tokens (--max-tokens overrides).").tag(config=True)
+    max_tokens = Int(
+        0,
+        help="Largest answer per row, in tokens (--max-tokens overrides); 0 picks it: "
+        "64 for --labels, 1024 otherwise.",
+    ).tag(config=True)
     system = Unicode(None, allow_none=True, help="System prompt for every row (--system overrides).").tag(
         config=True
     )
@@ -155,12 +159,6 @@ class BatchMagic(Magics, Configurable):
         from .api import DEFAULT_MODEL
 
         return DEFAULT_MODEL
-
-    @default("max_tokens")
-    def _default_max_tokens(self) -> int:
-        from .api import DEFAULT_MAX_TOKENS
-
-        return DEFAULT_MAX_TOKENS
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -416,7 +414,7 @@ class BatchMagic(Magics, Configurable):
             "out": args.out or api.DEFAULT_OUT,
             "model": args.model or self.model,
             "system": args.system if args.system is not None else self.system,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else (self.max_tokens or None),
             "temperature": args.temperature if args.temperature is not None else self.temperature,
             "chunk_size": args.chunk_size if args.chunk_size is not None else self.chunk_size,
         }
