@@ -9,7 +9,10 @@ switches it to a clock the test moves by hand; ``sdk_client`` and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx2
@@ -99,3 +102,22 @@ def ip_sim(ip, simulator, monkeypatch):
     ip.run_cell("%config BatchMagic.poll_interval_min = 0.05")
     ip.run_cell("%config BatchMagic.poll_interval_max = 0.2")
     return ip
+
+
+SDK0_VENV = Path(__file__).resolve().parent.parent / ".venv-sdk0"
+
+
+@pytest.fixture(scope="session")
+def sdk0_python() -> Path:
+    """A venv with the anthropic SDK 0.x, made once and reused (``.venv-sdk0/``)."""
+    py = SDK0_VENV / "bin" / "python"
+    probe = [str(py), "-c", "import anthropic, sys; sys.exit(0 if anthropic.__version__.startswith('0.') else 1)"]
+    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return py
+    subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
+    pip = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
+    return py

@@ -177,19 +177,30 @@ class BatchClient:
 
     def download_results(self, batch_id: str, dest: Path) -> int:
         """Stream a batch's results as raw bytes to ``dest``; return the line count."""
-        lines = 0
-        stream = self.sdk.messages.batches.with_streaming_response.results(batch_id)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only
-        with stream as response, os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
+            streaming = getattr(self.sdk.messages.batches.with_streaming_response, "results", None)
+            if streaming is None:  # SDK 0.x: only the decoded iterator exists
+                return self._write_decoded_results(batch_id, fh)
+            lines = 0
             tail = b"\n"
-            for chunk in response.iter_bytes():
-                if chunk:
-                    fh.write(chunk)
-                    lines += chunk.count(b"\n")
-                    tail = chunk[-1:]
+            with streaming(batch_id) as response:
+                for chunk in response.iter_bytes():
+                    if chunk:
+                        fh.write(chunk)
+                        lines += chunk.count(b"\n")
+                        tail = chunk[-1:]
             if tail != b"\n":  # the last record may come without its newline
                 fh.write(b"\n")
                 lines += 1
+            return lines
+
+    def _write_decoded_results(self, batch_id: str, fh: Any) -> int:
+        """Re-encode the SDK's decoded results, one JSON line each (slower, same file)."""
+        lines = 0
+        for item in self.sdk.messages.batches.results(batch_id):
+            fh.write(orjson.dumps(item.model_dump(mode="json", exclude_unset=True)) + b"\n")
+            lines += 1
         return lines
 
     def count_tokens(self, params: dict[str, Any]) -> int:

@@ -16,7 +16,6 @@ import pytest
 
 SCRIPT = Path(__file__).with_name("sdk_only_script.py")
 ROOT = Path(__file__).resolve().parents[2]
-SDK0_VENV = ROOT / ".venv-sdk0"
 
 
 class Cli:
@@ -126,23 +125,8 @@ def test_state_survives_a_killed_simulator(tmp_path: Path) -> None:
         c2.stop()
 
 
-def _sdk0_python() -> Path:
-    """A venv with anthropic 0.x, made once and reused (``.venv-sdk0/``)."""
-    py = SDK0_VENV / "bin" / "python"
-    probe = [str(py), "-c", "import anthropic, sys; sys.exit(0 if anthropic.__version__.startswith('0.') else 1)"]
-    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return py
-    subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
-    pip = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
-    )
-    if pip.returncode != 0:
-        pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
-    return py
-
-
 @pytest.mark.slow
-def test_an_anthropic_0x_client(cli: Cli) -> None:
-    report = run_script(_sdk0_python(), cli.url)
+def test_an_anthropic_0x_client(cli: Cli, sdk0_python: Path) -> None:
+    report = run_script(sdk0_python, cli.url)
     assert report["sdk"].startswith("0.")
     check_run(report)
