@@ -285,3 +285,20 @@ def test_a_results_download_cut_midway_is_redone_not_half_merged(sim, journal):
     assert (df["x_status"] == "succeeded").all() and len(sim.batch_ids()) == 1
     downloads = [r for r in sim.requests if r.endpoint == "results"]
     assert len(downloads) == 3
+
+
+def test_retry_failed_sends_only_failed_rows_and_writes_them_back(sim, journal):
+    sim.configure(error_rates={"overloaded_error": 0.3})
+    once = JobSettings(**{**FAST.__dict__, "max_attempts": 1})
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(200)]})
+    submit(df, "{{ text }}", sim, journal, out="x", settings=once).wait(30)
+    failed = df["x_status"] == "errored"
+    answered_before = df.loc[~failed, "x"].copy()
+    assert failed.sum() > 20
+    sim.configure(error_rates={})
+    retry = bm.retry_failed("last", df, client=sim.client(), journal=journal, settings=FAST)
+    assert retry is not None and retry.status.n_rows == failed.sum()
+    retry.wait(30)
+    assert (df["x_status"] == "succeeded").all()
+    assert df.loc[~failed, "x"].equals(answered_before)  # the others were not touched
+    assert all(t in a for t, a in zip(df["text"], df["x"]))

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import attach, jobs, prepare, submit
+    from .api import attach, dry_run, jobs, prepare, submit
     from .datasets import load_tickets
     from .job import BatchJob, JobSettings, JobStatus
+    from .pilot import run_pilot
+    from .retry import retry_failed
 
 _LAZY = {
     "submit": "api",
@@ -27,11 +29,12 @@ _LAZY = {
     "JobSettings": "job",
     "JobStatus": "job",
     "load_tickets": "datasets",
+    "retry_failed": "retry",
 }
 
 __all__ = [  # noqa: RUF022 (grouped by purpose)
-    "submit", "attach", "jobs", "prepare", "BatchJob", "JobSettings", "JobStatus",
-    "load_tickets", "load_ipython_extension", "unload_ipython_extension",
+    "submit", "attach", "jobs", "prepare", "dry_run", "run_pilot", "retry_failed",
+    "BatchJob", "JobSettings", "JobStatus", "load_tickets", "load_ipython_extension", "unload_ipython_extension",
 ]
 
 

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .panel import JobPanel, TextStatus
 
 #: Row statuses ``%batch retry`` sends again.
-RETRY_STATUSES = ("errored", "expired", "invalid")
 SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
 _BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
@@ -683,13 +682,6 @@ class BatchMagic(Magics, Configurable):
         args = p.parse_argstring(rest)
         jr = self._journal()
         full = jr.resolve(args.job)
-        manifest = jr.read_manifest(full)
-        state = manifest.get("state")
-        if state not in ("done", "canceled"):
-            raise UsageError(
-                f"Job {full} is {state}; retry its failed rows once it has ended "
-                f"(%batch wait {full}, or %batch cancel {full})."
-            )
         live = self.registry.get(full)
         if args.df:
             df = self._frame(args.df)
@@ -699,24 +691,17 @@ class BatchMagic(Magics, Configurable):
             raise UsageError(
                 f"Which DataFrame? Job {full} was not run in this session: %batch retry {full} DF"
             )
-        retry = plan_retry(df, manifest, jr, full)
-        if retry is None:
+        from .retry import retry_failed
+
+        job = retry_failed(
+            full, df, client=self._client(), journal=jr, settings=self._settings(), start=False
+        )
+        if job is None:
             print(f"Job {full}: no row errored, expired or was invalid; nothing to retry.")
             return
-        from . import api
-
-        subset, positions, kwargs = retry
-        job = api.submit(
-            subset, manifest["template"], **kwargs, force=True, client=self._client(),
-            journal=self.journal_dir, settings=self._settings(), start=False,
-        )
         self.registry[job.id] = job
-        print(f"Job {job.id}: retrying {len(positions):,} rows of job {full}.")
-        writer = WriteBack(df, positions, job)
-        job.observe(writer)
+        print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
-        if args.wait and writer.error is not None:
-            raise UsageError(f"The retried rows could not be written back: {writer.error}")
 
     def _cmd_simulator(self, rest: str) -> None:
         p = _parser("%batch simulator", "An in-process Message Batches API simulator for this session.")
@@ -798,109 +783,6 @@ def _status_text(status: JobStatus, fmt: Any) -> str:
     if status.error:
         text += f"\n    error: {status.error}"
     return text
-
-
-# -- retry -------------------------------------------------------------------------
-def manifest_kwargs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The submit() options that rebuild a job's requests from its manifest."""
-    params = dict(manifest.get("params") or {})
-    output = manifest.get("output") or {}
-    kwargs: dict[str, Any] = {
-        "out": manifest["out"],
-        "model": params.pop("model"),
-        "max_tokens": params.pop("max_tokens"),
-        "chunk_size": manifest.get("chunk_size"),
-    }
-    system = params.pop("system", None)
-    if isinstance(system, list):  # cached: [{"type": "text", "text": ..., "cache_control": ...}]
-        kwargs["system"] = "".join(block.get("text", "") for block in system)
-        kwargs["cache_system"] = True
-    elif system:
-        kwargs["system"] = system
-        kwargs["cache_system"] = False
-    if "temperature" in params:
-        kwargs["temperature"] = params.pop("temperature")
-    params.pop("output_config", None)
-    if params.pop("tools", None) is not None:
-        kwargs["use_tool"] = True
-    params.pop("tool_choice", None)
-    kind = output.get("kind")
-    if kind == "labels":
-        kwargs["labels"] = list(output.get("labels") or ())
-    elif kind == "schema" and output.get("schema") is not None:
-        kwargs["schema"] = output["schema"]
-    if params:
-        kwargs["extra_params"] = params
-    return kwargs
-
-
-def plan_retry(
-    df: pd.DataFrame, manifest: dict[str, Any], journal: Any, job_id: str
-) -> tuple[pd.DataFrame, Any, dict[str, Any]] | None:
-    """(the failed rows, their positions in ``df``, submit options), or None if none failed."""
-    import numpy as np
-
-    from .merge import row_positions
-
-    out = manifest["out"]
-    status_col = f"{out}_status"
-    if status_col not in df.columns:
-        from . import api
-
-        # Merge the ended job's results first (from the journal alone: no API call).
-        api.attach(job_id, df, journal=journal).wait()
-    # Rows of df that were part of the job (the DataFrame may have grown since).
-    index = journal.read_index(job_id)
-    pos, _ = row_positions(df, index)
-    in_job = np.ones(len(df), dtype=bool) if pos is None else pos >= 0
-    failed = df[status_col].astype("object").isin(RETRY_STATUSES).to_numpy() & in_job
-    positions = np.flatnonzero(failed)
-    if positions.size == 0:
-        return None
-    subset = df.iloc[positions].copy()
-    kwargs = manifest_kwargs(manifest)
-    return subset, positions, kwargs
-
-
-class WriteBack:
-    """Observer of a retry job: when it ends, copy its columns into the original rows."""
-
-    def __init__(self, df: pd.DataFrame, positions: Any, job: BatchJob) -> None:
-        self.df = df
-        self.positions = positions
-        self.job = job
-        self.done = False
-        self.error: str | None = None
-
-    def __call__(self, status: JobStatus) -> None:
-        if self.done or status.state not in ("done", "canceled"):
-            return
-        self.done = True
-        try:
-            write_back(self.df, self.positions, self.job.result(), list(status.columns))
-        except Exception as exc:  # the engine would swallow it: say it
-            self.error = f"{type(exc).__name__}: {exc}"
-            print(f"batch {status.job_id}: retried rows not written back: {self.error}", file=sys.stderr)
-
-
-def write_back(df: pd.DataFrame, positions: Any, subset: pd.DataFrame, columns: list[str]) -> None:
-    """Put ``subset``'s columns into ``df`` at row ``positions`` (same order)."""
-    import pandas as pd
-
-    for col in columns:
-        if col not in subset.columns:
-            continue
-        values = subset[col]
-        if col in df.columns:
-            target = df[col].copy()
-        else:
-            target = pd.Series(None, index=df.index, dtype=values.dtype)
-        if isinstance(target.dtype, pd.CategoricalDtype) and isinstance(values.dtype, pd.CategoricalDtype):
-            missing = [c for c in values.cat.categories if c not in target.cat.categories]
-            if missing:
-                target = target.cat.add_categories(missing)
-        target.iloc[positions] = values.to_numpy(dtype=object)
-        df[col] = target
 
 
 # -- the extension -----------------------------------------------------------------
