@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .api import attach, dry_run, jobs, prepare, submit
     from .datasets import load_tickets
-    from .job import BatchJob, JobSettings, JobStatus
+    from .job import BatchJob, JobSettings
     from .pilot import run_pilot
     from .retry import retry_failed
+    from .status import JobStatus
 
 _LAZY = {
     "submit": "api",
@@ -27,7 +28,7 @@ _LAZY = {
     "run_pilot": "pilot",
     "BatchJob": "job",
     "JobSettings": "job",
-    "JobStatus": "job",
+    "JobStatus": "status",
     "load_tickets": "datasets",
     "retry_failed": "retry",
 }

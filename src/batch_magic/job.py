@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,14 +34,8 @@ from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, request_bytes, split_batches
 from .results import CANCELED, PENDING, ResultTable
+from .status import FINAL_STATES, JobStatus, epoch
 from .structured import OutputSpec
-
-#: Job states, in the order a job normally passes through them.
-STATES = (
-    "planned", "submitting", "queued", "in_progress", "collecting", "retrying",
-    "merging", "done", "canceling", "canceled", "failed",
-)
-FINAL_STATES = frozenset({"done", "canceled", "failed"})
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -68,74 +61,6 @@ class JobSettings:
     #: Backoff for transient failures (seconds), doubled per failure up to the max.
     backoff_min: float = 1.0
     backoff_max: float = 60.0
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A snapshot of a job, for displays. Immutable; a new one per change."""
-
-    job_id: str
-    state: str
-    model: str
-    out: str
-    simulated: bool
-    n_rows: int
-    n_requests: int
-    n_skipped: int
-    n_deduplicated: int
-    batches_total: int
-    batches_submitted: int
-    batches_ended: int
-    attempt: int
-    #: Per-request outcome counts known so far (from ended batches).
-    counts: dict[str, int]
-    started_at: float | None
-    finished_at: float | None
-    #: Earliest expiry of a batch still running (epoch seconds), if any.
-    expires_at: float | None
-    estimated_cost: float | None
-    estimated_cost_upper: float | None
-    actual_cost: float | None
-    reconnecting: bool = False
-    error: str | None = None
-    message: str = ""
-    columns: tuple[str, ...] = ()
-    row_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def elapsed(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
-
-    @property
-    def time_to_expiry(self) -> float | None:
-        if self.expires_at is None or self.done:
-            return None
-        return max(0.0, self.expires_at - time.time())
-
-    @property
-    def outcome(self) -> str | None:
-        """The bar colour: success, warning (some rows failed) or danger."""
-        if self.state == "failed":
-            return "danger"
-        if self.state == "canceled":
-            return "warning"
-        if self.state != "done":
-            return None
-        bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
-        return "warning" if bad else "success"
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 #: Jobs being driven in this process, by (journal folder, job id): a re-run cell
@@ -391,7 +316,7 @@ class BatchJob:
 
     def _next_poll_wait(self) -> float:
         s = self.settings
-        started = [_epoch(b.get("created_at")) for b in self._batches() if b["state"] == "in_progress"]
+        started = [epoch(b.get("created_at")) for b in self._batches() if b["state"] == "in_progress"]
         ran = time.time() - min(t for t in started if t) if any(started) else 0.0
         return min(s.poll_max, max(s.poll_min, ran * s.poll_fraction))
 
@@ -417,7 +342,7 @@ class BatchJob:
         for m in self.journal.manifests():
             if m["job_id"] == self.id or m.get("state") in FINAL_STATES:
                 continue
-            if (_epoch(m.get("updated_at")) or 0) < cutoff:
+            if (epoch(m.get("updated_at")) or 0) < cutoff:
                 continue
             count += sum(1 for b in m.get("batches", []) if b.get("state") == "in_progress")
         return count
@@ -483,14 +408,14 @@ class BatchJob:
     def _find_orphan(self, entry: dict[str, Any]) -> BatchInfo | None:
         """A batch the server has that matches an unanswered create of ours."""
         assert self.client is not None
-        since = (_epoch(entry.get("intent_at")) or 0) - 300
+        since = (epoch(entry.get("intent_at")) or 0) - 300
         claimed = self.journal.claimed_batch_ids() | set(entry.get("rejected") or ())
         try:
             recent = self.client.recent_batches(limit=100)
         except Exception:
             return None
         for info in recent:
-            created = _epoch(info.created_at) or 0
+            created = epoch(info.created_at) or 0
             if info.id not in claimed and created >= since and info.total == entry["size"]:
                 return info
         return None
@@ -743,7 +668,7 @@ class BatchJob:
                 if key != "processing":
                     counts[key] = counts.get(key, 0) + int(value)
         live = [b for b in batches if b["state"] in ("in_progress", "canceling")]
-        expiries = [e for e in (_epoch(b.get("expires_at")) for b in live) if e]
+        expiries = [e for e in (epoch(b.get("expires_at")) for b in live) if e]
         estimate = m.get("estimate") or {}
         base = JobStatus(
             job_id=self.id,
@@ -760,8 +685,8 @@ class BatchJob:
             batches_ended=sum(1 for b in batches if b["state"] == "ended"),
             attempt=max((b["attempt"] for b in batches), default=1),
             counts=counts,
-            started_at=_epoch(m.get("started_at")),
-            finished_at=_epoch(m.get("finished_at")),
+            started_at=epoch(m.get("started_at")),
+            finished_at=epoch(m.get("finished_at")),
             expires_at=min(expiries) if expiries else None,
             estimated_cost=estimate.get("batch_cost"),
             estimated_cost_upper=estimate.get("batch_cost_upper"),

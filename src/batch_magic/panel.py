@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .job import JobStatus
+    from .status import JobStatus
 
 #: The word shown for each engine state.
 STATE_WORDS = {

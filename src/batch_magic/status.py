@@ -1,0 +1,87 @@
+"""What a job looks like from outside: immutable status snapshots.
+
+The job emits a new ``JobStatus`` on every change; displays (the panel, text
+status lines) only read these, so they depend on this module alone, never on
+the job's machinery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+#: Job states, in the order a job normally passes through them.
+STATES = (
+    "planned", "submitting", "queued", "in_progress", "collecting", "retrying",
+    "merging", "done", "canceling", "canceled", "failed",
+)
+FINAL_STATES = frozenset({"done", "canceled", "failed"})
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of a job, for displays. Immutable; a new one per change."""
+
+    job_id: str
+    state: str
+    model: str
+    out: str
+    simulated: bool
+    n_rows: int
+    n_requests: int
+    n_skipped: int
+    n_deduplicated: int
+    batches_total: int
+    batches_submitted: int
+    batches_ended: int
+    attempt: int
+    #: Per-request outcome counts known so far (from ended batches).
+    counts: dict[str, int]
+    started_at: float | None
+    finished_at: float | None
+    #: Earliest expiry of a batch still running (epoch seconds), if any.
+    expires_at: float | None
+    estimated_cost: float | None
+    estimated_cost_upper: float | None
+    actual_cost: float | None
+    reconnecting: bool = False
+    error: str | None = None
+    message: str = ""
+    columns: tuple[str, ...] = ()
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else time.time()
+        return max(0.0, end - self.started_at)
+
+    @property
+    def time_to_expiry(self) -> float | None:
+        if self.expires_at is None or self.done:
+            return None
+        return max(0.0, self.expires_at - time.time())
+
+    @property
+    def outcome(self) -> str | None:
+        """The bar colour: success, warning (some rows failed) or danger."""
+        if self.state == "failed":
+            return "danger"
+        if self.state == "canceled":
+            return "warning"
+        if self.state != "done":
+            return None
+        bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
+        return "warning" if bad else "success"
+
+
+def epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
