@@ -207,7 +207,7 @@ def submit(
         if max_cost is not None:
             check_budget(prepared.estimate, max_cost)
         batch_client = _client(client)  # fails here, before anything is written, without a key
-        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_local)
+        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator)
     else:
         job_id = existing
         running = live_job(jr, job_id)

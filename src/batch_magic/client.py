@@ -13,6 +13,7 @@ Two choices here keep a million rows fast and every dollar safe:
 
 from __future__ import annotations
 
+import functools
 import io
 import ipaddress
 import os
@@ -150,6 +151,23 @@ class BatchClient:
     @property
     def is_local(self) -> bool:
         return is_local_url(self.base_url)
+
+    @functools.cached_property
+    def is_simulator(self) -> bool:
+        """Are the answers simulated? A simulator of this process, or a local server
+        that names itself one (``Server: batch-magic-simulator``); a local proxy to
+        the real API is not."""
+        if not self.is_local:
+            return False
+        from .simulator import is_simulator_url
+
+        if is_simulator_url(self.base_url):
+            return True
+        try:
+            raw = self.sdk.messages.batches.with_raw_response.list(limit=1)
+        except Exception:
+            return True  # unreachable or odd: a loopback server is a simulator far more often
+        return str(raw.headers.get("server", "")).startswith("batch-magic-simulator")
 
     def create(self, body: bytes) -> BatchInfo:
         """POST one batch whose JSON body is already serialised. No retries here."""

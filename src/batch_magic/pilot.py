@@ -171,7 +171,7 @@ def run_pilot(
         total_cost=float(sum(costs)),
         wall_time=wall_time,
         usage=totals,
-        simulated=batch_client.is_local,
+        simulated=batch_client.is_simulator,
     )
 
 
