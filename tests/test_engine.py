@@ -302,3 +302,18 @@ def test_retry_failed_sends_only_failed_rows_and_writes_them_back(sim, journal):
     assert (df["x_status"] == "succeeded").all()
     assert df.loc[~failed, "x"].equals(answered_before)  # the others were not touched
     assert all(t in a for t, a in zip(df["text"], df["x"]))
+
+
+def test_out_never_overwrites_the_users_columns(sim, journal):
+    from batch_magic.errors import ConfigError
+
+    df = pd.DataFrame({"text": ["a"], "label": ["x"]})
+    with pytest.raises(ConfigError, match=r"'text'.*input of the template"):
+        submit(df, "{{ text }}", sim, journal, out="text")
+    with pytest.raises(ConfigError, match="'label'"):
+        submit(df, "{{ text }}", sim, journal, out="label")
+    assert sim.batch_ids() == []
+    # Columns our own earlier job wrote may be replaced by a new job.
+    submit(df, "{{ text }}", sim, journal, out="answer").wait(30)
+    submit(df, "{{ text }}!", sim, journal, out="answer").wait(30)
+    assert df["answer_status"].tolist() == ["succeeded"]

@@ -204,6 +204,7 @@ def submit(
     existing = None if force else jr.find_by_fingerprint(fingerprint)
     batch_client = None
     if existing is None:
+        check_output_columns(df, prepared, jr)
         if max_cost is not None:
             check_budget(prepared.estimate, max_cost)
         batch_client = _client(client)  # fails here, before anything is written, without a key
@@ -227,6 +228,34 @@ def submit(
     if wait:
         job.wait()
     return job
+
+
+#: Columns every job adds besides its answer columns.
+BOOKKEEPING_SUFFIXES = ("status", "error", "raw", "input_tokens", "output_tokens", "stop_reason")
+
+
+def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> None:
+    """Refuse, before anything is sent, to overwrite columns the user made.
+
+    Columns an earlier job of this journal wrote may be replaced (that is a
+    re-run with other options); an input of the template or any other column
+    of the user's may not.
+    """
+    out = prepared.out
+    ours = {f"{out}_{suffix}" for suffix in BOOKKEEPING_SUFFIXES}
+    ours.update(prepared.spec.column_names(out))
+    previous: set[str] = set()
+    for m in jr.manifests():
+        previous.update(m.get("columns") or ())
+    inputs = set(prepared.template.variables)
+    existing = {str(c) for c in df.columns}
+    clash = sorted(c for c in ours & existing if c in inputs or c not in previous)
+    if clash:
+        raise ConfigError(
+            f"out={out!r} would overwrite the column(s) {', '.join(map(repr, clash))} of the "
+            f"DataFrame{' (an input of the template)' if inputs & set(clash) else ''}. "
+            "Choose another out name (--out NAME), or drop or rename those columns first."
+        )
 
 
 def check_budget(estimate: Estimate, max_cost: float) -> None:
