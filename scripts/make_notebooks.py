@@ -512,8 +512,8 @@ finished are kept and merged; the others are marked `canceled`.
 Summarise this ticket in one sentence: {{ text }}
 """),
     md("""
-Let it reach the server (a batch that was never created has nothing to cancel), then
-cancel it:
+Let it reach the server, so the cancel goes to the API (rows of a job canceled before its
+batch exists are simply marked `canceled`), then cancel it:
 """),
     code("""
 while batches_on_server() < 1:  # the new simulator's first batch
