@@ -203,6 +203,18 @@ def test_dry_run_sends_nothing(ip_sim: Any, simulator: Any, capsys: pytest.Captu
     assert "Dry run: nothing was sent" in shown and "requests:  4" in shown
 
 
+def test_dry_run_with_exact_tokens_counts_through_the_api(
+    ip_sim: Any, simulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip_sim.user_ns["df"] = reviews()
+    ip_sim.run_cell("%%batch df --out x --dry-run --exact-tokens\n{{ review }}")
+    endpoints = {r.endpoint for r in simulator.requests}
+    assert endpoints == {"count_tokens"}  # counted, nothing created
+    assert "count_tokens" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="--exact-tokens goes with --dry-run"):
+        ip_sim.run_cell("%%batch df --out x --exact-tokens\n{{ review }}")
+
+
 def test_max_cost_refuses_before_sending(ip_sim: Any, simulator: Any) -> None:
     ip_sim.user_ns["df"] = reviews()
     with pytest.raises(UsageError, match=r"Not sent: .* max_cost is \$0\.0000"):

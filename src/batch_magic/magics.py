@@ -187,6 +187,7 @@ class BatchMagic(Magics, Configurable):
     @ma.argument("--json", action="store_true", help="Ask for a JSON object; one column per top-level field.")
     @ma.argument("--pilot", type=int, metavar="N", help="Send N sample rows through the realtime API and show them; nothing is merged.")
     @ma.argument("--dry-run", action="store_true", help="Plan and show the estimate and first prompts; nothing is sent.")
+    @ma.argument("--exact-tokens", action="store_true", help="With --dry-run: count input tokens with the API's free count_tokens.")
     @ma.argument("--max-cost", type=float, metavar="USD", help="Refuse to submit if the job could cost more.")
     @line_cell_magic
     def batch(self, line: str, cell: str | None = None) -> Any:
@@ -215,9 +216,14 @@ class BatchMagic(Magics, Configurable):
         kwargs = self._request_kwargs(args)
         from . import api
 
+        if args.exact_tokens and not args.dry_run:
+            raise UsageError("--exact-tokens goes with --dry-run.")
         if args.dry_run:
             _check_accepts(api.prepare, kwargs)
-            prepared = api.prepare(df, template, **kwargs)
+            if args.exact_tokens:
+                prepared = api.dry_run(df, template, exact_tokens=True, client=self._client(), **kwargs)
+            else:
+                prepared = api.prepare(df, template, **kwargs)
             max_cost = args.max_cost if args.max_cost is not None else self.max_cost
             self._show(prepared)
             if max_cost is not None:
