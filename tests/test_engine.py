@@ -166,7 +166,7 @@ def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
     # The server got the create (same size) but the id was never recorded.
     orphan = sim.client().messages.batches.create(
         requests=[
-            {"custom_id": f"r{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 40,
+            {"custom_id": f"{job.manifest['id_tag']}r{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 40,
                                               "messages": [{"role": "user", "content": t}]}}
             for k, t in enumerate(["p", "q", "r"])
         ]

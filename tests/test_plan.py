@@ -12,7 +12,14 @@ import pytest
 from batch_magic import plan as plan_mod
 from batch_magic.client import create_body
 from batch_magic.errors import PlanError
-from batch_magic.plan import SKIPPED, RequestOptions, build_plan, custom_id
+from batch_magic.plan import (
+    SKIPPED,
+    RequestOptions,
+    build_plan,
+    custom_id,
+    new_id_tag,
+    request_number,
+)
 from batch_magic.template import Template
 
 OPTS = RequestOptions(model="claude-haiku-4-5", max_tokens=16)
@@ -34,10 +41,13 @@ def test_custom_ids_are_valid_for_any_index():
     idx = pd.MultiIndex.from_tuples([(pd.Timestamp("2024-01-01"), "a b/c")] * 3)
     df = pd.DataFrame({"t": ["1", "2", "3"]}, index=idx)
     p = build_plan(df, Template.compile("{{ t }}"), OPTS)
-    body = orjson.loads(create_body(OPTS.shared_params(), [(custom_id(k), s) for k, s in enumerate(p.prompts)]))
+    tag = new_id_tag()
+    body = orjson.loads(create_body(OPTS.shared_params(), [(custom_id(k, tag), s) for k, s in enumerate(p.prompts)]))
     ids = [r["custom_id"] for r in body["requests"]]
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) for i in ids)
     assert len(set(ids)) == 3
+    assert [request_number(i) for i in ids] == [0, 1, 2]
+    assert request_number("r7") == 7  # journals written before tags existed
 
 
 def test_batches_split_by_count_and_by_bytes(monkeypatch):
@@ -52,7 +62,7 @@ def test_batches_split_by_count_and_by_bytes(monkeypatch):
     assert len(p.batches) > 1
     covered = []
     for b in p.batches:
-        body = create_body(shared, [(custom_id(k), p.prompts[k]) for k in b])
+        body = create_body(shared, [(custom_id(k, new_id_tag()), p.prompts[k]) for k in b])
         assert len(body) <= 60_000
         covered.extend(b)
     assert covered == list(range(1000))
@@ -61,7 +71,8 @@ def test_batches_split_by_count_and_by_bytes(monkeypatch):
 def test_request_bytes_is_exact():
     prompts = ['plain', 'quotes " and \\ and é and \n', "🙂" * 3]
     sizes = plan_mod.request_bytes(OPTS.shared_params(), prompts)
-    body = create_body(OPTS.shared_params(), [(custom_id(k), s) for k, s in enumerate(prompts)])
+    tag = new_id_tag()
+    body = create_body(OPTS.shared_params(), [(custom_id(k, tag), s) for k, s in enumerate(prompts)])
     # envelope: {"requests":[ ... ]} minus the last comma
     assert int(sizes.sum()) - 1 + len(b'{"requests":[]}') == len(body)
 

@@ -19,7 +19,7 @@ from .client import BatchClient, make_sdk_client
 from .errors import BudgetExceededError, ConfigError, PlanError
 from .job import BatchJob, JobSettings, estimate_for, live_job
 from .journal import FORMAT_VERSION, Journal, now_iso
-from .plan import Plan, RequestOptions, build_plan
+from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
 from .structured import OutputSpec, supports_structured_output
 from .template import Template
@@ -412,6 +412,7 @@ def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: 
             "schema": prepared.spec.schema,
         },
         "params": plan.options.shared_params(),
+        "id_tag": new_id_tag(),
         "chunk_size": prepared.chunk_size or 100_000,
         "simulated": simulated,
         "n_rows": plan.n_rows,

@@ -378,7 +378,8 @@ class BatchJob:
         ks = self._request_numbers(entry).tolist()
         prompts = self._prompts_list()
         body = await asyncio.to_thread(
-            create_body_columns, self.manifest["params"], custom_ids(ks), map(prompts.__getitem__, ks)
+            create_body_columns, self.manifest["params"], custom_ids(ks, self._id_tag),
+            map(prompts.__getitem__, ks),
         )
         backoff = self.settings.backoff_min
         while True:
@@ -420,11 +421,15 @@ class BatchJob:
                 return info
         return None
 
+    @property
+    def _id_tag(self) -> str:
+        return str(self.manifest.get("id_tag", ""))  # journals from before tags: none
+
     def _results_match(self, entry: dict[str, Any], path: Any) -> bool:
         """Do the results hold exactly this entry's custom_ids?"""
         import orjson
 
-        expected = {custom_id(int(k)) for k in self._request_numbers(entry)}
+        expected = {custom_id(int(k), self._id_tag) for k in self._request_numbers(entry)}
         with open(path, "rb") as fh:
             seen = {orjson.loads(line)["custom_id"] for line in fh if line.strip()}
         return seen == expected

@@ -130,17 +130,30 @@ class Plan:
         return self.n_rows - self.n_skipped - self.n_requests
 
 
-def custom_id(k: int) -> str:
-    return f"r{k}"
+#: Length of a job's id tag: hex digits, so never an 'r' (see ``custom_id``).
+ID_TAG_LEN = 8
 
 
-def custom_ids(numbers: Iterable[int]) -> Iterator[str]:
-    """``custom_id(k)`` for each k (Python ints), without a Python call per id."""
-    return map("r{}".format, numbers)
+def new_id_tag() -> str:
+    """A job's own tag for its custom_ids, so its results can be told from others'."""
+    import secrets
+
+    return secrets.token_hex(ID_TAG_LEN // 2)
+
+
+def custom_id(k: int, tag: str = "") -> str:
+    """Request ``k``'s id: the job's tag, ``r``, the number (e.g. ``3fa85f64r17``)."""
+    return f"{tag}r{k}"
+
+
+def custom_ids(numbers: Iterable[int], tag: str = "") -> Iterator[str]:
+    """``custom_id(k, tag)`` for each k (Python ints), without a Python call per id."""
+    return map((tag + "r{}").format, numbers)
 
 
 def request_number(cid: str) -> int:
-    return int(cid[1:])
+    """``k`` back from a custom_id (the tag is hex, so the first 'r' ends it)."""
+    return int(cid[cid.index("r") + 1 :])
 
 
 def _missing_mask(values: pd.Series) -> np.ndarray:
@@ -237,14 +250,15 @@ def build_plan(
 def request_bytes(shared: dict[str, Any], prompts: Sequence[str]) -> np.ndarray:
     """Exact serialised size of each request in a create body, without building it."""
     empty = orjson.dumps({"custom_id": "", "params": request_params(shared, "")})
-    base = len(empty) - 2 + 1  # minus the empty prompt's quotes, plus the comma
+    # minus the empty prompt's quotes, plus the comma and the id's tag
+    base = len(empty) - 2 + 1 + ID_TAG_LEN
     n = len(prompts)
     sizes = np.fromiter(map(len, map(orjson.dumps, prompts)), dtype=np.int64, count=n)
     return sizes + _id_lengths(n) + base
 
 
 def _id_lengths(n: int) -> np.ndarray:
-    """``len(custom_id(k))`` for k in 0..n-1: the 'r' and the digits."""
+    """``len(custom_id(k))`` for k in 0..n-1, without the tag: the 'r' and the digits."""
     k = np.arange(n, dtype=np.int64)
     lengths = np.full(n, 2, dtype=np.int64)
     power = 10
@@ -257,7 +271,7 @@ def _id_lengths(n: int) -> np.ndarray:
 def _range_bytes(shared: dict[str, Any], prompts: Sequence[str], r: range) -> int:
     """The serialised size of requests ``r`` in a create body (sum of ``request_bytes``)."""
     empty = orjson.dumps({"custom_id": "", "params": request_params(shared, "")})
-    base = len(empty) - 2 + 1
+    base = len(empty) - 2 + 1 + ID_TAG_LEN
     chunk = prompts[r.start : r.stop]
     encoded = len(orjson.dumps(chunk if isinstance(chunk, (list, tuple)) else list(chunk)))
     prompt_bytes = encoded - 2 - max(0, len(r) - 1)  # minus the brackets and the commas
