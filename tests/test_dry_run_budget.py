@@ -171,3 +171,19 @@ def test_max_cost_must_be_a_number(bad):
         return
     with pytest.raises(ConfigError, match="must be a number of US dollars"):
         bm.api.check_budget(p.estimate, bad)
+
+
+def test_the_upper_bound_counts_cache_writes_on_every_request():
+    """Caching in batches is best effort: the bound assumes every request pays the
+    cache write on a cached system prompt; the expectation assumes one write."""
+    import pandas as pd
+
+    from batch_magic.api import prepare
+
+    df = pd.DataFrame({"t": [f"row {i}" for i in range(100)]})
+    system = "Policy. " * 1000  # long enough to be cached
+    cached = prepare(df, "{{ t }}", system=system, max_tokens=10, cache_system=True).estimate
+    plain = prepare(df, "{{ t }}", system=system, max_tokens=10, cache_system=False).estimate
+    assert cached.cached_tokens_per_request > 1000
+    assert cached.batch_cost_upper > plain.batch_cost_upper  # 2x input on the cached part
+    assert cached.batch_cost < plain.batch_cost  # reads at a tenth after the first write

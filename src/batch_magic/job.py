@@ -32,7 +32,7 @@ from .client import BatchClient, BatchInfo, create_body_columns, describe_error,
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
-from .plan import custom_id, custom_ids, request_bytes, split_batches
+from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
 from .status import FINAL_STATES, JobStatus, epoch
 from .structured import OutputSpec
@@ -731,23 +731,4 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
-def estimate_for(
-    params: dict[str, Any], prompts: list[str], spec: OutputSpec, system: str | None
-) -> pricing.Estimate:
-    """The quick local estimate (about four characters a token)."""
-    chars = sum(len(p) for p in prompts) + len(system or "") * len(prompts)
-    if spec.json_schema() is not None:
-        import orjson
-
-        chars += len(orjson.dumps(spec.json_schema())) * len(prompts)
-    expected = {"labels": 10, "schema": 150}.get(spec.kind, 200)
-    return pricing.estimate_cost(
-        params["model"],
-        input_tokens=pricing.estimate_tokens(chars, len(prompts)),
-        n_requests=len(prompts),
-        max_tokens=int(params["max_tokens"]),
-        expected_output_per_request=expected,
-    )
-
-
-__all__ = ["BatchJob", "JobSettings", "JobStatus", "estimate_for", "request_bytes"]
+__all__ = ["BatchJob", "JobSettings", "JobStatus"]

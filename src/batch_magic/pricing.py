@@ -109,6 +109,8 @@ class Estimate:
     exact_input: bool
     price_known: bool
     prices_taken: str
+    #: Input tokens per request marked for caching (a long system prompt), or 0.
+    cached_tokens_per_request: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -122,17 +124,28 @@ def estimate_cost(
     max_tokens: int,
     expected_output_per_request: int,
     exact_input: bool = False,
+    cached_tokens_per_request: int = 0,
     prices: PriceTable | None = None,
 ) -> Estimate:
+    """Expected and upper-bound cost. Cached input is expected to be written once
+    and read by every later request; the upper bound assumes no read ever hits
+    (caching in batches is best effort) and every request pays the cache write."""
     table = prices or load_prices()
     price = table.price(model)
     expected_out = n_requests * min(max_tokens, expected_output_per_request)
     upper_out = n_requests * max_tokens
+    cached = min(cached_tokens_per_request * n_requests, input_tokens)
+    plain_in = input_tokens - cached
+    per_cached = cached_tokens_per_request
+    expected_in = plain_in + (
+        per_cached * (table.cache_write_1h + (n_requests - 1) * table.cache_read) if cached else 0
+    )
+    upper_in = plain_in + cached * table.cache_write_1h
 
-    def cost(inp: int, out: int) -> float:
+    def cost(inp: float, out: int) -> float:
         return (inp * price.input + out * price.output) / 1e6
 
-    realtime = cost(input_tokens, expected_out)
+    realtime = cost(expected_in, expected_out)
     return Estimate(
         model=model,
         n_requests=n_requests,
@@ -140,11 +153,12 @@ def estimate_cost(
         expected_output_tokens=expected_out,
         max_output_tokens=upper_out,
         batch_cost=realtime * table.batch_discount,
-        batch_cost_upper=cost(input_tokens, upper_out) * table.batch_discount,
+        batch_cost_upper=cost(upper_in, upper_out) * table.batch_discount,
         realtime_cost=realtime,
         exact_input=exact_input,
         price_known=price.matched,
         prices_taken=table.taken,
+        cached_tokens_per_request=per_cached,
     )
 
 
