@@ -21,12 +21,23 @@ import orjson
 from .cache import PromptCache
 from .clock import Clock, RealClock
 from .faults import FaultPlan, validate_error_rates
-from .model import FakeModel, Responder, cache_prefix, count_input_tokens, validate_params
+from .model import (
+    FakeModel,
+    Responder,
+    cache_prefix,
+    count_input_tokens,
+    looks_like_claude,
+    validate_params,
+)
 from .protocol import APIError, new_batch_id, new_message_id
 from .results import result_lines
 from .store import Batch, BatchPolicy, Packer, Store
 
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+#: What ``GET /v1/models`` lists when no strict list is set, newest first.
+LISTED_MODELS = (
+    "claude-opus-4-5", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5",
+)
 DAY = 86400.0
 
 
@@ -251,6 +262,43 @@ class App:
         except Exception as exc:
             raise APIError("api_error", f"responder raised {type(exc).__name__}: {exc}") from exc
         return message, bool(params.get("stream"))
+
+    # -- models -----------------------------------------------------------------------------
+    def models(self, query: dict[str, str]) -> dict[str, Any]:
+        """``GET /v1/models``: the strict list if one is set, else a few current ids
+        (any Claude-like id is still accepted everywhere)."""
+        ids = list(self.options.strict_models or LISTED_MODELS)
+        try:
+            limit = int(query.get("limit", 20))
+        except ValueError:
+            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, got {query.get('limit')!r}") from None
+        if not 1 <= limit <= 1000:
+            raise APIError("invalid_request_error", f"limit: Input should be between 1 and 1000, got {limit}")
+        after = query.get("after_id")
+        if after in ids:
+            ids = ids[ids.index(after) + 1 :]
+        page = [self.model_info(m) for m in ids[:limit]]
+        return {
+            "data": page,
+            "has_more": len(ids) > limit,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }
+
+    def model_info(self, model_id: str) -> dict[str, Any]:
+        """``GET /v1/models/{id}``: a ModelInfo for any id the simulator would accept."""
+        strict = self.options.strict_models
+        if not looks_like_claude(model_id) or (strict is not None and model_id not in set(strict)):
+            raise APIError("not_found_error", f"model: {model_id}")
+        words = [w for w in model_id.split("-")[1:] if not (w.isdigit() and len(w) == 8)]
+        name = " ".join(w.capitalize() for w in words if not w.isdigit())
+        version = ".".join(w for w in words if w.isdigit())
+        return {
+            "type": "model",
+            "id": model_id,
+            "display_name": f"Claude {name} {version}".strip(),
+            "created_at": "2025-10-01T00:00:00Z",
+        }
 
     def count_tokens(self, body: bytes) -> dict[str, Any]:
         params = parse_json(body)

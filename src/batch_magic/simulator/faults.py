@@ -30,6 +30,8 @@ ENDPOINTS: tuple[str, ...] = (
     "results",
     "messages",
     "count_tokens",
+    "models",
+    "model",
 )
 
 #: Error categories a per-request error rate may name, with the message used.

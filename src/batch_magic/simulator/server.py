@@ -35,6 +35,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_BATCH), "retrieve"),
     ("DELETE", re.compile(_BATCH), "delete"),
     ("POST", re.compile(r"/v1/messages/count_tokens"), "count_tokens"),
+    ("GET", re.compile(r"/v1/models"), "models"),
+    ("GET", re.compile(r"/v1/models/(?P<id>[^/]+)"), "model"),
     ("POST", re.compile(r"/v1/messages"), "messages"),
 ]
 #: Bodies larger than this are not even drained: the connection is closed.
@@ -268,6 +270,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, message, rid)
         elif endpoint == "count_tokens":
             self._send_json(200, app.count_tokens(body), rid)
+        elif endpoint == "models":
+            self._send_json(200, app.models(query), rid)
+        elif endpoint == "model":
+            self._send_json(200, app.model_info(args["id"]), rid)
 
     # -- reading ----------------------------------------------------------------------------
     def _read_body(self, limit: int) -> bytes:
