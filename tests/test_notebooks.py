@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from _scripts import load_script
+
 nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +39,7 @@ EXPECTED = {
 
 
 def _generator() -> Any:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import make_notebooks
-    finally:
-        sys.path.pop(0)
-    return make_notebooks
+    return load_script("make_notebooks")
 
 
 # -- fast checks ----------------------------------------------------------------------------

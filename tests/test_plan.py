@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from batch_magic import plan as plan_mod
-from batch_magic.client import create_body
+from batch_magic.client import create_body_columns
 from batch_magic.errors import PlanError
 from batch_magic.plan import (
     SKIPPED,
     RequestOptions,
     build_plan,
-    custom_id,
+    custom_ids,
     new_id_tag,
     request_number,
 )
@@ -42,7 +42,9 @@ def test_custom_ids_are_valid_for_any_index():
     df = pd.DataFrame({"t": ["1", "2", "3"]}, index=idx)
     p = build_plan(df, Template.compile("{{ t }}"), OPTS)
     tag = new_id_tag()
-    body = orjson.loads(create_body(OPTS.shared_params(), [(custom_id(k, tag), s) for k, s in enumerate(p.prompts)]))
+    body = orjson.loads(
+        create_body_columns(OPTS.shared_params(), custom_ids(range(len(p.prompts)), tag), p.prompts)
+    )
     ids = [r["custom_id"] for r in body["requests"]]
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", i) for i in ids)
     assert len(set(ids)) == 3
@@ -62,7 +64,7 @@ def test_batches_split_by_count_and_by_bytes(monkeypatch):
     assert len(p.batches) > 1
     covered = []
     for b in p.batches:
-        body = create_body(shared, [(custom_id(k, new_id_tag()), p.prompts[k]) for k in b])
+        body = create_body_columns(shared, custom_ids(b, new_id_tag()), [p.prompts[k] for k in b])
         assert len(body) <= 60_000
         covered.extend(b)
     assert covered == list(range(1000))
@@ -72,7 +74,7 @@ def test_request_bytes_is_exact():
     prompts = ['plain', 'quotes " and \\ and é and \n', "🙂" * 3]
     sizes = plan_mod.request_bytes(OPTS.shared_params(), prompts)
     tag = new_id_tag()
-    body = create_body(OPTS.shared_params(), [(custom_id(k, tag), s) for k, s in enumerate(prompts)])
+    body = create_body_columns(OPTS.shared_params(), custom_ids(range(len(prompts)), tag), prompts)
     # envelope: {"requests":[ ... ]} minus the last comma
     assert int(sizes.sum()) - 1 + len(b'{"requests":[]}') == len(body)
 

@@ -4,9 +4,10 @@ commands are the two the project promises, and its links lead somewhere."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
+
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -16,12 +17,7 @@ TEST_COMMAND = "bash scripts/test.sh"
 
 
 def _options_table() -> Any:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import options_table
-    finally:
-        sys.path.pop(0)
-    return options_table
+    return load_script("options_table")
 
 
 def _readme() -> str:

@@ -236,12 +236,6 @@ class BatchClient:
         return data
 
 
-def create_body(shared: dict[str, Any], requests: Iterable[tuple[str, str]]) -> bytes:
-    """The create body for (custom_id, prompt) pairs, serialised in one pass."""
-    pairs = list(requests)
-    return create_body_columns(shared, [c for c, _ in pairs], [p for _, p in pairs])
-
-
 def create_body_columns(
     shared: dict[str, Any], custom_ids: Iterable[str], prompts: Iterable[str]
 ) -> bytes:

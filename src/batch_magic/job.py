@@ -350,13 +350,15 @@ class BatchJob:
     async def _submit_ready(self) -> bool:
         """Create pending batches while under the in-flight cap. True if any was created."""
         created = False
-        for entry in self._batches():
+        waiting = [b for b in self._batches() if b["state"] in ("pending", "submitting")]
+        if not waiting:
+            return False
+        # Other jobs' manifests are read once per round, not once per waiting batch.
+        others = await asyncio.to_thread(self._in_flight_elsewhere)
+        for entry in waiting:
             if self._cancel_requested or self.manifest.get("cancel_requested"):
                 break
-            if entry["state"] not in ("pending", "submitting"):
-                continue
             running = sum(1 for b in self._batches() if b["state"] == "in_progress")
-            others = await asyncio.to_thread(self._in_flight_elsewhere)
             if running + others >= self.settings.max_in_flight:
                 if running == 0:
                     self._set(state="queued", message=f"waiting: {others} batches of other jobs are in flight")

@@ -268,7 +268,7 @@ class BatchMagic(Magics, Configurable):
             df, template, **kwargs, force=args.force, max_cost=max_cost,
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
-        job = self._adopt(job, df)
+        self.registry[job.id] = job  # a re-run cell's live job comes back from submit itself
         self._run(job, wait=args.wait)
         return None
 
@@ -487,15 +487,6 @@ class BatchMagic(Magics, Configurable):
             backoff_min=0.2 if local else base.backoff_min,
         )
 
-    def _adopt(self, job: BatchJob, df: pd.DataFrame | None) -> BatchJob:
-        """One driver per job: a re-run cell of a live job gets the live one back."""
-        live = self.registry.get(job.id)
-        if live is not None and not live.done and live is not job:
-            if df is not None:
-                live.df = df  # the columns go to the DataFrame the cell names now
-            return live
-        self.registry[job.id] = job
-        return job
 
     def _run(self, job: BatchJob, *, wait: bool) -> None:
         self._view(job)
@@ -630,25 +621,11 @@ class BatchMagic(Magics, Configurable):
         p.add_argument("--wait", "-w", action="store_true")
         args = p.parse_argstring(rest)
         df = self._frame(args.df) if args.df else None
-        live = self._find_quiet(args.job)
-        if live is not None and not live.done:
-            if df is not None:
-                live.df = df
-            self._run(live, wait=args.wait)
-            return
         job = api.attach(
             args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
         self.registry[job.id] = job
         self._run(job, wait=args.wait)
-
-    def _find_quiet(self, job_id: str) -> BatchJob | None:
-        from .errors import JobNotFoundError
-
-        try:
-            return self._find(job_id)
-        except JobNotFoundError:
-            return None
 
     def _frame(self, name: str) -> pd.DataFrame:
         df, column, _ = self._resolve_target(name)
