@@ -458,14 +458,23 @@ def attach(
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
     start: bool = True,
+    trust_pickle: bool = False,
 ) -> BatchJob:
     """Pick up a job from the journal (after a restart, or in another process).
 
     With ``df`` the results merge into it; without, ``wait()`` returns the new
     columns alone, indexed as the DataFrame was at submission.
+
+    A job written by an older batch_magic stored the DataFrame's index as a
+    pickle, which is never loaded unless you say you trust the journal
+    (``trust_pickle=True``, or ``%batch trust JOB``): loading a pickle runs the
+    code it holds, and a journal can come from anywhere. Without it the rows
+    merge by position into a DataFrame of the same length.
     """
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     full_id = jr.resolve(job_id)
+    if trust_pickle:
+        jr.trust_pickled_index(full_id)
     running = live_job(jr, full_id)
     if running is not None:
         if df is not None:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import pricing
 from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
-from .errors import APIError, BatchMagicError
+from .errors import APIError, BatchMagicError, MergeError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
@@ -585,7 +585,6 @@ class BatchJob:
             table.error_type[unsent] = "canceled"
             table.error_message[unsent] = "the job was canceled before this request was sent"
         rows = self.journal.read_rows(self.id)
-        index = self.journal.read_index(self.id)
         skip = {int(k): v for k, v in (self.manifest.get("skip_reasons") or {}).items()}
         columns = build_columns(self.manifest["out"], self.spec, table, rows, skip)
         usage = table.usage_totals()
@@ -596,6 +595,7 @@ class BatchJob:
         self.manifest.setdefault("finished_at", now_iso())
         target = self.df
         try:
+            index = plan_index(self.journal, self.id, len(rows), target)
             if target is not None:
                 self._drop_stale_columns(target, columns)
                 summary = merge_into(target, columns, index)
@@ -706,6 +706,27 @@ class BatchJob:
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
         return replace(base, **changes)
+
+
+def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:
+    """The index the job's rows had at submission, to align the merge on.
+
+    When it cannot be read (a format-1 journal whose pickled index is not
+    trusted), rows merge by position into a DataFrame of the same length, and
+    a DataFrame that changed length is refused with the reason.
+    """
+    index = journal.read_index(job_id)
+    if isinstance(index, pd.Index):
+        return index
+    if target is None:
+        return pd.RangeIndex(n_rows)  # the new columns alone, by row position
+    if len(target) == n_rows:
+        return target.index  # same length: merged by position
+    raise MergeError(
+        f"The DataFrame has {len(target)} rows and job {job_id} had {n_rows}, so its rows must be "
+        f"matched by their index labels, but {index.reason}. Until then it merges by position "
+        "into a DataFrame of the same rows. The results are kept in the journal."
+    )
 
 
 def _is_transient(exc: BaseException) -> bool:

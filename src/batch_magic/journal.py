@@ -5,22 +5,33 @@
     jobs/<job_id>/manifest.json      options, fingerprint, batches and their states
     jobs/<job_id>/prompts.json       the unique rendered prompts (request k = r<k>)
     jobs/<job_id>/rows.npy           row position -> request number (-1: skipped)
-    jobs/<job_id>/index.pkl          the DataFrame's index at plan time
+    jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
+    jobs/<job_id>/index.parquet      ... and its labels (see ``index_files``)
     jobs/<job_id>/results/<batch>.jsonl   raw results, exactly as downloaded
 
 Every file is written to a temporary name, flushed and renamed, so a reader
 (or a process killed mid-write) sees the old file or the new one, never half.
 Files are readable by the owner only. No API key is ever written here.
+
+A journal travels with its notebook (course repositories, shared drives, zip
+files), so reading one is reading untrusted input: nothing in it is loaded as
+code (no pickle, no eval), every path it leads to stays inside its job's
+folder, and a file that does not parse is refused with an error naming it.
+The one exception is asked for by name: ``trust_pickled_index`` converts the
+``index.pkl`` of a format-1 journal once the user says they trust it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +44,9 @@ from .errors import JobNotFoundError, JournalError
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+#: A job folder's name, and a batch id (the API's are ``msgbatch_<base62>``): names that
+#: cannot lead out of their folder.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def now_iso() -> str:
@@ -82,7 +96,21 @@ class Journal:
         return self.root / "jobs"
 
     def job_dir(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id
+        """The job's folder; refused if the id or a symlink would lead out of the journal."""
+        if not _SAFE_NAME.match(job_id) or ".." in job_id:
+            raise JournalError(
+                f"{job_id!r} is not a job id of this journal (ids are like 20260101-120000-ab12cd34)."
+            )
+        folder = self.jobs_dir / job_id
+        _check_inside(folder, self.jobs_dir)
+        return folder
+
+    def job_file(self, job_id: str, *parts: str) -> Path:
+        """A file of the job's folder, refused if it (through a symlink) leads elsewhere."""
+        folder = self.job_dir(job_id)
+        path = folder.joinpath(*parts)
+        _check_inside(path, folder)
+        return path
 
     def new_job_id(self, fingerprint: str) -> str:
         """Readable, sortable, unique: date, time, a slice of the fingerprint."""
@@ -93,12 +121,12 @@ class Journal:
     def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None:
         manifest["updated_at"] = now_iso()
         write_atomic(
-            self.job_dir(job_id) / MANIFEST,
+            self.job_file(job_id, MANIFEST),
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS),
         )
 
     def read_manifest(self, job_id: str) -> dict[str, Any]:
-        path = self.job_dir(job_id) / MANIFEST
+        path = self.job_file(job_id, MANIFEST)
         try:
             data: dict[str, Any] = orjson.loads(path.read_bytes())
         except FileNotFoundError:
@@ -114,7 +142,8 @@ class Journal:
         if not self.jobs_dir.is_dir():
             return []
         return sorted(
-            p.name for p in self.jobs_dir.iterdir() if (p / MANIFEST).is_file()
+            p.name for p in self.jobs_dir.iterdir()
+            if _SAFE_NAME.match(p.name) and (p / MANIFEST).is_file()
         )
 
     def manifests(self) -> Iterator[dict[str, Any]]:
@@ -166,43 +195,110 @@ class Journal:
         would download into the same file. The OS drops the lock when its
         holder dies, so a job whose kernel died is free to pick up.
         """
-        return JobLock.acquire(self.job_dir(job_id) / "lock")
+        return JobLock.acquire(self.job_file(job_id, "lock"))
 
     # -- plan data ---------------------------------------------------------
     def write_plan_data(
         self, job_id: str, prompts: list[str], row_requests: np.ndarray, index: pd.Index
     ) -> None:
-        d = self.job_dir(job_id)
-        write_atomic(d / "prompts.json", orjson.dumps(prompts))
-        buf = _npy_bytes(row_requests)
-        write_atomic(d / "rows.npy", buf)
-        write_atomic(d / "index.pkl", _pickle_bytes(index))
+        write_atomic(self.job_file(job_id, "prompts.json"), orjson.dumps(prompts))
+        write_atomic(self.job_file(job_id, "rows.npy"), _npy_bytes(row_requests))
+        self._write_index(job_id, index)
         self._written_prompts[job_id] = list(prompts)  # exactly what is on disk
+
+    def _write_index(self, job_id: str, index: pd.Index) -> None:
+        meta, data = index_files(index)
+        if data is not None:
+            write_atomic(self.job_file(job_id, INDEX_DATA), data)
+        write_atomic(self.job_file(job_id, INDEX_META), orjson.dumps(meta))  # last: it names the data
 
     def read_prompts(self, job_id: str) -> list[str]:
         written = self._written_prompts.pop(job_id, None)
         if written is not None:
             return written
-        data: list[str] = orjson.loads((self.job_dir(job_id) / "prompts.json").read_bytes())
+        path = self.job_file(job_id, "prompts.json")
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
+        if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+            raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are not a list of texts.")
         return data
 
     def read_rows(self, job_id: str) -> np.ndarray:
-        return np.load(self.job_dir(job_id) / "rows.npy", allow_pickle=False)
+        path = self.job_file(job_id, "rows.npy")
+        try:
+            rows = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
+        if not isinstance(rows, np.ndarray) or rows.ndim != 1 or rows.dtype.kind != "i":
+            raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is not a list of request numbers.")
+        return rows
 
-    def read_index(self, job_id: str) -> pd.Index:
-        # Our own file, written by this user's process (owner-only permissions).
-        index: pd.Index = pd.read_pickle(self.job_dir(job_id) / "index.pkl")
+    def read_index(self, job_id: str) -> pd.Index | IndexNotStored:
+        """The DataFrame's index at submission, or why it cannot be read.
+
+        Never unpickles: a format-1 journal's ``index.pkl`` is reported, not
+        loaded, until the user trusts it (``trust_pickled_index``).
+        """
+        meta_path = self.job_file(job_id, INDEX_META)
+        if not meta_path.is_file():
+            if self.job_file(job_id, PICKLED_INDEX).is_file():
+                return IndexNotStored(
+                    f"job {job_id} was written by an older batch_magic, which saved the index as "
+                    f"a pickle ({PICKLED_INDEX}); loading a pickle runs whatever code it holds, so "
+                    "it is read only if you trust where this journal came from: "
+                    f"`%batch trust {job_id}` or attach(..., trust_pickle=True)",
+                    pickled=True,
+                )
+            return IndexNotStored(f"job {job_id} has no stored index ({INDEX_META} is missing)", pickled=False)
+        try:
+            meta = orjson.loads(meta_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise JournalError(f"The index of job {job_id} ({str(meta_path)!r}) is unreadable ({exc}).") from None
+        if isinstance(meta, dict) and meta.get("unstorable"):
+            return IndexNotStored(f"the index of job {job_id} could not be stored ({meta['unstorable']})", pickled=False)
+        data_path = self.job_file(job_id, INDEX_DATA)
+        data = data_path.read_bytes() if data_path.is_file() else None
+        try:
+            return index_from_files(meta, data)
+        except JournalError:
+            raise
+        except Exception as exc:  # a damaged Parquet file: say which file
+            raise JournalError(f"The index of job {job_id} ({str(data_path)!r}) is unreadable ({exc}).") from None
+
+    def trust_pickled_index(self, job_id: str) -> pd.Index:
+        """Convert a format-1 job's ``index.pkl`` to labels stored as data, and remove it.
+
+        Unpickling runs whatever code the file holds: call this only for a
+        journal you trust (your own, or from someone you trust). It is the only
+        place batch_magic loads a pickle, and only when asked by name.
+        """
+        path = self.job_file(job_id, PICKLED_INDEX)
+        if not path.is_file():
+            found = self.read_index(job_id)
+            if isinstance(found, pd.Index):
+                return found  # already converted
+            raise JournalError(f"Job {job_id} has no {PICKLED_INDEX} to trust ({found.reason}).")
+        index = _unpickle_trusted_index(path)
+        if not isinstance(index, pd.Index):
+            raise JournalError(
+                f"{str(path)!r} does not hold a pandas index (it holds a {type(index).__name__}); "
+                "it was left as it is."
+            )
+        self._write_index(job_id, index)
+        path.unlink()
         return index
 
     # -- results -----------------------------------------------------------
     def results_path(self, job_id: str, batch_id: str) -> Path:
-        return self.job_dir(job_id) / "results" / f"{batch_id}.jsonl"
+        return self.job_file(job_id, "results", f"{_checked_batch_id(batch_id)}.jsonl")
 
     def partial_results_path(self, job_id: str, batch_id: str) -> Path:
         """Where a download goes until it is complete (its folder made, owner only)."""
-        folder = self.job_dir(job_id) / "results"
+        folder = self.job_file(job_id, "results")
         _private_dir(folder)
-        return folder / f".{batch_id}.jsonl.part"
+        return self.job_file(job_id, "results", f".{_checked_batch_id(batch_id)}.jsonl.part")
 
     def commit_results(self, job_id: str, batch_id: str) -> Path:
         """Publish a fully downloaded results file (flush, then rename)."""
@@ -213,6 +309,170 @@ class Journal:
         os.chmod(part, 0o600)
         os.replace(part, final)
         return final
+
+
+# -- the DataFrame's index, stored as data -------------------------------------------------
+#
+# Why Parquet (through pyarrow) for the labels: it is a data format, not code, so reading
+# a journal that came from elsewhere runs nothing; and pyarrow already round-trips what an
+# index holds (integers, floats, strings, bytes, tz-aware datetimes at their unit,
+# timedeltas, periods, intervals, nullable integers, categoricals with their categories
+# and order) in compact columns, where a JSON layout of our own would re-implement each
+# dtype. The little Parquet cannot say is kept beside it in ``index.json``: each level's
+# exact dtype (cast back on read: e.g. ``datetime64[s]``, which Parquet widens to ms),
+# the level names (any JSON scalar or tuple), a RangeIndex as three numbers, and object
+# levels of mixed Python types (``[1, "a"]``, which Arrow cannot type) as tagged scalars.
+# pyarrow >= 14.0.1 never unpickles extension types from a file (CVE-2023-47248).
+INDEX_META = "index.json"
+INDEX_DATA = "index.parquet"
+#: What format-1 journals held: the index pickled. Read only when the user trusts it.
+PICKLED_INDEX = "index.pkl"
+INDEX_LAYOUT = 1
+
+
+@dataclass(frozen=True)
+class IndexNotStored:
+    """Why a job's index labels cannot be read (its rows can still merge by position)."""
+
+    reason: str
+    #: An ``index.pkl`` of an older journal is there, to convert once trusted.
+    pickled: bool
+
+
+def _encode_name(name: Any) -> Any:
+    if isinstance(name, tuple):
+        return {"tuple": [_encode_name(n) for n in name]}
+    if name is None or isinstance(name, (str, bool, int)):
+        return name
+    if isinstance(name, float):
+        return {"float": repr(name)}
+    return str(name)  # a label name of another type keeps its text
+
+
+def _decode_name(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "tuple" in value and isinstance(value["tuple"], list):
+            return tuple(_decode_name(v) for v in value["tuple"])
+        if "float" in value:
+            return float(value["float"])
+        raise JournalError(f"An index name in the journal is not understood: {value!r}.")
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    raise JournalError(f"An index name in the journal is not understood: {value!r}.")
+
+
+def _encode_scalar(value: Any) -> list[Any]:
+    """One label of a mixed-type object level as [tag, value]; raises TypeError otherwise."""
+    if value is None:
+        return ["none"]
+    if isinstance(value, (bool, np.bool_)):
+        return ["bool", bool(value)]
+    if isinstance(value, (int, np.integer)):
+        return ["int", int(value)]
+    if isinstance(value, (float, np.floating)):
+        return ["float", repr(float(value))]  # JSON has no NaN or inf
+    if isinstance(value, str):
+        return ["str", value]
+    if isinstance(value, pd.Timestamp):
+        return ["timestamp", value.isoformat()]
+    raise TypeError(f"a label of type {type(value).__name__}")
+
+
+def _decode_scalar(item: Any) -> Any:
+    if not isinstance(item, list) or not item:
+        raise JournalError(f"An index label in the journal is not understood: {item!r}.")
+    tag, *rest = item
+    if tag == "none":
+        return None
+    if tag == "bool" and rest and isinstance(rest[0], bool):
+        return rest[0]
+    if tag == "int" and rest and isinstance(rest[0], int):
+        return rest[0]
+    if tag == "float" and rest and isinstance(rest[0], str):
+        return float(rest[0])
+    if tag == "str" and rest and isinstance(rest[0], str):
+        return rest[0]
+    if tag == "timestamp" and rest and isinstance(rest[0], str):
+        return pd.Timestamp(rest[0])
+    raise JournalError(f"An index label in the journal is not understood: {item!r}.")
+
+
+def index_files(index: pd.Index) -> tuple[dict[str, Any], bytes | None]:
+    """``index.json`` content and ``index.parquet`` bytes (None: no Parquet needed)."""
+    names = [_encode_name(n) for n in index.names]
+    if isinstance(index, pd.RangeIndex):
+        return {"layout": INDEX_LAYOUT, "range": [index.start, index.stop, index.step], "names": names}, None
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    meta: dict[str, Any] = {
+        "layout": INDEX_LAYOUT,
+        "names": names,
+        "multi": isinstance(index, pd.MultiIndex),
+        "dtypes": [str(level.dtype) for level in levels],
+        "tagged": {},
+    }
+    columns: dict[str, Any] = {}
+    import pyarrow as pa
+
+    for i, level in enumerate(levels):
+        values = pd.Series(level, copy=False).reset_index(drop=True)
+        try:
+            pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            try:  # object labels of mixed types: one tagged scalar each
+                meta["tagged"][str(i)] = [_encode_scalar(v) for v in level]
+            except TypeError as exc:
+                meta["unstorable"] = f"level {i} holds {exc}, which cannot be stored as data"
+                return meta, None
+            continue
+        columns[f"l{i}"] = values
+    if not columns:
+        return meta, None
+    buf = io.BytesIO()
+    pd.DataFrame(columns).to_parquet(buf, engine="pyarrow", index=False)
+    return meta, buf.getvalue()
+
+
+def index_from_files(meta: Any, data: bytes | None) -> pd.Index:
+    """The index ``index_files`` stored, exactly (dtypes, names, duplicates, order)."""
+    if not isinstance(meta, dict) or meta.get("layout") != INDEX_LAYOUT:
+        raise JournalError(f"The stored index is not in a layout this version reads: {str(meta)[:80]!r}.")
+    raw_names = meta.get("names")
+    if not isinstance(raw_names, list):
+        raise JournalError("The stored index has no list of names.")
+    names = [_decode_name(n) for n in raw_names]
+    if "range" in meta:
+        r = meta["range"]
+        if not (isinstance(r, list) and len(r) == 3 and all(isinstance(x, int) for x in r)):
+            raise JournalError(f"The stored RangeIndex is not three integers: {r!r}.")
+        return pd.RangeIndex(r[0], r[1], r[2], name=names[0] if names else None)
+    dtypes, tagged = meta.get("dtypes"), meta.get("tagged") or {}
+    if not isinstance(dtypes, list) or len(dtypes) != len(names) or not isinstance(tagged, dict):
+        raise JournalError("The stored index's levels do not match its names.")
+    table = None
+    if data is not None:
+        table = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+    levels = []
+    for i, dtype in enumerate(dtypes):
+        if str(i) in tagged:
+            items = tagged[str(i)]
+            if not isinstance(items, list):
+                raise JournalError(f"The stored index's level {i} is not a list of labels.")
+            level = pd.Index([_decode_scalar(v) for v in items], dtype=object)
+        else:
+            if table is None or f"l{i}" not in table.columns:
+                raise JournalError(f"The stored index lacks its level {i} ({INDEX_DATA}).")
+            level = pd.Index(table[f"l{i}"])
+        if str(level.dtype) != dtype:
+            try:
+                level = level.astype(pd.api.types.pandas_dtype(dtype))
+            except (TypeError, ValueError) as exc:
+                raise JournalError(f"The stored index's level {i} cannot be read as {dtype!r} ({exc}).") from None
+        levels.append(level)
+    if meta.get("multi"):
+        return pd.MultiIndex.from_arrays(levels, names=names)
+    if len(levels) != 1:
+        raise JournalError("The stored index has no level.")
+    return levels[0].rename(names[0])
 
 
 class JobLock:
@@ -247,7 +507,30 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _pickle_bytes(obj: object) -> bytes:
+def _unpickle_trusted_index(path: Path) -> Any:
+    """Load a format-1 ``index.pkl``: only from ``trust_pickled_index``, which the user asks for."""
     import pickle
 
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _check_inside(path: Path, folder: Path) -> None:
+    """Refuse ``path`` if it (through ``..`` or a symlink) leads outside ``folder``."""
+    real_folder = folder.resolve()
+    real = path.resolve()
+    if real != real_folder and real_folder not in real.parents:
+        raise JournalError(
+            f"{str(path)!r} leads outside its folder {str(folder)!r} (to {str(real)!r}); this journal "
+            "was altered or came from elsewhere, so batch_magic does not follow it. Remove that link "
+            "or that job's folder."
+        )
+
+
+def _checked_batch_id(batch_id: str) -> str:
+    if not isinstance(batch_id, str) or not _SAFE_NAME.match(batch_id) or ".." in batch_id:
+        raise JournalError(
+            f"The journal names a batch {batch_id!r}, which is not a batch id (msgbatch_...); "
+            "this journal was altered or came from elsewhere: remove that job's folder."
+        )
+    return batch_id

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .panel import JobPanel, TextStatus
 
 #: Row statuses ``%batch retry`` sends again.
-SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "simulator", "help")
+SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "trust", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
 _BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
 
@@ -61,6 +61,8 @@ Line commands (``%batch ...``):
   %batch cancel JOB                cancel the batches still running
   %batch retry JOB [DF] [--wait]   send again only the rows that errored, expired or
                                    were invalid; their columns are updated in place
+  %batch trust JOB                 a job from an older journal: convert its pickled index
+                                   (index.pkl) to data; only for a journal you trust
   %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...]
   %batch simulator stop            an in-process Batches API simulator for this session
 
@@ -685,6 +687,29 @@ class BatchMagic(Magics, Configurable):
         self.registry[job.id] = job
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
+
+    def _cmd_trust(self, rest: str) -> None:
+        p = _parser(
+            "%batch trust",
+            "Convert an older job's pickled index (index.pkl) to data. Loading a pickle runs "
+            "whatever code it holds: do it only for a journal you trust.",
+        )
+        p.add_argument("job")
+        args = p.parse_argstring(rest)
+        jr = self._journal()
+        full = jr.resolve(args.job)
+        from .journal import PICKLED_INDEX
+
+        had_pickle = jr.job_file(full, PICKLED_INDEX).is_file()
+        index = jr.trust_pickled_index(full)
+        if not had_pickle:
+            print(f"Job {full} keeps its index as data already; nothing to convert.")
+            return
+        print(
+            f"Job {full}: its index ({len(index):,} labels) was loaded from {PICKLED_INDEX}, which "
+            "runs the code a pickle holds, as you asked, and is now stored as data; the pickle is "
+            "removed. Its results can merge by index labels again."
+        )
 
     def _cmd_simulator(self, rest: str) -> None:
         p = _parser("%batch simulator", "An in-process Message Batches API simulator for this session.")

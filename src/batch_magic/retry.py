@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import api
 from .errors import BatchMagicError
-from .job import BatchJob, JobSettings, JobStatus
+from .job import BatchJob, JobSettings, JobStatus, plan_index
 from .journal import Journal
 from .merge import row_positions
 
@@ -102,7 +102,7 @@ def plan_retry(
         # Merge the ended job's results first (from the journal alone: no API call).
         api.attach(job_id, df, journal=journal).wait()
     # Rows of df that were part of the job (the DataFrame may have grown since).
-    index = journal.read_index(job_id)
+    index = plan_index(journal, job_id, int(manifest["n_rows"]), df)
     pos, _ = row_positions(df, index)
     in_job = np.ones(len(df), dtype=bool) if pos is None else pos >= 0
     failed = df[status_col].astype("object").isin(RETRY_STATUSES).to_numpy() & in_job

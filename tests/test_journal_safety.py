@@ -1,0 +1,311 @@
+"""A journal is data, never code: the index round-trips as data, an old pickled
+index is never loaded unless the user trusts it, and a journal from elsewhere
+cannot lead batch_magic outside its folder."""
+
+from __future__ import annotations
+
+import ast
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import batch_magic as bm
+from batch_magic.errors import JournalError, MergeError
+from batch_magic.job import JobSettings
+from batch_magic.journal import Journal
+from batch_magic.simulator import Simulator
+
+FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
+PACKAGE = Path(bm.__file__).resolve().parent
+
+INDEXES = {
+    "range": pd.RangeIndex(2, 14, 3, name="r"),
+    "ints with duplicates": pd.Index([3, 1, 3, 2]),
+    "strings": pd.Index(["a", "b", "a", "c"], name="key"),
+    "object with None": pd.Index(["a", None, "b", "a"], dtype=object),
+    "floats with NaN": pd.Index([1.5, np.nan, 1.5, -0.0]),
+    "datetime with tz": pd.DatetimeIndex(
+        ["2024-03-31 01:30", "2024-03-31 03:30", "2024-10-27 02:30", "2024-03-31 01:30"], name="when"
+    ).tz_localize("Europe/Paris", ambiguous=np.array([True, True, True, True])),
+    "datetime ns, NaT": pd.DatetimeIndex(["2024-01-01 10:00:00.123456789", "NaT", "2024-01-01", "2024-01-01"]),
+    "datetime in seconds": pd.DatetimeIndex(["2024-01-01", "2023-01-01", "2024-01-01", "2022-05-05"]).as_unit("s"),
+    "timedelta": pd.to_timedelta(["1h", "2h", "1h", "3D"]),
+    "period": pd.period_range("2024-01", periods=4, freq="M"),
+    "categorical, ordered": pd.CategoricalIndex(["x", "y", "x", "x"], categories=["y", "x", "z"], ordered=True, name="c"),
+    "categorical of ints": pd.CategoricalIndex([1, 2, 1, 1]),
+    "nullable ints": pd.Index([1, 2, None, 2], dtype="Int64"),
+    "string dtype": pd.Index(["a", "b", "b", None], dtype="string"),
+    "mixed python types": pd.Index([1, "a", 2.5, None], dtype=object),
+    "multiindex with tz, categorical, names": pd.MultiIndex.from_arrays(
+        [
+            pd.DatetimeIndex(["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-01"], tz="UTC"),
+            pd.CategoricalIndex(["u", "v", "u", "u"]),
+            [1, 2, 1, 1],
+        ],
+        names=["t", None, ("a", 1)],
+    ),
+    "multiindex, repeated level names": pd.MultiIndex.from_tuples(
+        [("a", 1), ("b", 2), ("a", 1), ("c", 0)], names=["g", "g"]
+    ),
+    "int name": pd.Index([10, 20, 30, 40], name=0),
+}
+
+
+@pytest.mark.parametrize("kind", list(INDEXES))
+def test_index_round_trips_exactly_through_a_fresh_journal(tmp_path, kind):
+    index = INDEXES[kind]
+    rows = np.arange(len(index), dtype=np.int64)
+    Journal(tmp_path).write_plan_data("20260101-000000-abcdef01", ["p"] * len(index), rows, index)
+    back = Journal(tmp_path).read_index("20260101-000000-abcdef01")
+    assert isinstance(back, pd.Index)
+    pd.testing.assert_index_equal(back, index, exact=True, check_categorical=True, check_exact=True)
+    assert list(back.names) == list(index.names)
+    assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_index_round_trips_into_another_process(tmp_path):
+    jr = Journal(tmp_path)
+    for n, index in enumerate(INDEXES.values()):
+        jr.write_plan_data(f"20260101-000000-{n:08d}", ["p"], np.arange(len(index)), index)
+    script = textwrap.dedent(
+        """
+        import pickle, sys
+        from batch_magic.journal import Journal
+        jr = Journal(sys.argv[1])
+        out = [jr.read_index(j) for j in jr.job_ids() or sorted(p.name for p in jr.jobs_dir.iterdir())]
+        sys.stdout.buffer.write(pickle.dumps(out))  # the test's own process reads this
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, check=True)
+    read = pickle.loads(done.stdout)  # output of the test's own child process
+    for index, back in zip(INDEXES.values(), read):
+        pd.testing.assert_index_equal(back, index, exact=True, check_categorical=True)
+
+
+# -- an old journal's pickled index -----------------------------------------------------
+class _Booby:
+    """Unpickling this creates a marker file: what a malicious index.pkl could do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.fixture(scope="module")
+def sim_server():
+    with Simulator(processing_time=0.0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_server):
+    sim_server.reset()
+    return sim_server
+
+
+def _booby_trapped_job(sim, tmp_path, df):
+    """A finished job whose index is replaced by a crafted index.pkl, as an old journal
+    from elsewhere would hold it."""
+    jr = Journal(tmp_path / "journal")
+    job = bm.submit(df, "{{ text }}", out="x", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    job.wait(30)
+    folder = jr.job_dir(job.id)
+    for name in ("index.json", "index.parquet"):
+        (folder / name).unlink(missing_ok=True)
+    marker = tmp_path / "PWNED"
+    (folder / "index.pkl").write_bytes(pickle.dumps(_Booby(str(marker))))
+    for col in [c for c in df.columns if c.startswith("x")]:
+        del df[col]
+    return jr, job.id, marker
+
+
+def test_a_crafted_index_pkl_is_never_executed_by_attach_merge_or_retry(sim, tmp_path):
+    df = pd.DataFrame({"text": ["a", "b", "c"]}, index=["k1", "k2", "k3"])
+    jr, job_id, marker = _booby_trapped_job(sim, tmp_path, df)
+
+    # Same rows: merged by position, nothing executed.
+    bm.attach(job_id, df, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    assert (df["x_status"] == "succeeded").all() and df["x"].str.contains("b").iloc[1]
+    # Without a DataFrame: the columns alone, by position.
+    alone = bm.attach(job_id, journal=jr, settings=FAST).wait(30)
+    assert len(alone) == 3
+    # A changed frame cannot be matched by labels: refused, saying why and how to trust.
+    fewer = df.iloc[[2, 0]].drop(columns=[c for c in df.columns if c.startswith("x")])
+    with pytest.raises(MergeError) as err:
+        bm.attach(job_id, fewer, journal=jr, settings=FAST).wait(30)
+    assert "pickle" in str(err.value) and f"%batch trust {job_id}" in str(err.value)
+    assert "trust_pickle=True" in str(err.value)
+    # Retrying failed rows reads the index too: still nothing executed.
+    assert bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST) is None
+    assert not marker.exists()
+    assert (jr.job_dir(job_id) / "index.pkl").exists()  # kept until the user trusts it
+
+
+def test_trusting_converts_a_real_old_index_and_then_labels_merge(sim, tmp_path):
+    idx = pd.DatetimeIndex(["2024-01-01 10:00", "2024-01-02", "2024-01-03"], tz="Asia/Tokyo", name="t")
+    df = pd.DataFrame({"text": ["a", "b", "c"]}, index=idx)
+    jr, job_id, _ = _booby_trapped_job(sim, tmp_path, df)
+    (jr.job_dir(job_id) / "index.pkl").write_bytes(pickle.dumps(idx))  # what format 1 wrote
+    later = df.iloc[[2, 0]].copy()
+    job = bm.attach(job_id, later, journal=jr, settings=FAST, trust_pickle=True)
+    job.wait(30)
+    assert later["x"].tolist()[0].count("c") and later["x_status"].eq("succeeded").all()
+    assert not (jr.job_dir(job_id) / "index.pkl").exists()
+    pd.testing.assert_index_equal(Journal(jr.root).read_index(job_id), idx, exact=True)
+
+
+def test_trust_is_what_runs_a_pickle_and_a_non_index_is_refused(sim, tmp_path):
+    df = pd.DataFrame({"text": ["a", "b"]})
+    jr, job_id, marker = _booby_trapped_job(sim, tmp_path, df)
+    with pytest.raises(JournalError, match="does not hold a pandas index"):
+        jr.trust_pickled_index(job_id)
+    assert marker.exists()  # only because it was asked for by name
+
+
+def test_the_magic_trust_command_converts_and_says_why(ip, tmp_path):
+    root = Path(os.environ["BATCH_MAGIC_DIR"])
+    shutil.copytree(Path(__file__).parent / "fixtures" / "journal_v1", root)
+    job_id = "20261202-025624-03c397d1"
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as out:
+        ip.run_cell(f"%batch trust {job_id[:18]}")
+    assert "runs the code a pickle holds" in out.stdout
+    assert not (root / "jobs" / job_id / "index.pkl").exists()
+    back = Journal(root).read_index(job_id)
+    assert isinstance(back, pd.Index) and str(back.tz) == "Europe/Paris" and back.name == "when"
+
+
+# -- nothing in the package loads code from a file ------------------------------------------
+#: (module path, function) of the one call that may unpickle: the user's explicit trust.
+ALLOWED = {("journal.py", "_unpickle_trusted_index", "pickle.load")}
+BANNED_CALLS = {
+    "pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "cPickle.loads",
+    "pd.read_pickle", "pandas.read_pickle", "read_pickle", "marshal.load", "marshal.loads",
+    "shelve.open", "dill.load", "dill.loads", "joblib.load", "cloudpickle.load", "cloudpickle.loads",
+    "eval", "exec", "compile", "__import__", "jsonpickle.decode", "yaml.load", "yaml.unsafe_load",
+}
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return "?"
+
+
+def test_no_module_loads_code_from_a_file():
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        parents = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _dotted(node.func)
+            short = name.rsplit(".", 1)[-1]
+            banned = name in BANNED_CALLS or short in {"read_pickle", "loads_pickle"}
+            if name.endswith(".load") or short == "load":
+                for kw in node.keywords:
+                    if kw.arg == "allow_pickle" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                        banned = True
+            if short == "read_pickle":
+                banned = True
+            if not banned:
+                continue
+            func = node
+            while func in parents and not isinstance(func, ast.FunctionDef):
+                func = parents[func]
+            where = func.name if isinstance(func, ast.FunctionDef) else "<module>"
+            found.add((str(path.relative_to(PACKAGE)), where, name))
+    assert found == ALLOWED
+    # ... and that function is called from trust_pickled_index alone.
+    source = (PACKAGE / "journal.py").read_text()
+    assert source.count("_unpickle_trusted_index(") == 2  # its definition and one call
+
+
+def test_rows_are_loaded_without_pickle(tmp_path):
+    jr = Journal(tmp_path)
+    job = "20260101-000000-abcdef01"
+    jr.write_plan_data(job, ["p"], np.zeros(1, dtype=np.int64), pd.RangeIndex(1))
+    np.save(jr.job_dir(job) / "rows.npy", np.array([_Booby(str(tmp_path / "m"))], dtype=object), allow_pickle=True)
+    with pytest.raises(JournalError, match="row map"):
+        jr.read_rows(job)
+    assert not (tmp_path / "m").exists()
+
+
+# -- a journal from elsewhere cannot lead outside its folder ----------------------------------
+def _finished_job(sim, tmp_path):
+    jr = Journal(tmp_path / "journal")
+    df = pd.DataFrame({"text": ["a", "b"]})
+    job = bm.submit(df, "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    job.wait(30)
+    return jr, job.id
+
+
+def _manifest_path(jr, job_id):
+    return jr.job_dir(job_id) / "manifest.json"
+
+
+def test_an_unparsable_manifest_is_refused_by_name(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    _manifest_path(jr, job_id).write_bytes(b"{not json")
+    with pytest.raises(JournalError, match=r"manifest\.json") as err:
+        bm.attach(job_id, journal=jr)
+    assert "unreadable" in str(err.value)
+
+
+def test_a_batch_id_that_climbs_out_is_refused_and_nothing_outside_is_touched(sim, tmp_path):
+    import orjson
+
+    jr, job_id = _finished_job(sim, tmp_path)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text("precious\n")
+    path = _manifest_path(jr, job_id)
+    manifest = orjson.loads(path.read_bytes())
+    manifest["batches"][0]["batch_id"] = "../../../outside"
+    path.write_bytes(orjson.dumps(manifest))
+    with pytest.raises(JournalError, match="not a batch id"):
+        bm.attach(job_id, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    assert outside.read_text() == "precious\n"
+
+
+def test_symlinks_leaving_the_job_folder_are_refused(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    results = jr.job_dir(job_id) / "results"
+    batch_file = next(results.glob("*.jsonl"))
+    batch_file.unlink()
+    batch_file.symlink_to(outside / "secret.txt")
+    with pytest.raises(JournalError, match="leads outside"):
+        bm.attach(job_id, journal=jr, settings=FAST).wait(30)
+    # A whole job folder that is a link to elsewhere.
+    shutil.copytree(jr.job_dir(job_id), outside / "job")
+    linked = jr.jobs_dir / "20260101-000000-11111111"
+    linked.symlink_to(outside / "job")
+    with pytest.raises(JournalError, match="leads outside"):
+        bm.attach("20260101-000000-11111111", journal=jr, settings=FAST)
+    assert (outside / "secret.txt").read_text() == "secret"
+
+
+def test_a_job_id_with_a_path_in_it_is_refused(tmp_path):
+    jr = Journal(tmp_path / "journal")
+    for bad in ("../x", "/etc", "a/../../b"):
+        with pytest.raises(JournalError):
+            jr.job_dir(bad)
