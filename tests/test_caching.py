@@ -70,19 +70,19 @@ def test_a_batch_with_a_cached_system_prompt_writes_once_reads_after_and_costs_t
                     client=simulator.client(), journal=journal, settings=FAST)
     job.wait(timeout=60)
     assert (df["answer_status"] == "succeeded").all()
-    manifest = journal.read_manifest(job.id)
-    usage = manifest["usage"]
+    record = journal.read_record(job.id)
+    usage = record.usage
     written, read = usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"]
     system_tokens = len(LONG_SYSTEM) // 4
     assert written == pytest.approx(system_tokens, rel=0.05)  # the prefix, written once
     assert read == pytest.approx(29 * written)  # and read by every other request
     assert usage["input_tokens"] < written  # only the short per-row part is plain input
-    assert manifest["actual_cost"] == pytest.approx(by_hand(usage, batch=True))
+    assert record.actual_cost == pytest.approx(by_hand(usage, batch=True))
     # Caching made it cheaper than sending the system prompt 30 times as plain input.
     uncached = {**usage, "input_tokens": usage["input_tokens"] + written + read,
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    assert manifest["actual_cost"] < by_hand(uncached, batch=True)
-    assert job.status.actual_cost == pytest.approx(manifest["actual_cost"])
+    assert record.actual_cost < by_hand(uncached, batch=True)
+    assert job.status.actual_cost == pytest.approx(record.actual_cost)
 
 
 def test_a_pilot_shows_cache_tokens_per_row_and_counts_them_at_the_realtime_price(simulator, sdk_client):

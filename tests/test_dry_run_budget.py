@@ -133,7 +133,7 @@ def test_max_cost_below_the_upper_bound_refuses_before_anything_exists(simulator
     assert f"${p.estimate.batch_cost_upper:,.4f}" in message and f"${limit:,.4f}" in message
     assert "max_tokens" in message
     assert simulator.requests == [] and simulator.batch_ids() == []
-    assert list(journal.manifests()) == []
+    assert list(journal.records()) == []
     assert "sent" not in df.columns and list(df.columns) == ["text"]
 
 

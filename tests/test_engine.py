@@ -158,15 +158,16 @@ def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
     """A create whose answer was lost (process died) is found on the server."""
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, start=False)
-    entry = job.manifest["batches"][0]
-    from batch_magic.journal import now_iso
+    entry = job.record.batches[0]
+    from batch_magic.journal import BatchState, now_iso
 
-    entry.update(state="submitting", intent_at=now_iso())
+    entry.move_to(BatchState.SUBMITTING)
+    entry.intent_at = now_iso()
     job._save()
     # The server got the create (same size) but the id was never recorded.
     orphan = sim.client().messages.batches.create(
         requests=[
-            {"custom_id": f"{job.manifest['id_tag']}r{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 40,
+            {"custom_id": f"{job.record.id_tag}r{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 40,
                                               "messages": [{"role": "user", "content": t}]}}
             for k, t in enumerate(["p", "q", "r"])
         ]
@@ -174,7 +175,7 @@ def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
     resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
     resumed.wait(30)
     assert sim.batch_ids() == [orphan.id]
-    assert resumed.manifest["batches"][0]["batch_id"] == orphan.id
+    assert resumed.record.batches[0].batch_id == orphan.id
     assert (df["answer_status"] == "succeeded").all()
 
 
@@ -257,9 +258,10 @@ def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journa
     """Same size, same minutes, but other custom_ids: never merged, ours is sent."""
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, start=False)
-    from batch_magic.journal import now_iso
+    from batch_magic.journal import BatchState, now_iso
 
-    job.manifest["batches"][0].update(state="submitting", intent_at=now_iso())
+    job.record.batches[0].move_to(BatchState.SUBMITTING)
+    job.record.batches[0].intent_at = now_iso()
     job._save()
     stranger = sim.client().messages.batches.create(
         requests=[
@@ -270,8 +272,8 @@ def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journa
     )
     resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
     resumed.wait(30)
-    entry = resumed.manifest["batches"][0]
-    assert entry["rejected"] == [stranger.id] and entry["batch_id"] != stranger.id
+    entry = resumed.record.batches[0]
+    assert entry.rejected == [stranger.id] and entry.batch_id != stranger.id
     assert len(sim.batch_ids()) == 2
     assert (df["answer_status"] == "succeeded").all()
     assert all(t in a for t, a in zip(df["text"], df["answer"]))

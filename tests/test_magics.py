@@ -77,7 +77,7 @@ def test_wait_fills_the_columns(ip_sim: Any, capsys: pytest.CaptureFixture[str])
     assert "done · 1/1 batches" in out and "SIMULATED" in out
     assert "4 of 4 rows answered" in out
     job = only_job(ip_sim)
-    assert job.manifest["params"]["max_tokens"] == 50
+    assert job.record.options.max_tokens == 50
 
 
 def test_column_form_sends_instructions_then_the_column(ip_sim: Any) -> None:
@@ -145,7 +145,7 @@ def test_var_expansion_never_touches_the_line(ip_sim: Any) -> None:
     ip_sim.user_ns["df"] = reviews()
     ip_sim.user_ns["x"] = 42
     ip_sim.run_cell('%%batch df --out a --wait --system "Keep {x} and $x as written"\n{{ review }}')
-    assert only_job(ip_sim).manifest["params"]["system"] == "Keep {x} and $x as written"
+    assert only_job(ip_sim).record.options.system == "Keep {x} and $x as written"
 
 
 def test_labels_from_a_list_name_give_a_categorical(ip_sim: Any) -> None:
@@ -416,7 +416,7 @@ def test_retry_resends_only_the_failed_rows(ip_sim: Any, simulator: Any, capsys:
     assert df["x"].notna().all()
     pd.testing.assert_series_equal(df.loc[~failed, "x"], kept)  # the others untouched
     retry_job = next(j for j in magic_instance(ip_sim).registry.values() if j is not first)
-    assert retry_job.manifest["n_rows"] == int(failed.sum())
+    assert retry_job.record.n_rows == int(failed.sum())
     assert isinstance(df["x_status"].dtype, pd.CategoricalDtype)
     capsys.readouterr()
     ip_sim.run_cell(f"%batch retry {retry_job.id}")
@@ -466,10 +466,10 @@ def test_config_magic_sets_the_defaults(ip_sim: Any, capsys: pytest.CaptureFixtu
     assert magic_instance(ip_sim).model == "claude-sonnet-4-5"
     ip_sim.user_ns["df"] = reviews()
     ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
-    params = only_job(ip_sim).manifest["params"]
-    assert params["model"] == "claude-sonnet-4-5" and params["max_tokens"] == 64
+    options = only_job(ip_sim).record.options
+    assert options.model == "claude-sonnet-4-5" and options.max_tokens == 64
     ip_sim.run_cell("%%batch df --out y --wait --model claude-haiku-4-5\n{{ review }}")
-    models = {j.manifest["params"]["model"] for j in magic_instance(ip_sim).registry.values()}
+    models = {j.record.options.model for j in magic_instance(ip_sim).registry.values()}
     assert models == {"claude-sonnet-4-5", "claude-haiku-4-5"}
 
 

@@ -470,7 +470,7 @@ def test_schema_job_through_a_forced_tool_on_an_older_model(simulator, journal):
     df = bm.load_tickets().head(15).copy()
     job = run(df, "Ticket: {{ text }}", simulator, journal, out="t", schema=TICKET_SCHEMA,
               model="claude-3-5-haiku-20241022")
-    params = journal.read_manifest(job.id)["params"]
+    params = journal.read_record(job.id).options.shared_params()
     assert params["tool_choice"] == {"type": "tool", "name": "answer"} and "output_config" not in params
     sent = df["text"].notna()
     assert (df.loc[sent, "t_status"] == "succeeded").all()
@@ -522,8 +522,8 @@ def test_json_mode_job_parses_fenced_free_json(simulator, journal):
 def test_journalled_schema_is_the_users_and_the_fields_survive_reattach(simulator, journal):
     df = pd.DataFrame({"text": ["late parcel, urgent", "billing question"]})
     job = run(df, "{{ text }}", simulator, journal, out="t", schema=TICKET_SCHEMA)
-    manifest = journal.read_manifest(job.id)
-    assert manifest["output"]["schema"] == TICKET_SCHEMA
+    record = journal.read_record(job.id)
+    assert record.output.schema == TICKET_SCHEMA
     again = bm.attach(job.id, journal=journal)
     cols = again.wait(timeout=30)
     assert str(cols["t_items"].dtype) == "Int64" and str(cols["t_category"].dtype) == "category"

@@ -20,7 +20,7 @@ from . import pricing
 from .client import BatchClient, make_sdk_client
 from .errors import BudgetExceededError, ConfigError, PlanError
 from .job import BatchJob, JobSettings, live_job
-from .journal import FORMAT_VERSION, Journal, now_iso
+from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
 from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
 from .structured import OutputSpec, supports_structured_output
@@ -240,7 +240,7 @@ def submit(
             if wait:
                 running.wait()
             return running
-        if jr.read_manifest(job_id).get("state") not in ("done", "canceled"):
+        if not jr.read_record(job_id).ended:  # a failed job too: it resumes
             batch_client = _client(client)
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
@@ -267,8 +267,8 @@ def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> N
     ours = {f"{out}_{suffix}" for suffix in BOOKKEEPING_SUFFIXES}
     ours.update(prepared.spec.column_names(out))
     previous: set[str] = set()
-    for m in jr.manifests():
-        previous.update(m.get("columns") or ())
+    for record in jr.records():
+        previous.update(record.columns)
     inputs = set(prepared.template.variables)
     existing = {str(c) for c in df.columns}
     clash = sorted(c for c in ours & existing if c in inputs or c not in previous)
@@ -401,7 +401,7 @@ def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSe
         return settings
     if client is not None and client.is_local:
         # A local simulator answers at once; there is no API to spare.
-        return JobSettings(poll_min=0.2, poll_max=5.0, backoff_min=0.2)
+        return JobSettings(poll_min=0.2, poll_max=5.0, backoff_min=0.2, create_grace=10.0)
     return JobSettings()
 
 
@@ -418,35 +418,29 @@ def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: 
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
-    manifest: dict[str, Any] = {
-        "version": FORMAT_VERSION,
-        "job_id": job_id,
-        "fingerprint": fingerprint,
-        "created_at": now_iso(),
-        "state": "planned",
-        "out": prepared.out,
-        "template": prepared.template.source,
-        "output": {
-            "kind": prepared.spec.kind,
-            "labels": list(prepared.spec.labels),
-            "schema": prepared.spec.schema,
-        },
-        "params": plan.options.shared_params(),
-        "id_tag": new_id_tag(),
-        "chunk_size": prepared.chunk_size or 100_000,
-        "simulated": simulated,
-        "n_rows": plan.n_rows,
-        "n_requests": plan.n_requests,
-        "n_skipped": plan.n_skipped,
-        "n_deduplicated": plan.n_deduplicated,
-        "skip_reasons": {str(k): v for k, v in list(plan.skip_reasons.items())[:10_000]},
-        "estimate": prepared.estimate.as_dict(),
-        "batches": [
-            {"n": i, "attempt": 1, "range": [r.start, r.stop], "size": len(r), "state": "pending"}
+    record = JobRecord(
+        job_id=job_id,
+        fingerprint=fingerprint,
+        created_at=now_iso(),
+        out=prepared.out,
+        template=prepared.template.source,
+        output=prepared.spec,
+        options=plan.options,
+        id_tag=new_id_tag(),
+        chunk_size=prepared.chunk_size or 100_000,
+        simulated=simulated,
+        n_rows=plan.n_rows,
+        n_requests=plan.n_requests,
+        n_skipped=plan.n_skipped,
+        n_deduplicated=plan.n_deduplicated,
+        skip_reasons=dict(list(plan.skip_reasons.items())[:10_000]),
+        estimate=prepared.estimate.as_dict(),
+        batches=[
+            BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop)
             for i, r in enumerate(plan.batches)
         ],
-    }
-    jr.write_manifest(job_id, manifest)
+    )
+    jr.write_record(record)
     return job_id
 
 
@@ -480,8 +474,8 @@ def attach(
         if df is not None:
             running.df = df
         return running
-    state = jr.read_manifest(full_id).get("state")
-    batch_client = None if state in ("done", "canceled") else _client(client)
+    # An ended job merges from the journal alone; any other (a failed one too) goes on.
+    batch_client = None if jr.read_record(full_id).ended else _client(client)
     job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
     if start:
         job.start()
@@ -489,31 +483,44 @@ def attach(
 
 
 def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """The journal's jobs, newest last, one row each."""
+    """The journal's jobs, newest last, one row each; ``next`` says what a job
+    that has not ended waits for (a failed one resumes when attached)."""
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     rows = []
-    for m in jr.manifests():
+    for r in jr.records():
         rows.append(
             {
-                "job_id": m["job_id"],
-                "state": m.get("state"),
-                "created_at": m.get("created_at"),
-                "out": m.get("out"),
-                "model": (m.get("params") or {}).get("model"),
-                "rows": m.get("n_rows"),
-                "requests": m.get("n_requests"),
-                "batches": len([b for b in m.get("batches", []) if b.get("state") != "dropped"]),
-                "simulated": bool(m.get("simulated")),
-                "estimated_cost": (m.get("estimate") or {}).get("batch_cost"),
-                "actual_cost": m.get("actual_cost"),
-                "error": m.get("error"),
+                "job_id": r.job_id,
+                "state": r.state.value,
+                "created_at": r.created_at,
+                "out": r.out,
+                "model": r.options.model,
+                "rows": r.n_rows,
+                "requests": r.n_requests,
+                "batches": sum(1 for b in r.batches if b.state.value != "dropped"),
+                "simulated": r.simulated,
+                "estimated_cost": r.estimate.get("batch_cost"),
+                "actual_cost": r.actual_cost,
+                "error": r.error,
+                "next": resume_hint(r),
             }
         )
     columns = [
         "job_id", "state", "created_at", "out", "model", "rows", "requests", "batches",
-        "simulated", "estimated_cost", "actual_cost", "error",
+        "simulated", "estimated_cost", "actual_cost", "error", "next",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def resume_hint(record: JobRecord) -> str | None:
+    """How to go on with a job that has not ended (None for an ended one)."""
+    if record.ended:
+        return None
+    if record.state is JobState.FAILED:
+        return f"resume: re-run its cell, or %batch attach {record.job_id} DF (attach() in Python)"
+    if record.state is JobState.PLANNED:
+        return f"not sent yet: %batch attach {record.job_id} DF sends it"
+    return f"running or interrupted: %batch attach {record.job_id} DF follows it"
 
 
 __all__ = [

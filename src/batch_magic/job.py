@@ -1,8 +1,10 @@
-"""A job's state machine: submit -> poll -> collect -> retry -> merge.
+"""A job's driver: submit -> poll -> collect -> retry -> merge, over its record.
 
-The journal is the source of truth: every step reads what is recorded, does
-one thing, and records it before the next, so a job driven by a process that
-died is picked up by the next one exactly where it stopped. Observers (the
+The journal is the source of truth: the job's ``JobRecord`` (journal.py owns
+it, its states and their allowed transitions); every step reads what is
+recorded, does one thing, and records it before the next, so a job driven by a
+process that died, or stopped on an error, is picked up by the next run exactly
+where it stopped. Observers (the
 panel, text printers) receive immutable ``JobStatus`` snapshots; they never
 drive the job.
 
@@ -30,11 +32,11 @@ import pandas as pd
 from . import pricing
 from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
 from .errors import APIError, BatchMagicError, MergeError
-from .journal import Journal, now_iso
+from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import FINAL_STATES, JobStatus, epoch
+from .status import JobStatus, epoch
 from .structured import OutputSpec
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
@@ -61,6 +63,10 @@ class JobSettings:
     #: Backoff for transient failures (seconds), doubled per failure up to the max.
     backoff_min: float = 1.0
     backoff_max: float = 60.0
+    #: After a create whose answer was lost (timeout, dropped connection, 5xx), the
+    #: batch may still appear on the server: it is looked for (a listing every
+    #: ``create_grace / 60`` s at least) for this long before the create is sent again.
+    create_grace: float = 600.0
 
 
 #: Jobs being driven in this process, by (journal folder, job id): a re-run cell
@@ -90,13 +96,9 @@ class BatchJob:
         self.client = client
         self.df = df
         self.settings = settings or JobSettings()
-        self.manifest = journal.read_manifest(job_id)
-        # The live spec (it may hold a pydantic model); else rebuilt from the journal.
-        self.spec = spec or OutputSpec(
-            kind=self.manifest["output"]["kind"],
-            labels=tuple(self.manifest["output"].get("labels") or ()),
-            schema=self.manifest["output"].get("schema"),
-        )
+        self.record: JobRecord = journal.read_record(job_id)
+        # The live spec (it may hold a pydantic model); else the journal's.
+        self.spec: OutputSpec = spec or self.record.output
         self._prompts: list[str] | None = None
         self._table: ResultTable | None = None
         self._observers: list[Callable[[JobStatus], None]] = []
@@ -110,6 +112,7 @@ class BatchJob:
         self._result: pd.DataFrame | None = None
         self._merge_error: BaseException | None = None
         self._settled = False  # the driver has finished (merged, refused or failed)
+        self._last_listing = 0.0  # monotonic time the batch list was last read for duplicates
         self._status = self._snapshot()
 
     def __repr__(self) -> str:
@@ -141,7 +144,7 @@ class BatchJob:
         """Drive the job in the background; returns at once."""
         if self.done or self._task is not None or self._thread is not None:
             return self
-        if self.manifest["state"] in FINAL_STATES:
+        if self.record.ended:
             # Everything is in the journal already: merge now, no API call.
             try:
                 self._merge_now()
@@ -185,7 +188,7 @@ class BatchJob:
 
     def cancel(self) -> None:
         """Cancel the batches still running; what already finished is kept and merged."""
-        if self.done or self._status.state in FINAL_STATES:
+        if self.done or self.record.ended:
             return
         self._cancel_requested = True
         self._set(state="canceling", message="canceling: asking the API to stop the batches")
@@ -245,7 +248,7 @@ class BatchJob:
             await self._follow()
             return
         try:
-            self.manifest = self.journal.read_manifest(self.id)  # the latest, now that it is ours
+            self.record = self.journal.read_record(self.id)  # the latest, now that it is ours
             await self._run_locked()
         finally:
             lock.release()
@@ -255,45 +258,54 @@ class BatchJob:
         watch the journal until it ends, then merge from it."""
         self._set(message="driven elsewhere; following its journal")
         while True:
-            manifest = await asyncio.to_thread(self.journal.read_manifest, self.id)
-            if manifest["state"] in FINAL_STATES:
-                self.manifest = manifest
+            record = await asyncio.to_thread(self.journal.read_record, self.id)
+            if record.ended:
+                self.record = record
                 self._table = None
                 await self._merge()
                 return
             lock = self.journal.try_lock(self.id)
-            if lock is not None:  # the other driver died: take over
+            if lock is not None:  # the other driver died or stopped on an error: take over
                 lock.release()
                 await self._run()
                 return
-            self.manifest = manifest
+            self.record = record
             if self._cancel_requested and self.client is not None:
                 # The driver is elsewhere: cancel its batches at the API; it collects them.
-                for entry in manifest["batches"]:
-                    if entry.get("batch_id") and entry["state"] == "in_progress":
+                for entry in record.batches_in(BatchState.IN_PROGRESS):
+                    if entry.batch_id:
                         with contextlib.suppress(Exception):
-                            await asyncio.to_thread(self.client.cancel, entry["batch_id"])
+                            await asyncio.to_thread(self.client.cancel, entry.batch_id)
                 self._cancel_requested = False
-            self._set(state=manifest["state"])
+            self._set()
             await self._sleep(max(1.0, self.settings.poll_min))
 
     async def _run_locked(self) -> None:
-        if self.manifest["state"] in FINAL_STATES:
+        record = self.record
+        if record.ended:
             await self._merge()
             return
         if self.client is None:
             raise BatchMagicError("This job needs an API client to go on; attach it with one.")
+        if record.state is JobState.FAILED:
+            # Failed is not ended: go on where it stopped. What is in flight is polled,
+            # what ended is collected, nothing recorded as sent is sent again.
+            record.move_to(JobState.CANCELING if record.cancel_requested_at else JobState.RUNNING)
+            record.error = None
+            self._save()
+            self._set(error=None, message="resuming where it stopped")
         self._table = await asyncio.to_thread(self._load_table)
         poll_wait = self.settings.poll_min
         while True:
             if self._cancel_requested or (
-                self.manifest.get("cancel_requested") and not self.manifest.get("cancel_sent")
+                record.state is JobState.CANCELING and record.batches_in(BatchState.PENDING, BatchState.SUBMITTING, BatchState.IN_PROGRESS)
             ):
                 await self._cancel_batches()
             await self._submit_ready()
-            running = [b for b in self._batches() if b["state"] in ("in_progress", "canceling")]
-            if not running and not any(b["state"] in ("pending", "submitting") for b in self._batches()):
-                if self.manifest.get("cancel_requested") or not await self._plan_retry():
+            await self._watch_duplicates()
+            running = record.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING)
+            if not running and not record.batches_in(BatchState.PENDING, BatchState.SUBMITTING):
+                if record.state is JobState.CANCELING or not await self._plan_retry():
                     break
                 continue
             # New batches are polled right here; only an ended one is worth going round
@@ -306,6 +318,7 @@ class BatchJob:
                 continue
             poll_wait = self._next_poll_wait()
             await self._sleep(poll_wait)
+        self._finish()
         await self._merge()
 
     async def _sleep(self, seconds: float) -> None:
@@ -316,20 +329,19 @@ class BatchJob:
 
     def _next_poll_wait(self) -> float:
         s = self.settings
-        started = [epoch(b.get("created_at")) for b in self._batches() if b["state"] == "in_progress"]
+        record = self.record
+        started = [epoch(b.created_at) for b in record.batches_in(BatchState.IN_PROGRESS)]
         ran = time.time() - min(t for t in started if t) if any(started) else 0.0
-        return min(s.poll_max, max(s.poll_min, ran * s.poll_fraction))
+        wait = min(s.poll_max, max(s.poll_min, ran * s.poll_fraction))
+        if record.batches_in(BatchState.SUBMITTING):
+            wait = min(wait, self._listing_interval())  # looking for a create's batch
+        return wait
+
+    def _listing_interval(self) -> float:
+        """How often the batch list is read while a create's fate is unknown."""
+        return max(self.settings.poll_min, self.settings.create_grace / 60)
 
     # -- steps ----------------------------------------------------------------
-    def _batches(self) -> list[dict[str, Any]]:
-        batches: list[dict[str, Any]] = self.manifest["batches"]
-        return batches
-
-    def _request_numbers(self, entry: dict[str, Any]) -> np.ndarray:
-        if "range" in entry:
-            return np.arange(entry["range"][0], entry["range"][1])
-        return np.asarray(entry["ids"], dtype=np.int64)
-
     def _prompts_list(self) -> list[str]:
         if self._prompts is None:
             self._prompts = self.journal.read_prompts(self.id)
@@ -339,145 +351,197 @@ class BatchJob:
         """Batches other live jobs of this journal have running (stale ones ignored)."""
         count = 0
         cutoff = time.time() - 15 * 60
-        for m in self.journal.manifests():
-            if m["job_id"] == self.id or m.get("state") in FINAL_STATES:
+        for other in self.journal.records():
+            if other.job_id == self.id or other.state not in (JobState.RUNNING, JobState.CANCELING):
                 continue
-            if (epoch(m.get("updated_at")) or 0) < cutoff:
+            if (epoch(other.updated_at) or 0) < cutoff:
                 continue
-            count += sum(1 for b in m.get("batches", []) if b.get("state") == "in_progress")
+            count += len(other.batches_in(BatchState.IN_PROGRESS))
         return count
 
     async def _submit_ready(self) -> bool:
         """Create pending batches while under the in-flight cap. True if any was created."""
         created = False
-        waiting = [b for b in self._batches() if b["state"] in ("pending", "submitting")]
+        record = self.record
+        waiting = record.batches_in(BatchState.PENDING, BatchState.SUBMITTING)
         if not waiting:
             return False
-        # Other jobs' manifests are read once per round, not once per waiting batch.
+        # Other jobs' records are read once per round, not once per waiting batch.
         others = await asyncio.to_thread(self._in_flight_elsewhere)
         for entry in waiting:
-            if self._cancel_requested or self.manifest.get("cancel_requested"):
+            if self._cancel_requested or record.state is JobState.CANCELING:
                 break
-            running = sum(1 for b in self._batches() if b["state"] == "in_progress")
+            running = len(record.batches_in(BatchState.IN_PROGRESS))
             if running + others >= self.settings.max_in_flight:
                 if running == 0:
                     self._set(state="queued", message=f"waiting: {others} batches of other jobs are in flight")
                 break
-            await self._create(entry)
-            created = True
+            created |= await self._create(entry)
         return created
 
-    async def _create(self, entry: dict[str, Any]) -> None:
+    def _start_running(self) -> None:
+        if self.record.state is JobState.PLANNED:
+            self.record.move_to(JobState.RUNNING)
+
+    async def _create(self, entry: BatchEntry) -> bool:
+        """Send one batch, unless its earlier create may still land. True if it exists now."""
         assert self.client is not None
         client = self.client
-        self._set(state="submitting", message=f"creating batch {entry['n'] + 1} of {len(self._batches())}")
-        if entry["state"] == "submitting":
-            # A previous run may have created it before dying: adopt it rather than pay twice.
+        total = len(self.record.batches)
+        if entry.state is BatchState.SUBMITTING:
+            # A create was sent and its answer never seen: the batch may exist, or may
+            # still appear. Look for it before every re-send, and send again only once
+            # it has stayed away for the whole grace period.
             found = await asyncio.to_thread(self._find_orphan, entry)
             if found is not None:
                 self._record_created(entry, found, adopted=True)
-                return
-        ks = self._request_numbers(entry).tolist()
+                return True
+            unsure = epoch(entry.unsure_at or entry.intent_at) or 0.0
+            left = unsure + self.settings.create_grace - time.time()
+            if left > 0:
+                self._set(
+                    state="submitting",
+                    message=f"batch {entry.n + 1} of {total}: its create may have reached the API; "
+                    f"looking for it before sending again (at most {left:.0f} s more)",
+                )
+                return False
+        self._set(state="submitting", message=f"creating batch {entry.n + 1} of {total}")
+        ks = entry.request_numbers().tolist()
         prompts = self._prompts_list()
         body = await asyncio.to_thread(
-            create_body_columns, self.manifest["params"], custom_ids(ks, self._id_tag),
+            create_body_columns, self.record.options.shared_params(), custom_ids(ks, self.record.id_tag),
             map(prompts.__getitem__, ks),
         )
         backoff = self.settings.backoff_min
         while True:
-            entry["state"] = "submitting"
-            entry["intent_at"] = now_iso()
+            if entry.state is BatchState.PENDING:
+                entry.move_to(BatchState.SUBMITTING)
+            entry.intent_at = now_iso()
+            entry.first_intent_at = entry.first_intent_at or entry.intent_at
+            self._start_running()
             self._save()
             try:
                 info = await asyncio.to_thread(client.create, body)
             except Exception as exc:
                 status = getattr(exc, "status_code", None)
-                transient = _is_transient(exc)
-                if not transient:
+                if not _is_transient(exc):
+                    # Refused outright (a 4xx): no batch was made; it waits to be sent.
+                    entry.move_to(BatchState.PENDING)
+                    self._save()
                     raise APIError(f"Creating a batch was refused: {describe_error(exc)}") from None
                 if status is None or status in AMBIGUOUS_STATUS:
+                    # It may have been created all the same: no re-send before the grace.
+                    entry.unsure_at = now_iso()
+                    self._save()
                     found = await asyncio.to_thread(self._find_orphan, entry)
                     if found is not None:
                         self._record_created(entry, found, adopted=True)
-                        return
+                        return True
+                    self._set(
+                        reconnecting=True,
+                        message=f"create failed ({describe_error(exc)}); looking for its batch "
+                        f"for {self.settings.create_grace:.0f} s before sending it again",
+                    )
+                    return False
+                # 429/529: refused before anything was made; wait as asked, send again.
                 wait = _retry_after(exc) or backoff
                 self._set(reconnecting=True, message=f"create failed ({describe_error(exc)}); retrying in {wait:.0f} s")
                 await asyncio.sleep(wait)
                 backoff = min(self.settings.backoff_max, backoff * 2)
                 continue
             self._record_created(entry, info)
-            return
+            return True
 
-    def _find_orphan(self, entry: dict[str, Any]) -> BatchInfo | None:
+    def _find_orphan(self, entry: BatchEntry) -> BatchInfo | None:
         """A batch the server has that matches an unanswered create of ours."""
         assert self.client is not None
-        since = (epoch(entry.get("intent_at")) or 0) - 300
-        claimed = self.journal.claimed_batch_ids() | set(entry.get("rejected") or ())
+        since = (epoch(entry.first_intent_at or entry.intent_at) or 0) - 300
+        claimed = self.journal.claimed_batch_ids() | self.record.batch_ids
         try:
             recent = self.client.recent_batches(limit=100)
         except Exception:
             return None
-        for info in recent:
+        # Oldest first: the earliest create that landed is the one to keep.
+        for info in sorted(recent, key=lambda i: epoch(i.created_at) or 0):
             created = epoch(info.created_at) or 0
-            if info.id not in claimed and created >= since and info.total == entry["size"]:
+            if info.id not in claimed and created >= since and info.total == entry.size:
                 return info
         return None
 
-    @property
-    def _id_tag(self) -> str:
-        return str(self.manifest.get("id_tag", ""))  # journals from before tags: none
+    async def _watch_duplicates(self) -> None:
+        """Cancel at once a late copy of a create that was sent again after its answer
+        was lost (it landed after the grace period), and record it on its batch."""
+        assert self.client is not None
+        unsure = [
+            b for b in self.record.batches
+            if b.unsure_at and b.batch_id and b.state in (BatchState.IN_PROGRESS, BatchState.CANCELING)
+        ]
+        if not unsure:
+            return
+        now = time.monotonic()
+        if now - self._last_listing < self._listing_interval():
+            return
+        self._last_listing = now
+        for entry in unsure:
+            found = await asyncio.to_thread(self._find_orphan, entry)
+            if found is None:
+                continue
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.client.cancel, found.id)
+            entry.duplicates.append(found.id)
+            self._save()
+            self._set(message=f"a late copy of batch {entry.n + 1} ({found.id}) appeared: canceled, not paid twice")
 
-    def _results_match(self, entry: dict[str, Any], path: Any) -> bool:
+    def _results_match(self, entry: BatchEntry, path: Any) -> bool:
         """Do the results hold exactly this entry's custom_ids?"""
         import orjson
 
-        expected = {custom_id(int(k), self._id_tag) for k in self._request_numbers(entry)}
+        expected = {custom_id(int(k), self.record.id_tag) for k in entry.request_numbers()}
         with open(path, "rb") as fh:
             seen = {orjson.loads(line)["custom_id"] for line in fh if line.strip()}
         return seen == expected
 
-    def _record_created(self, entry: dict[str, Any], info: BatchInfo, *, adopted: bool = False) -> None:
-        entry.update(
-            batch_id=info.id,
-            adopted=adopted,
-            state="in_progress",  # even if already ended: the next poll collects it
-            created_at=info.created_at,
-            expires_at=info.expires_at,
-        )
-        if self.manifest.get("started_at") is None:
-            self.manifest["started_at"] = info.created_at or now_iso()
-        self.manifest["state"] = "in_progress"
+    def _record_created(self, entry: BatchEntry, info: BatchInfo, *, adopted: bool = False) -> None:
+        entry.move_to(BatchState.IN_PROGRESS)  # even if already ended: the next poll collects it
+        entry.batch_id = info.id
+        entry.adopted = adopted
+        entry.created_at = info.created_at
+        entry.expires_at = info.expires_at
+        record = self.record
+        if record.started_at is None:
+            record.started_at = info.created_at or now_iso()
+        self._start_running()
         self._save()
         self._set(state="in_progress", reconnecting=False, message=f"batch {info.id} created")
 
-    async def _poll(self, entry: dict[str, Any]) -> bool:
+    async def _poll(self, entry: BatchEntry) -> bool:
         """Retrieve one batch; collect its results if it ended. True if it changed."""
-        assert self.client is not None
+        assert self.client is not None and entry.batch_id is not None
         try:
-            info = await asyncio.to_thread(self.client.retrieve, entry["batch_id"])
+            info = await asyncio.to_thread(self.client.retrieve, entry.batch_id)
         except Exception as exc:
             if not _is_transient(exc):
-                raise APIError(f"Polling batch {entry['batch_id']} failed: {describe_error(exc)}") from None
+                raise APIError(f"Polling batch {entry.batch_id} failed: {describe_error(exc)}") from None
             self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
             await asyncio.sleep(_retry_after(exc) or self.settings.backoff_min)
             return False
         if self._reconnecting:
             self._set(reconnecting=False, message="reconnected")
         if info.processing_status != "ended":
-            if info.processing_status == "canceling" and entry["state"] != "canceling":
-                entry["state"] = "canceling"
+            if info.processing_status == "canceling" and entry.state is not BatchState.CANCELING:
+                entry.move_to(BatchState.CANCELING)
                 self._save()
             return False
-        entry["counts"] = info.request_counts
-        entry["ended_at"] = info.ended_at
+        entry.counts = dict(info.request_counts)
+        entry.ended_at = info.ended_at
         await self._collect(entry)
         return True
 
-    async def _collect(self, entry: dict[str, Any]) -> None:
+    async def _collect(self, entry: BatchEntry) -> None:
         """Download an ended batch's results into the journal, then read them."""
-        assert self.client is not None and self._table is not None
+        assert self.client is not None and self._table is not None and entry.batch_id is not None
         client = self.client
-        batch_id = entry["batch_id"]
+        batch_id = entry.batch_id
         self._set(state="collecting", message=f"downloading results of {batch_id}")
         part = self.journal.partial_results_path(self.id, batch_id)
         backoff = self.settings.backoff_min
@@ -485,12 +549,12 @@ class BatchJob:
         while True:
             try:
                 lines = await asyncio.to_thread(client.download_results, batch_id, part)
-                if lines < entry["size"]:
+                if lines < entry.size:
                     short_counts.append(lines)
                     # The same short file again and again is what the API has, not a
                     # cut: take it; the missing requests stay pending, then retry.
                     if short_counts[-SHORT_DOWNLOADS_ACCEPTED:] != [lines] * SHORT_DOWNLOADS_ACCEPTED:
-                        raise ConnectionError(f"download cut short: {lines} of {entry['size']} results")
+                        raise ConnectionError(f"download cut short: {lines} of {entry.size} results")
                 break
             except Exception as exc:
                 if not (_is_transient(exc) or isinstance(exc, ValueError)):
@@ -498,20 +562,23 @@ class BatchJob:
                 self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
                 await asyncio.sleep(backoff)
                 backoff = min(self.settings.backoff_max, backoff * 2)
-        if entry.get("adopted") and not await asyncio.to_thread(self._results_match, entry, part):
+        if entry.adopted and not await asyncio.to_thread(self._results_match, entry, part):
             # An adopted batch that is not ours after all (same size, same minutes):
             # forget it and send ours; nothing of it is merged.
-            entry.setdefault("rejected", []).append(batch_id)
-            entry.update(batch_id=None, state="pending", adopted=False)
+            entry.rejected.append(batch_id)
+            entry.move_to(BatchState.PENDING)
+            entry.batch_id = None
+            entry.adopted = False
+            entry.unsure_at = None
             part.unlink(missing_ok=True)
             self._save()
             self._set(state="submitting", message=f"batch {batch_id} was not this job's; sending it again")
             return
         path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
         await asyncio.to_thread(self._table.ingest_file, path)
-        entry["state"] = "ended"
+        entry.move_to(BatchState.ENDED)
         self._save()
-        others = any(b["state"] in ("in_progress", "canceling") for b in self._batches())
+        others = bool(self.record.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING))
         self._set(
             state="in_progress" if others else "collecting",
             reconnecting=False,
@@ -521,10 +588,11 @@ class BatchJob:
     async def _plan_retry(self) -> bool:
         """Queue another attempt for requests that failed retriably. True if queued."""
         assert self._table is not None
-        attempt = max(b["attempt"] for b in self._batches())
-        if attempt >= self.settings.max_attempts:
+        batches = self.record.batches
+        attempt = max((b.attempt for b in batches), default=1)
+        if not batches or attempt >= self.settings.max_attempts:
             return False
-        last = np.concatenate([self._request_numbers(b) for b in self._batches() if b["attempt"] == attempt])
+        last = np.concatenate([b.request_numbers() for b in batches if b.attempt == attempt])
         again = self._table.retriable(last)
         if again.size == 0:
             return False
@@ -535,37 +603,49 @@ class BatchJob:
     def _add_batches(self, ks: np.ndarray, attempt: int) -> None:
         prompts = self._prompts_list()
         chosen = [prompts[int(k)] for k in ks]
-        ranges = split_batches(chosen, self.manifest["params"], self.manifest["chunk_size"])
+        ranges = split_batches(chosen, self.record.options.shared_params(), self.record.chunk_size)
         for r in ranges:
-            ids = [int(k) for k in ks[r.start : r.stop]]
-            self._batches().append(
-                {"n": len(self._batches()), "attempt": attempt, "ids": ids, "size": len(ids), "state": "pending"}
-            )
+            self.record.add_batch(attempt, [int(k) for k in ks[r.start : r.stop]])
         self._save()
 
     async def _cancel_batches(self) -> None:
         assert self.client is not None
-        self.manifest["cancel_requested"] = True
-        for entry in self._batches():
-            if entry["state"] == "submitting":
+        record = self.record
+        if record.state is not JobState.CANCELING:
+            record.move_to(JobState.CANCELING)
+            record.cancel_requested_at = now_iso()
+            self._save()
+        for entry in record.batches:
+            if entry.state is BatchState.SUBMITTING:
                 # Its create may have reached the server: cancel that batch too if so.
                 found = await asyncio.to_thread(self._find_orphan, entry)
                 if found is not None:
                     self._record_created(entry, found, adopted=True)
-            if entry["state"] == "pending" or entry["state"] == "submitting":
-                entry["state"] = "dropped"
-            elif entry["state"] == "in_progress":
+            if entry.state in (BatchState.PENDING, BatchState.SUBMITTING):
+                entry.move_to(BatchState.DROPPED)
+            elif entry.state is BatchState.IN_PROGRESS and entry.batch_id:
                 try:
-                    await asyncio.to_thread(self.client.cancel, entry["batch_id"])
-                    entry["state"] = "canceling"
+                    await asyncio.to_thread(self.client.cancel, entry.batch_id)
+                    entry.move_to(BatchState.CANCELING)
                 except Exception as exc:
                     status = getattr(exc, "status_code", None)
-                    if status not in (400, 409):  # 400/409: it ended meanwhile; fine
+                    if status not in (400, 409):  # 400/409: it ended meanwhile; the poll collects it
+                        self._save()
                         self._set(reconnecting=True, message=f"cancel failed ({describe_error(exc)}); trying again")
                         return
-        self.manifest["cancel_sent"] = True
+                    entry.move_to(BatchState.CANCELING)
         self._save()
         self._cancel_requested = False
+
+    def _finish(self) -> None:
+        """Every batch ended or was dropped: the job is done (or canceled)."""
+        record = self.record
+        live = [b for b in record.batches if b.live]
+        if live:  # the driver's loop only ends when none is left: a bug otherwise
+            raise BatchMagicError(f"Job {self.id} cannot end with {len(live)} batches still live.")
+        record.move_to(JobState.CANCELED if record.state is JobState.CANCELING else JobState.DONE)
+        record.finished_at = record.finished_at or now_iso()
+        self._save()
 
     async def _merge(self) -> None:
         if self._table is None:
@@ -573,26 +653,30 @@ class BatchJob:
         self._merge_now()
 
     def _merge_now(self) -> None:
-        """Build the columns and put them into the DataFrame (on the caller's thread)."""
+        """Build the columns of an ended job and put them into the DataFrame (on the
+        caller's thread). The record's state is not changed here: only the driver
+        ends a job, once no batch is live."""
+        record = self.record
+        if not record.ended:
+            raise BatchMagicError(f"Job {self.id} is {record.state.value}; it is merged once it has ended.")
         self._set(state="merging", message="merging results")
         if self._table is None:
             self._table = self._load_table()
         table = self._table
-        if self.manifest.get("cancel_requested"):
+        canceled = record.state is JobState.CANCELED
+        if canceled:
             # Requests never sent because the job was canceled first.
             unsent = table.status == PENDING
             table.status[unsent] = CANCELED
             table.error_type[unsent] = "canceled"
             table.error_message[unsent] = "the job was canceled before this request was sent"
         rows = self.journal.read_rows(self.id)
-        skip = {int(k): v for k, v in (self.manifest.get("skip_reasons") or {}).items()}
-        columns = build_columns(self.manifest["out"], self.spec, table, rows, skip)
+        if len(rows) != record.n_rows or (rows.size and int(rows.max()) >= record.n_requests):
+            raise BatchMagicError(f"The row map of job {self.id} does not match its record; the journal was altered.")
+        columns = build_columns(record.out, self.spec, table, rows, record.skip_reasons)
         usage = table.usage_totals()
-        self.manifest["usage"] = usage
-        self.manifest["actual_cost"] = pricing.actual_cost(self.manifest["params"]["model"], usage)
-        canceled = bool(self.manifest.get("cancel_requested"))
-        self.manifest["state"] = "canceled" if canceled else "done"
-        self.manifest.setdefault("finished_at", now_iso())
+        record.usage = dict(usage)
+        record.actual_cost = pricing.actual_cost(record.options.model, usage)
         target = self.df
         try:
             index = plan_index(self.journal, self.id, len(rows), target)
@@ -609,10 +693,10 @@ class BatchJob:
             self._save()
             self._set(state="failed", error=str(exc), message="results are safe in the journal")
             return
-        self.manifest["row_counts"] = summary.status_counts
-        self.manifest["columns"] = summary.columns
+        record.row_counts = dict(summary.status_counts)
+        record.columns = list(summary.columns)
         self._save()
-        final = self.manifest["state"]
+        final = record.state.value
         self._set(
             state=final,
             message=f"{final}: {summary.status_counts.get('succeeded', 0)} of {len(rows)} rows answered",
@@ -621,38 +705,42 @@ class BatchJob:
     def _drop_stale_columns(self, df: pd.DataFrame, columns: dict[str, Any]) -> None:
         """Remove columns an earlier job with the same ``out`` wrote and this one does not
         (e.g. another schema's fields), so no old answer sits beside new ones."""
-        out = self.manifest["out"]
+        out = self.record.out
         stale: set[str] = set()
-        for m in self.journal.manifests():
-            if m.get("out") == out and m["job_id"] != self.id:
-                stale.update(m.get("columns") or ())
+        for other in self.journal.records():
+            if other.out == out and other.job_id != self.id:
+                stale.update(other.columns)
         stale.add(f"{out}_raw")
         drop = [c for c in df.columns if c in stale and c not in columns]
         for name in drop:
             del df[name]  # in place: the user's own object
 
     def _load_table(self) -> ResultTable:
-        table = ResultTable.empty(self.manifest["n_requests"])
-        for entry in self._batches():
-            bid = entry.get("batch_id")
-            if entry["state"] == "ended" and bid:
-                path = self.journal.results_path(self.id, bid)
+        table = ResultTable.empty(self.record.n_requests)
+        for entry in self.record.batches_in(BatchState.ENDED):
+            if entry.batch_id:
+                path = self.journal.results_path(self.id, entry.batch_id)
                 if path.exists():
                     table.ingest_file(path)
-                else:  # recorded as ended but the file is gone: fetch it again
-                    entry["state"] = "in_progress"
+                elif not self.record.ended:  # recorded as ended but the file is gone: fetch it again
+                    entry.move_to(BatchState.IN_PROGRESS)
         return table
 
     # -- bookkeeping ----------------------------------------------------------
     def _save(self) -> None:
-        self.journal.write_manifest(self.id, self.manifest)
+        self.journal.write_record(self.record)
 
     def _fail(self, message: str) -> None:
-        self.manifest["state"] = "failed"
-        self.manifest["error"] = message
-        with contextlib.suppress(Exception):
-            self._save()
-        self._set(state="failed", error=message, message="failed; results so far are kept in the journal")
+        record = self.record
+        if not record.ended:  # an ended job stays ended; only this run's display failed
+            record.move_to(JobState.FAILED)
+            record.error = message
+            with contextlib.suppress(Exception):
+                self._save()
+        self._set(
+            state="failed", error=message,
+            message="failed; it resumes where it stopped when its cell is run again or it is attached",
+        )
 
     def _set(self, **changes: Any) -> None:
         if "reconnecting" in changes:
@@ -667,45 +755,56 @@ class BatchJob:
                 logging.getLogger("batch_magic").exception("a status observer of job %s failed", self.id)
 
     def _snapshot(self, **changes: Any) -> JobStatus:
-        m = self.manifest
-        batches = self._batches()
+        r = self.record
+        batches = r.batches
         counts: dict[str, int] = {}
         for b in batches:
-            for key, value in (b.get("counts") or {}).items():
+            for key, value in b.counts.items():
                 if key != "processing":
                     counts[key] = counts.get(key, 0) + int(value)
-        live = [b for b in batches if b["state"] in ("in_progress", "canceling")]
-        expiries = [e for e in (epoch(b.get("expires_at")) for b in live) if e]
-        estimate = m.get("estimate") or {}
+        live = r.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING)
+        expiries = [e for e in (epoch(b.expires_at) for b in live) if e]
         base = JobStatus(
             job_id=self.id,
-            state=m["state"],
-            model=m["params"]["model"],
-            out=m["out"],
-            simulated=bool(m.get("simulated")),
-            n_rows=m["n_rows"],
-            n_requests=m["n_requests"],
-            n_skipped=m["n_skipped"],
-            n_deduplicated=m["n_deduplicated"],
-            batches_total=sum(1 for b in batches if b["state"] != "dropped"),
-            batches_submitted=sum(1 for b in batches if b.get("batch_id")),
-            batches_ended=sum(1 for b in batches if b["state"] == "ended"),
-            attempt=max((b["attempt"] for b in batches), default=1),
+            state=DISPLAY_STATE[r.state],
+            model=r.options.model,
+            out=r.out,
+            simulated=r.simulated,
+            n_rows=r.n_rows,
+            n_requests=r.n_requests,
+            n_skipped=r.n_skipped,
+            n_deduplicated=r.n_deduplicated,
+            batches_total=sum(1 for b in batches if b.state is not BatchState.DROPPED),
+            batches_submitted=sum(1 for b in batches if b.batch_id),
+            batches_ended=len(r.batches_in(BatchState.ENDED)),
+            attempt=max((b.attempt for b in batches), default=1),
             counts=counts,
-            started_at=epoch(m.get("started_at")),
-            finished_at=epoch(m.get("finished_at")),
+            started_at=epoch(r.started_at),
+            finished_at=epoch(r.finished_at),
             expires_at=min(expiries) if expiries else None,
-            estimated_cost=estimate.get("batch_cost"),
-            estimated_cost_upper=estimate.get("batch_cost_upper"),
-            actual_cost=m.get("actual_cost"),
+            estimated_cost=r.estimate.get("batch_cost"),
+            estimated_cost_upper=r.estimate.get("batch_cost_upper"),
+            actual_cost=r.actual_cost,
             reconnecting=self._reconnecting if hasattr(self, "_reconnecting") else False,
-            error=m.get("error"),
-            columns=tuple(m.get("columns") or ()),
-            row_counts=dict(m.get("row_counts") or {}),
+            error=r.error,
+            columns=tuple(r.columns),
+            row_counts=dict(r.row_counts),
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
         return replace(base, **changes)
+
+
+#: The snapshot's word for each recorded job state (displays keep their vocabulary:
+#: a running job shows "in_progress" until a step says what it is doing).
+DISPLAY_STATE: dict[JobState, str] = {
+    JobState.PLANNED: "planned",
+    JobState.RUNNING: "in_progress",
+    JobState.CANCELING: "canceling",
+    JobState.DONE: "done",
+    JobState.CANCELED: "canceled",
+    JobState.FAILED: "failed",
+}
 
 
 def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:

@@ -2,7 +2,7 @@
 
 ``.batch_magic/`` (configurable) holds one folder per job::
 
-    jobs/<job_id>/manifest.json      options, fingerprint, batches and their states
+    jobs/<job_id>/manifest.json      the ``JobRecord``: options, fingerprint, batches, states
     jobs/<job_id>/prompts.json       the unique rendered prompts (request k = r<k>)
     jobs/<job_id>/rows.npy           row position -> request number (-1: skipped)
     jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
@@ -31,7 +31,8 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,15 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .errors import JobNotFoundError, JournalError
+from .errors import JobNotFoundError, JournalError, PlanError
+from .plan import RequestOptions
+from .structured import KINDS, OutputSpec
 
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+#: The manifest's format: 2 is the typed ``JobRecord``; format 1 (an untyped dict with the
+#: wire params) is migrated when first opened, the old file kept as ``manifest.v1.json``.
+FORMAT_VERSION = 2
 #: A job folder's name, and a batch id (the API's are ``msgbatch_<base62>``): names that
 #: cannot lead out of their folder.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -117,26 +122,27 @@ class Journal:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         return f"{stamp}-{fingerprint[:6]}{secrets.token_hex(1)}"
 
-    # -- manifests ---------------------------------------------------------
-    def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None:
-        manifest["updated_at"] = now_iso()
-        write_atomic(
-            self.job_file(job_id, MANIFEST),
-            orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS),
-        )
+    # -- records -----------------------------------------------------------
+    def write_record(self, record: JobRecord) -> None:
+        record.updated_at = now_iso()
+        write_atomic(self.job_file(record.job_id, MANIFEST), record.to_json())
 
-    def read_manifest(self, job_id: str) -> dict[str, Any]:
+    def read_record(self, job_id: str) -> JobRecord:
+        """The job's record; a format-1 manifest is migrated (and rewritten) on first open."""
         path = self.job_file(job_id, MANIFEST)
         try:
-            data: dict[str, Any] = orjson.loads(path.read_bytes())
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise JobNotFoundError(
                 f"No job {job_id!r} in the journal at {str(self.root)!r}; "
                 "`batch_magic.jobs()` or `%batch list` shows the jobs there."
             ) from None
-        except orjson.JSONDecodeError as exc:
-            raise JournalError(f"The manifest {str(path)!r} is unreadable ({exc}).") from None
-        return data
+        record, version = JobRecord.from_json(raw, job_id, str(path))
+        if version < FORMAT_VERSION:
+            with contextlib.suppress(OSError):  # a read-only journal still opens
+                write_atomic(self.job_file(job_id, f"manifest.v{version}.json"), raw)
+                self.write_record(record)
+        return record
 
     def job_ids(self) -> list[str]:
         if not self.jobs_dir.is_dir():
@@ -146,10 +152,11 @@ class Journal:
             if _SAFE_NAME.match(p.name) and (p / MANIFEST).is_file()
         )
 
-    def manifests(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[JobRecord]:
+        """Every readable job's record (an unreadable one is skipped; opening it says why)."""
         for job_id in self.job_ids():
             with contextlib.suppress(JournalError):
-                yield self.read_manifest(job_id)
+                yield self.read_record(job_id)
 
     def resolve(self, job_id: str) -> str:
         """A full job id from an id or a unique prefix (or ``last``)."""
@@ -171,21 +178,15 @@ class Journal:
         )
 
     def find_by_fingerprint(self, fingerprint: str) -> str | None:
-        """The newest job with this fingerprint that was not abandoned."""
-        found = [
-            m["job_id"]
-            for m in self.manifests()
-            if m.get("fingerprint") == fingerprint and m.get("state") != "abandoned"
-        ]
+        """The newest job with this fingerprint (a failed one too: it resumes)."""
+        found = [r.job_id for r in self.records() if r.fingerprint == fingerprint]
         return found[-1] if found else None
 
     def claimed_batch_ids(self) -> set[str]:
-        """Every batch id any job of this journal has recorded."""
+        """Every batch id any job of this journal has met (its own, rejected, duplicates)."""
         ids: set[str] = set()
-        for m in self.manifests():
-            for b in m.get("batches", []):
-                if b.get("batch_id"):
-                    ids.add(b["batch_id"])
+        for record in self.records():
+            ids |= record.batch_ids
         return ids
 
     def try_lock(self, job_id: str) -> JobLock | None:
@@ -473,6 +474,356 @@ def index_from_files(meta: Any, data: bytes | None) -> pd.Index:
     if len(levels) != 1:
         raise JournalError("The stored index has no level.")
     return levels[0].rename(names[0])
+
+
+# -- the job record ------------------------------------------------------------------------
+class JobState(str, Enum):
+    """Where a job stands, as recorded. Transitions: ``JOB_TRANSITIONS``."""
+
+    PLANNED = "planned"  # written, nothing sent yet
+    RUNNING = "running"  # batches being sent, polled, collected, retried
+    CANCELING = "canceling"  # the user asked to stop: nothing new is sent
+    DONE = "done"  # every batch ended and was collected: ended
+    CANCELED = "canceled"  # every batch ended or was dropped after a cancel: ended
+    FAILED = "failed"  # the driver stopped on an error; not ended: the next run resumes
+
+
+class BatchState(str, Enum):
+    """Where one batch of a job stands. Transitions: ``BATCH_TRANSITIONS``."""
+
+    PENDING = "pending"  # not sent
+    SUBMITTING = "submitting"  # a create was sent and its answer not seen: it may exist
+    IN_PROGRESS = "in_progress"  # the API has it (created, or adopted after a lost answer)
+    CANCELING = "canceling"  # a cancel was sent, or the API reports it canceling
+    ENDED = "ended"  # the API ended it and its results are in the journal
+    DROPPED = "dropped"  # never sent: the job was canceled first
+
+
+#: Every allowed move of a job's state; anything else is a bug and raises.
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PLANNED: frozenset(
+        {JobState.RUNNING, JobState.CANCELING, JobState.DONE, JobState.FAILED}
+    ),  # DONE: a job with no request (every row skipped)
+    JobState.RUNNING: frozenset({JobState.CANCELING, JobState.DONE, JobState.FAILED}),
+    JobState.CANCELING: frozenset({JobState.CANCELED, JobState.FAILED}),
+    # Failed is not ended: a new run resumes it (back to where it was going).
+    JobState.FAILED: frozenset({JobState.RUNNING, JobState.CANCELING, JobState.FAILED}),
+    JobState.DONE: frozenset(),
+    JobState.CANCELED: frozenset(),
+}
+
+#: Every allowed move of a batch's state.
+BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
+    BatchState.PENDING: frozenset({BatchState.SUBMITTING, BatchState.DROPPED}),
+    # PENDING: the create was refused outright (4xx), so no batch exists.
+    BatchState.SUBMITTING: frozenset({BatchState.IN_PROGRESS, BatchState.PENDING, BatchState.DROPPED}),
+    # PENDING: an adopted batch whose results are not this job's; ours is sent.
+    BatchState.IN_PROGRESS: frozenset({BatchState.CANCELING, BatchState.ENDED, BatchState.PENDING}),
+    BatchState.CANCELING: frozenset({BatchState.ENDED, BatchState.PENDING}),
+    # IN_PROGRESS: its results file went missing from the journal; fetched again.
+    BatchState.ENDED: frozenset({BatchState.IN_PROGRESS}),
+    BatchState.DROPPED: frozenset(),
+}
+
+ENDED_JOB_STATES = frozenset({JobState.DONE, JobState.CANCELED})
+#: Batches the API may be working on (or about to: a create without an answer yet).
+LIVE_BATCH_STATES = frozenset(
+    {BatchState.PENDING, BatchState.SUBMITTING, BatchState.IN_PROGRESS, BatchState.CANCELING}
+)
+
+
+class IllegalTransition(JournalError):
+    """A move the transition table does not allow (a bug of batch_magic, not the user's)."""
+
+
+@dataclass
+class BatchEntry:
+    """One batch of a job: which requests, and what the API did with them."""
+
+    n: int
+    attempt: int
+    size: int
+    #: Request numbers ``[start, stop)`` (first attempts) ...
+    first: int | None = None
+    stop: int | None = None
+    #: ... or an explicit list (retries of scattered requests).
+    ids: list[int] | None = None
+    state: BatchState = BatchState.PENDING
+    batch_id: str | None = None
+    #: Found on the server after an unanswered create rather than created by an answer.
+    adopted: bool = False
+    #: When the current create was sent; when the first one ever was.
+    intent_at: str | None = None
+    first_intent_at: str | None = None
+    #: When a create last failed without saying whether the batch was made.
+    unsure_at: str | None = None
+    created_at: str | None = None
+    expires_at: str | None = None
+    ended_at: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Batches adopted then found not to be this job's (same size, same minutes).
+    rejected: list[str] = field(default_factory=list)
+    #: Late copies of this batch's create that landed after it was sent again: canceled.
+    duplicates: list[str] = field(default_factory=list)
+
+    def move_to(self, state: BatchState) -> None:
+        if state not in BATCH_TRANSITIONS[self.state]:
+            raise IllegalTransition(f"batch {self.n}: {self.state.value} -> {state.value} is not a move a batch makes")
+        self.state = state
+
+    def request_numbers(self) -> np.ndarray:
+        if self.ids is not None:
+            return np.asarray(self.ids, dtype=np.int64)
+        return np.arange(self.first or 0, self.stop or 0, dtype=np.int64)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_BATCH_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> BatchEntry:
+        if not isinstance(data, dict):
+            raise JournalError(f"{where}: a batch entry is not an object: {str(data)[:60]!r}.")
+        known = {f.name for f in fields(cls)}
+        try:
+            entry = cls(**{k: v for k, v in data.items() if k in known})
+            entry.state = BatchState(entry.state)
+        except (TypeError, ValueError) as exc:
+            raise JournalError(f"{where}: batch entry {str(data)[:80]!r} is not understood ({exc}).") from None
+        _check_types(
+            where, entry, n=int, attempt=int, size=int, first=(int, type(None)), stop=(int, type(None)),
+            ids=(list, type(None)), adopted=bool, counts=dict, rejected=list, duplicates=list,
+        )
+        for bid in (entry.batch_id, *entry.rejected, *entry.duplicates):
+            if bid is not None:
+                _checked_batch_id(bid)
+        if entry.ids is None and (entry.first is None or entry.stop is None):
+            raise JournalError(f"{where}: batch {entry.n} names no requests.")
+        return entry
+
+
+@dataclass
+class JobRecord:
+    """A job as the journal records it: what was asked, and how far it got.
+
+    The request options, output spec, template and ``out`` are kept as the user
+    gave them (the wire params are rebuilt from them when sending), so a retry
+    or a resumed job asks exactly what the first run asked.
+    """
+
+    job_id: str
+    fingerprint: str
+    created_at: str
+    out: str
+    template: str
+    output: OutputSpec
+    options: RequestOptions
+    id_tag: str
+    chunk_size: int
+    n_rows: int
+    n_requests: int
+    n_skipped: int
+    n_deduplicated: int
+    batches: list[BatchEntry]
+    state: JobState = JobState.PLANNED
+    simulated: bool = False
+    skip_reasons: dict[int, str] = field(default_factory=dict)
+    #: The cost estimate at submission (``pricing.Estimate.as_dict()``).
+    estimate: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancel_requested_at: str | None = None
+    error: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    actual_cost: float | None = None
+    row_counts: dict[str, int] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+    updated_at: str | None = None
+
+    # -- states ----------------------------------------------------------------------------
+    def move_to(self, state: JobState) -> None:
+        if state not in JOB_TRANSITIONS[self.state]:
+            raise IllegalTransition(
+                f"job {self.job_id}: {self.state.value} -> {state.value} is not a move a job makes"
+            )
+        self.state = state
+
+    @property
+    def ended(self) -> bool:
+        """Done or canceled: everything is in the journal; nothing more to ask the API."""
+        return self.state in ENDED_JOB_STATES
+
+    def batches_in(self, *states: BatchState) -> list[BatchEntry]:
+        return [b for b in self.batches if b.state in states]
+
+    @property
+    def batch_ids(self) -> set[str]:
+        """Every batch id this job has met: its own, rejected adoptions, canceled duplicates."""
+        ids = {b.batch_id for b in self.batches if b.batch_id}
+        for b in self.batches:
+            ids.update(b.rejected)
+            ids.update(b.duplicates)
+        return ids
+
+    def add_batch(self, attempt: int, ids: list[int]) -> BatchEntry:
+        entry = BatchEntry(n=len(self.batches), attempt=attempt, size=len(ids), ids=ids)
+        self.batches.append(entry)
+        return entry
+
+    # -- on disk ---------------------------------------------------------------------------
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {"version": FORMAT_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "state":
+                value = value.value
+            elif f.name == "batches":
+                value = [b.to_dict() for b in value]
+            elif f.name == "options":
+                value = asdict(value)
+            elif f.name == "output":
+                value = {"kind": value.kind, "labels": list(value.labels), "schema": value.schema}
+            elif f.name == "skip_reasons":
+                value = {str(k): v for k, v in value.items()}
+            data[f.name] = value
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, raw: bytes, job_id: str, where: str) -> tuple[JobRecord, int]:
+        """The record from a manifest's bytes (and the format it was in), checked as
+        untrusted input: a file that is not a manifest of this job is refused."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise JournalError(f"The manifest {where!r} is unreadable ({exc}); this job cannot be opened.") from None
+        if not isinstance(data, dict):
+            raise JournalError(f"The manifest {where!r} is not a JSON object; this job cannot be opened.")
+        version = data.get("version")
+        if version == 1:
+            data = _migrate_v1(data, where)
+        elif version != FORMAT_VERSION:
+            raise JournalError(
+                f"The manifest {where!r} is in format {version!r}; this batch_magic reads formats 1 "
+                f"to {FORMAT_VERSION}. Upgrade batch_magic to open it."
+            )
+        if data.get("job_id") != job_id:
+            raise JournalError(
+                f"The manifest {where!r} is of job {data.get('job_id')!r}, not of its folder {job_id!r}; "
+                "a journal whose folders were renamed or altered is not opened."
+            )
+        try:
+            output = data["output"]
+            options = data["options"]
+            if not isinstance(output, dict) or not isinstance(options, dict):
+                raise TypeError("output and options must be objects")
+            known = {f.name for f in fields(RequestOptions)}
+            record = cls(
+                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons")},
+                output=OutputSpec(
+                    kind=str(output["kind"]), labels=tuple(output.get("labels") or ()), schema=output.get("schema")
+                ),
+                options=RequestOptions(**{k: v for k, v in options.items() if k in known}),
+                batches=[BatchEntry.from_dict(b, where) for b in data["batches"]],
+                state=JobState(data["state"]),
+                skip_reasons={int(k): str(v) for k, v in (data.get("skip_reasons") or {}).items()},
+            )
+        except JournalError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalError(f"The manifest {where!r} is not understood ({type(exc).__name__}: {exc}).") from None
+        if record.output.kind not in KINDS:
+            raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
+        try:
+            record.options.validate()
+        except PlanError as exc:
+            raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
+        _check_types(
+            where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
+            n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, estimate=dict, usage=dict,
+            row_counts=dict, columns=list,
+        )
+        if not record.out.isidentifier():
+            raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
+        return record, int(version)
+
+
+def _check_types(where: str, obj: Any, **expected: Any) -> None:
+    for name, kind in expected.items():
+        value = getattr(obj, name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise JournalError(f"{where}: {name}={str(value)[:60]!r} is not what a manifest holds there.")
+
+
+def _migrate_v1(old: dict[str, Any], where: str) -> dict[str, Any]:
+    """A format-1 manifest (an untyped dict with the wire params) as a format-2 one."""
+    params = dict(old.get("params") or {})
+    output = old.get("output") or {}
+    system = params.pop("system", None)
+    cache_system = isinstance(system, list)  # cached: [{"type": "text", "text": ..., "cache_control": ...}]
+    if cache_system:
+        system = "".join(block.get("text", "") for block in system if isinstance(block, dict))
+    schema = None
+    config = params.pop("output_config", None)
+    if isinstance(config, dict):
+        schema = (config.get("format") or {}).get("schema")
+    tools = params.pop("tools", None)
+    params.pop("tool_choice", None)
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
+        schema = tools[0].get("input_schema")
+    options = {
+        "model": params.pop("model", None),
+        "max_tokens": params.pop("max_tokens", None),
+        "system": system or None,
+        "temperature": params.pop("temperature", None),
+        "output_schema": schema,
+        "use_tool": tools is not None,
+        "cache_system": cache_system,
+        "extra": params,
+    }
+    states = {"planned": "planned", "in_progress": "running", "done": "done", "canceled": "canceled", "failed": "failed"}
+    state = states.get(old.get("state"))  # type: ignore[arg-type]
+    if state is None:
+        raise JournalError(f"{where}: the job state {old.get('state')!r} is not one batch_magic wrote.")
+    batches = []
+    for b in old.get("batches") or []:
+        if not isinstance(b, dict):
+            raise JournalError(f"{where}: a batch entry is not an object.")
+        entry = {k: b[k] for k in ("n", "attempt", "size", "ids", "batch_id", "adopted", "intent_at",
+                                   "created_at", "expires_at", "ended_at", "counts", "rejected") if k in b}
+        if "range" in b and isinstance(b["range"], list) and len(b["range"]) == 2:
+            entry["first"], entry["stop"] = b["range"]
+        entry["state"] = b.get("state")
+        entry["first_intent_at"] = b.get("intent_at")
+        entry["counts"] = entry.get("counts") or {}
+        batches.append(entry)
+    cancel = bool(old.get("cancel_requested"))
+    live = [b for b in batches if b["state"] in ("pending", "submitting", "in_progress", "canceling")]
+    if state in ("done", "canceled") and live:
+        # Format 1 marked a failed job done when it was re-run, its batches still in
+        # flight: resume it instead (its collected results are kept).
+        state = "failed"
+        old["error"] = old.get("error") or "marked ended with batches still in flight; resumes where it stopped"
+    keep = ("job_id", "fingerprint", "created_at", "out", "template", "id_tag", "chunk_size", "simulated",
+            "n_rows", "n_requests", "n_skipped", "n_deduplicated", "skip_reasons", "estimate", "started_at",
+            "finished_at", "error", "usage", "actual_cost", "row_counts", "columns", "updated_at")
+    new = {k: old[k] for k in keep if k in old and old[k] is not None}
+    new.update(
+        version=FORMAT_VERSION,
+        state=state,
+        options=options,
+        output={"kind": output.get("kind"), "labels": output.get("labels") or [], "schema": output.get("schema")},
+        batches=batches,
+        cancel_requested_at=(old.get("updated_at") or now_iso()) if cancel else None,
+    )
+    new.setdefault("id_tag", "")  # format-1 jobs from before tags: custom_ids without one
+    if state == "failed" and new.get("finished_at") is not None:
+        new["finished_at"] = None  # it has not finished: it resumes
+    return new
 
 
 class JobLock:

@@ -18,8 +18,9 @@ import pandas as pd
 from . import api
 from .errors import BatchMagicError
 from .job import BatchJob, JobSettings, JobStatus, plan_index
-from .journal import Journal
+from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
+from .structured import JSON, LABELS, SCHEMA
 
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = ("errored", "expired", "invalid")
@@ -38,18 +39,20 @@ def retry_failed(
     invalid (None if there are none); its answers are written back into ``df``."""
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     full = jr.resolve(job_id)
-    manifest = jr.read_manifest(full)
-    if manifest.get("state") not in ("done", "canceled"):
-        raise BatchMagicError(
-            f"Job {full} is {manifest.get('state')}; retry its failed rows once it has ended "
-            f"(wait for it: %batch wait {full}, or stop it: %batch cancel {full})."
+    record = jr.read_record(full)
+    if not record.ended:
+        hint = (
+            f"it resumes where it stopped: re-run its cell or %batch attach {full} DF"
+            if record.state is JobState.FAILED
+            else f"wait for it: %batch wait {full}, or stop it: %batch cancel {full}"
         )
-    planned = plan_retry(df, manifest, jr, full)
+        raise BatchMagicError(f"Job {full} is {record.state.value}; retry its failed rows once it has ended ({hint}).")
+    planned = plan_retry(df, record, jr)
     if planned is None:
         return None
-    subset, positions, kwargs = planned
+    subset, positions = planned
     job = api.submit(
-        subset, manifest["template"], **kwargs, force=True, client=client, journal=jr,
+        subset, record.template, **submit_options(record), force=True, client=client, journal=jr,
         settings=settings, start=False,
     )
     job.observe(WriteBack(df, positions, job))
@@ -58,60 +61,46 @@ def retry_failed(
     return job
 
 
-def manifest_kwargs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The submit() options that rebuild a job's requests from its manifest."""
-    params = dict(manifest.get("params") or {})
-    output = manifest.get("output") or {}
+def submit_options(record: JobRecord) -> dict[str, Any]:
+    """The submit() options that ask again exactly what the job asked: its recorded
+    request options and output shape (text, labels, schema or JSON) as given."""
+    o = record.options
     kwargs: dict[str, Any] = {
-        "out": manifest["out"],
-        "model": params.pop("model"),
-        "max_tokens": params.pop("max_tokens"),
-        "chunk_size": manifest.get("chunk_size"),
+        "out": record.out,
+        "model": o.model,
+        "max_tokens": o.max_tokens,
+        "system": o.system,
+        "temperature": o.temperature,
+        "cache_system": o.cache_system,
+        "use_tool": o.use_tool,
+        "extra_params": dict(o.extra),
+        "chunk_size": record.chunk_size,
     }
-    system = params.pop("system", None)
-    if isinstance(system, list):  # cached: [{"type": "text", "text": ..., "cache_control": ...}]
-        kwargs["system"] = "".join(block.get("text", "") for block in system)
-        kwargs["cache_system"] = True
-    elif system:
-        kwargs["system"] = system
-        kwargs["cache_system"] = False
-    if "temperature" in params:
-        kwargs["temperature"] = params.pop("temperature")
-    params.pop("output_config", None)
-    if params.pop("tools", None) is not None:
-        kwargs["use_tool"] = True
-    params.pop("tool_choice", None)
-    kind = output.get("kind")
-    if kind == "labels":
-        kwargs["labels"] = list(output.get("labels") or ())
-    elif kind == "schema" and output.get("schema") is not None:
-        kwargs["schema"] = output["schema"]
-    if params:
-        kwargs["extra_params"] = params
+    spec = record.output
+    if spec.kind == LABELS:
+        kwargs["labels"] = list(spec.labels)
+    elif spec.kind == SCHEMA:
+        kwargs["schema"] = spec  # the spec itself: its schema as the user gave it
+    elif spec.kind == JSON:
+        kwargs["json"] = True
     return kwargs
 
 
-def plan_retry(
-    df: pd.DataFrame, manifest: dict[str, Any], journal: Any, job_id: str
-) -> tuple[pd.DataFrame, Any, dict[str, Any]] | None:
-    """(the failed rows, their positions in ``df``, submit options), or None if none failed."""
-
-    out = manifest["out"]
-    status_col = f"{out}_status"
+def plan_retry(df: pd.DataFrame, record: JobRecord, journal: Journal) -> tuple[pd.DataFrame, Any] | None:
+    """(the failed rows, their positions in ``df``), or None if none failed."""
+    status_col = f"{record.out}_status"
     if status_col not in df.columns:
         # Merge the ended job's results first (from the journal alone: no API call).
-        api.attach(job_id, df, journal=journal).wait()
+        api.attach(record.job_id, df, journal=journal).wait()
     # Rows of df that were part of the job (the DataFrame may have grown since).
-    index = plan_index(journal, job_id, int(manifest["n_rows"]), df)
+    index = plan_index(journal, record.job_id, record.n_rows, df)
     pos, _ = row_positions(df, index)
     in_job = np.ones(len(df), dtype=bool) if pos is None else pos >= 0
     failed = df[status_col].astype("object").isin(RETRY_STATUSES).to_numpy() & in_job
     positions = np.flatnonzero(failed)
     if positions.size == 0:
         return None
-    subset = df.iloc[positions].copy()
-    kwargs = manifest_kwargs(manifest)
-    return subset, positions, kwargs
+    return df.iloc[positions].copy(), positions
 
 
 class WriteBack:
