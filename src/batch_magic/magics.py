@@ -569,6 +569,13 @@ class BatchMagic(Magics, Configurable):
         if frame.empty:
             print(f"No jobs in the journal at {str(self._journal().root)!r} yet.")
             return None
+        failed = frame.loc[frame["state"] == "failed", "job_id"].tolist()
+        if failed:
+            # Failed is not ended: its batches are kept and nothing sent is paid again.
+            print(
+                f"{len(failed)} failed job(s) ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''}) "
+                "resume where they stopped: re-run the cell, or %batch attach JOB DF."
+            )
         return frame
 
     def _cmd_status(self, rest: str) -> None:

@@ -1,0 +1,273 @@
+"""The typed job record: its states and transitions, its round trip through the
+journal, the migration of a format-1 journal, and the bugs an untyped manifest
+caused, reproduced as a user meets them (Python API, simulator over HTTP)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+import batch_magic as bm
+from batch_magic.errors import APIError
+from batch_magic.job import JobSettings
+from batch_magic.journal import (
+    BATCH_TRANSITIONS,
+    FORMAT_VERSION,
+    JOB_TRANSITIONS,
+    BatchState,
+    IllegalTransition,
+    JobState,
+    Journal,
+)
+from batch_magic.simulator import Simulator
+from batch_magic.structured import OutputSpec
+
+FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, create_grace=5.0)
+FIXTURE = Path(__file__).parent / "fixtures" / "journal_v1"
+
+
+@pytest.fixture(scope="module")
+def sim_server():
+    with Simulator(processing_time=0.0, cancel_delay=0.0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_server):
+    sim_server.reset()
+    return sim_server
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return Journal(tmp_path / "journal")
+
+
+def submit(df, template, sim, journal, **kwargs):
+    kwargs.setdefault("settings", FAST)
+    kwargs.setdefault("max_tokens", 40)
+    client = kwargs.pop("client", None) or sim.client(max_retries=0)
+    return bm.submit(df, template, client=client, journal=journal, **kwargs)
+
+
+def creates(sim) -> int:
+    return sum(1 for r in sim.requests if r.endpoint == "create" and r.status == 200)
+
+
+# -- the record itself -------------------------------------------------------------------
+def test_every_state_has_its_moves_in_one_table_and_others_raise():
+    assert set(JOB_TRANSITIONS) == set(JobState)
+    assert set(BATCH_TRANSITIONS) == set(BatchState)
+    assert JOB_TRANSITIONS[JobState.DONE] == frozenset() == JOB_TRANSITIONS[JobState.CANCELED]
+    assert JobState.RUNNING in JOB_TRANSITIONS[JobState.FAILED]  # failed is not ended
+    assert {s.value for s in JobState}.isdisjoint({"in_progress"})  # a job state is not a batch state
+
+
+def test_illegal_transitions_raise(sim, journal):
+    job = submit(pd.DataFrame({"text": ["a"]}), "{{ text }}", sim, journal, start=False)
+    record = job.record
+    with pytest.raises(IllegalTransition, match="planned -> canceled"):
+        record.move_to(JobState.CANCELED)
+    entry = record.batches[0]
+    with pytest.raises(IllegalTransition, match="pending -> ended"):
+        entry.move_to(BatchState.ENDED)
+    record.move_to(JobState.RUNNING)
+    record.move_to(JobState.DONE)
+    with pytest.raises(IllegalTransition):
+        record.move_to(JobState.FAILED)
+
+
+def test_the_record_round_trips_through_a_fresh_journal(sim, journal):
+    sim.configure(error_rates={"overloaded_error": 0.4})
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(30)] + [None]})
+    job = submit(
+        df, "{{ text }}", sim, journal, out="x", labels=["yes", "no"], system="Be brief. " * 500,
+        temperature=0.3, extra_params={"top_k": 4}, chunk_size=7,
+    )
+    job.wait(30)
+    first = job.record
+    again = Journal(journal.root).read_record(job.id)
+    assert again == first
+    assert any(b.ids is not None for b in again.batches)  # retries of scattered requests
+    assert again.options.cache_system and again.options.extra == {"top_k": 4}
+    assert again.output == OutputSpec.from_labels(["yes", "no"]) and again.skip_reasons
+    on_disk = orjson.loads((journal.job_dir(job.id) / "manifest.json").read_bytes())
+    assert on_disk["version"] == FORMAT_VERSION and "params" not in on_disk  # as given, not the wire
+
+
+# -- a journal of the current release -------------------------------------------------------
+def test_a_format_1_journal_opens_migrated_and_merges_without_unpickling(tmp_path):
+    root = tmp_path / "old"
+    shutil.copytree(FIXTURE, root)
+    jr = Journal(root)
+    records = {r.out: r for r in jr.records()}
+    assert set(records) == {"answer", "mood", "info", "js", "tl", "rt", "f", "cx", "pl"}
+    assert records["mood"].output.kind == "labels" and records["mood"].output.labels == ("positive", "negative", "neutral")
+    info = records["info"]
+    assert info.output.kind == "schema" and info.options.cache_system and info.options.system.startswith("You are terse.")
+    assert info.options.output_schema == info.output.json_schema()
+    assert records["js"].output.kind == "json" and records["js"].options.temperature == 0.2
+    tl = records["tl"]
+    assert tl.options.use_tool and tl.options.extra == {"top_k": 5} and tl.output.labels == ("yes", "no")
+    assert any(b.ids for b in records["rt"].batches) and records["rt"].state is JobState.DONE
+    failed = records["f"]
+    assert failed.state is JobState.FAILED and failed.batches[0].state is BatchState.IN_PROGRESS
+    assert records["cx"].state is JobState.CANCELED and records["cx"].cancel_requested_at
+    assert records["pl"].state is JobState.PLANNED
+    # Migrated on first open: rewritten as the current format, the old file kept.
+    folder = jr.job_dir(info.job_id)
+    assert orjson.loads((folder / "manifest.json").read_bytes())["version"] == FORMAT_VERSION
+    assert orjson.loads((folder / "manifest.v1.json").read_bytes())["version"] == 1
+    assert Journal(root).read_record(info.job_id) == info
+    # An ended job merges from the journal alone, by position (its index.pkl untouched).
+    df = pd.DataFrame({"text": ["I love it", "broken on arrival", "fine"]})
+    bm.attach(records["answer"].job_id, df, journal=jr).wait(30)
+    assert (df["answer_status"] == "succeeded").all()
+    assert all(t in a for t, a in zip(df["text"], df["answer"]))
+    assert (jr.job_dir(records["answer"].job_id) / "index.pkl").exists()
+    listed = bm.jobs(jr)
+    assert listed.loc[listed["out"] == "f", "next"].str.contains("resume").all()
+
+
+# -- bug: a failed job could never be resumed --------------------------------------------------
+def test_a_job_that_failed_while_polling_resumes_when_the_cell_is_run_again(sim, journal):
+    sim.configure(processing_time=1.0)
+    df = pd.DataFrame({"text": ["a", "b", "c"]})
+    job = submit(df, "Say {{ text }}", sim, journal, out="x")
+    time.sleep(0.3)
+    sim.add_fault("retrieve", 401, times=1, message="invalid x-api-key")  # the key rejected once
+    with pytest.raises(APIError, match="401"):
+        job.wait(30)
+    assert job.record.state is JobState.FAILED
+    assert job.record.batches[0].state is BatchState.IN_PROGRESS  # its batch is kept
+    listed = bm.jobs(journal)
+    assert listed["state"].tolist() == ["failed"] and "resume" in listed["next"][0]
+    time.sleep(1.0)  # the batch ends on the server meanwhile
+    again = submit(df, "Say {{ text }}", sim, journal, out="x")  # the identical cell, re-run
+    again.wait(30)
+    assert again.id == job.id and again.record.state is JobState.DONE
+    assert (df["x_status"] == "succeeded").all() and df["x"].str.contains("c").iloc[2]
+    assert creates(sim) == 1  # collected, not paid again
+    assert bm.retry_failed(job.id, df, journal=journal, client=sim.client()) is None
+
+
+def test_a_failed_job_resumes_on_attach_too(sim, journal):
+    sim.configure(processing_time=0.5)
+    df = pd.DataFrame({"text": ["a", "b"]})
+    job = submit(df, "{{ text }}", sim, journal, out="x")
+    time.sleep(0.2)
+    sim.add_fault("retrieve", 403, times=1)
+    with pytest.raises(APIError):
+        job.wait(30)
+    resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
+    resumed.wait(30)
+    assert resumed.record.state is JobState.DONE and (df["x_status"] == "succeeded").all()
+    assert creates(sim) == 1
+
+
+def test_a_create_refused_outright_is_sent_once_when_resumed(sim, journal):
+    sim.add_fault("create", 401, times=1)
+    df = pd.DataFrame({"text": ["a", "b"]})
+    job = submit(df, "{{ text }}", sim, journal, out="x")
+    with pytest.raises(APIError, match="refused"):
+        job.wait(30)
+    assert job.record.state is JobState.FAILED and job.record.batches[0].state is BatchState.PENDING
+    submit(df, "{{ text }}", sim, journal, out="x").wait(30)
+    assert (df["x_status"] == "succeeded").all() and len(sim.batch_ids()) == 1
+
+
+def test_the_list_command_shows_failed_jobs_and_how_to_resume(ip_sim, simulator, capsys):
+    simulator.configure(processing_time=0.5)
+    ip_sim.user_ns["df"] = pd.DataFrame({"text": ["a", "b"]})
+    ip_sim.run_cell("%%batch df --out x\n{{ text }}")
+    time.sleep(0.1)
+    simulator.add_fault("retrieve", 401, times=1)
+    job = next(iter(ip_sim.magics_manager.registry["BatchMagic"].registry.values()))
+    with pytest.raises(APIError):
+        job.wait(30)
+    capsys.readouterr()
+    frame = ip_sim.run_line_magic("batch", "list")
+    out = capsys.readouterr().out
+    assert frame["state"].tolist() == ["failed"]
+    assert "resume where they stopped" in out and "%batch attach JOB DF" in out
+
+
+# -- bug: retrying a --json job sent a text job ----------------------------------------------
+def test_retrying_a_json_job_keeps_it_json(sim, journal):
+    def flaky(params):
+        text = params["messages"][-1]["content"]
+        return "sorry, no JSON" if "broken" in text else f'{{"length": {len(text)}}}'
+
+    sim.configure(responder=flaky)
+    df = pd.DataFrame({"text": ["one", "broken two", "three"]})
+    submit(df, "{{ text }}", sim, journal, out="j", json=True).wait(30)
+    assert df["j_status"].tolist() == ["succeeded", "invalid", "succeeded"]
+    sim.configure(responder=lambda params: f'{{"length": {len(params["messages"][-1]["content"])}}}')
+    retry = bm.retry_failed("last", df, client=sim.client(), journal=journal, settings=FAST)
+    assert retry is not None and retry.record.output.kind == "json"
+    retry.wait(30)
+    assert df["j_status"].tolist() == ["succeeded", "succeeded", "succeeded"]
+    assert df["j_length"].tolist() == [3, 10, 5]  # parsed, not raw text
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {},
+        {"labels": ["yes", "no"]},
+        {"schema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}},
+        {"json": True},
+        {"labels": ["yes", "no"], "use_tool": True, "system": "Short. " * 700, "temperature": 0.1,
+         "extra_params": {"top_k": 3}},
+    ],
+    ids=["text", "labels", "schema", "json", "tool-cached-extra"],
+)
+def test_a_retry_asks_exactly_what_the_job_asked(sim, journal, shape):
+    sim.configure(error_rates={"overloaded_error": 0.5})
+    once = replace(FAST, max_attempts=1)
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(40)]})
+    first = submit(df, "{{ text }}", sim, journal, out="x", settings=once, **shape)
+    first.wait(30)
+    sim.configure(error_rates={})
+    retry = bm.retry_failed(first.id, df, client=sim.client(), journal=journal, settings=FAST, start=False)
+    assert retry is not None
+    assert retry.record.output == first.record.output
+    assert retry.record.options == first.record.options
+    assert retry.record.template == first.record.template and retry.record.out == "x"
+    retry.start()
+    retry.wait(30)
+    assert not (df["x_status"] == "errored").any()  # the simulated model's free text may be invalid JSON
+
+
+# -- bug: a create that lands late was paid twice --------------------------------------------
+def test_a_create_that_lands_after_the_client_gave_up_is_adopted_not_sent_again(sim, journal):
+    sim.add_fault("create", None, delay=1.5, times=1)  # the server is slow; the client times out
+    df = pd.DataFrame({"text": ["p", "q", "r"]})
+    job = submit(df, "{{ text }}", sim, journal, client=sim.client(max_retries=0, timeout=0.5))
+    job.wait(30)
+    assert len(sim.batch_ids()) == 1  # one batch paid for
+    assert job.record.batches[0].adopted and job.record.batches[0].batch_id == sim.batch_ids()[0]
+    assert (df["answer_status"] == "succeeded").all()
+    lists = [r for r in sim.requests if r.endpoint == "list"]
+    assert len(lists) >= 2  # looked for it more than once before it appeared
+
+
+def test_a_late_copy_after_the_grace_period_is_canceled_at_once_and_recorded(sim, journal):
+    sim.configure(processing_time=4.0)
+    sim.add_fault("create", None, delay=2.0, times=1)
+    short = replace(FAST, create_grace=0.5)
+    df = pd.DataFrame({"text": ["p", "q", "r"]})
+    job = submit(df, "{{ text }}", sim, journal, settings=short, client=sim.client(max_retries=0, timeout=0.3))
+    job.wait(30)
+    entry = job.record.batches[0]
+    assert len(sim.batch_ids()) == 2 and len(entry.duplicates) == 1
+    late = entry.duplicates[0]
+    assert late != entry.batch_id and sim.batch(late)["cancel_initiated_at"] is not None
+    assert (df["answer_status"] == "succeeded").all()
+    assert late in journal.claimed_batch_ids()  # no other job adopts it
