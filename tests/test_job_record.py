@@ -271,3 +271,16 @@ def test_a_late_copy_after_the_grace_period_is_canceled_at_once_and_recorded(sim
     assert late != entry.batch_id and sim.batch(late)["cancel_initiated_at"] is not None
     assert (df["answer_status"] == "succeeded").all()
     assert late in journal.claimed_batch_ids()  # no other job adopts it
+
+
+def test_the_architecture_doc_lists_every_transition_and_no_other():
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    jobs_part, batches_part = doc.split("| job state | moves to |")[1].split("| batch state | moves to |")
+    for table, enum, part in ((JOB_TRANSITIONS, JobState, jobs_part), (BATCH_TRANSITIONS, BatchState, batches_part)):
+        for state in enum:
+            row = re.search(rf"^\| `{state.value}` \| (.*) \|$", part, re.M)
+            assert row, f"no row for {state.value}"
+            named = set(re.findall(r"`(\w+)`", row.group(1)))
+            assert named == {s.value for s in table[state]}, (state, named)
