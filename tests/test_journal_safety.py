@@ -309,3 +309,49 @@ def test_a_job_id_with_a_path_in_it_is_refused(tmp_path):
     for bad in ("../x", "/etc", "a/../../b"):
         with pytest.raises(JournalError):
             jr.job_dir(bad)
+
+
+# -- through a real kernel restart ------------------------------------------------------------
+FRAME = """\
+import pandas as pd
+when = pd.DatetimeIndex(["2024-03-01 09:00", "2024-03-01 09:00", "2024-07-01 18:30", "2024-07-01 18:30"]).tz_localize("America/New_York")
+kind = pd.CategoricalIndex(["bug", "ask", "bug", "ask"], categories=["ask", "bug", "spam"], ordered=True)
+df = pd.DataFrame({"review": ["alpha one", "bravo two", "charlie three", "delta four"]},
+                  index=pd.MultiIndex.from_arrays([when, kind], names=["when", "kind"]))
+"""
+
+
+@pytest.fixture(scope="module")
+def kernelspecs(tmp_path_factory):
+    from test_kernel_e2e import kernelspecs as make_specs
+
+    return make_specs.__wrapped__(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_a_tz_categorical_multiindex_survives_a_kernel_restart(tmp_path, kernelspecs):
+    from test_kernel_e2e import WAIT_CELL, Kernel, kernel_env
+
+    specs = kernelspecs
+    with Simulator(processing_time=0.2) as sim:
+        env = kernel_env(sim, tmp_path / "journal")
+        with Kernel(specs, tmp_path, env) as k:
+            k.run("%load_ext batch_magic")
+            k.run(FRAME)
+            k.run("%%batch df --out x\nSummarise: {{ review }}")
+            cell, _ = k.run(WAIT_CELL)
+            assert "STATE done True" in k.text(cell), k.text(cell)
+        with Kernel(specs, tmp_path, env) as k:
+            k.run("%load_ext batch_magic")
+            k.run(FRAME + "later = df.iloc[[3, 0, 2]].copy()")
+            k.run("%batch attach last later")
+            k.run(WAIT_CELL)
+            cell, _ = k.run(
+                "import batch_magic\n"
+                "alone = batch_magic.attach('last').wait()\n"
+                "pd.testing.assert_index_equal(alone.index, df.index, exact=True)\n"
+                "print('ALIGNED', all(r.split()[-1] in a for r, a in zip(later['review'], later['x'])),"
+                " later['x_status'].tolist())"
+            )
+            assert "ALIGNED True ['succeeded', 'succeeded', 'succeeded']" in k.text(cell), k.text(cell)
+    assert not list((tmp_path / "journal").rglob("*.pkl"))
