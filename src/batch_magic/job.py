@@ -392,7 +392,11 @@ class BatchJob:
             # A create was sent and its answer never seen: the batch may exist, or may
             # still appear. Look for it before every re-send, and send again only once
             # it has stayed away for the whole grace period.
-            found = await asyncio.to_thread(self._find_orphan, entry)
+            try:
+                found = await asyncio.to_thread(self._find_orphan, entry)
+            except Exception as exc:  # not looked: not sent either; next round
+                self._set(reconnecting=True, message=f"listing batches failed ({describe_error(exc)}); trying again")
+                return False
             if found is not None:
                 self._record_created(entry, found, adopted=True)
                 return True
@@ -433,7 +437,7 @@ class BatchJob:
                     # It may have been created all the same: no re-send before the grace.
                     entry.unsure_at = now_iso()
                     self._save()
-                    found = await asyncio.to_thread(self._find_orphan, entry)
+                    found = await asyncio.to_thread(self._find_orphan_or_none, entry)
                     if found is not None:
                         self._record_created(entry, found, adopted=True)
                         return True
@@ -453,20 +457,24 @@ class BatchJob:
             return True
 
     def _find_orphan(self, entry: BatchEntry) -> BatchInfo | None:
-        """A batch the server has that matches an unanswered create of ours."""
+        """A batch the server has that matches an unanswered create of ours (raises
+        if the list cannot be read: then nobody knows, and nothing is sent)."""
         assert self.client is not None
         since = (epoch(entry.first_intent_at or entry.intent_at) or 0) - 300
         claimed = self.journal.claimed_batch_ids() | self.record.batch_ids
-        try:
-            recent = self.client.recent_batches(limit=100)
-        except Exception:
-            return None
+        recent = self.client.recent_batches(limit=100)
         # Oldest first: the earliest create that landed is the one to keep.
         for info in sorted(recent, key=lambda i: epoch(i.created_at) or 0):
             created = epoch(info.created_at) or 0
             if info.id not in claimed and created >= since and info.total == entry.size:
                 return info
         return None
+
+    def _find_orphan_or_none(self, entry: BatchEntry) -> BatchInfo | None:
+        try:
+            return self._find_orphan(entry)
+        except Exception:
+            return None
 
     async def _watch_duplicates(self) -> None:
         """Cancel at once a late copy of a create that was sent again after its answer
@@ -476,14 +484,15 @@ class BatchJob:
             b for b in self.record.batches
             if b.unsure_at and b.batch_id and b.state in (BatchState.IN_PROGRESS, BatchState.CANCELING)
         ]
-        if not unsure:
+        if not unsure or self.record.batches_in(BatchState.SUBMITTING):
+            # An unclaimed batch may then be that create's, to adopt, not to cancel.
             return
         now = time.monotonic()
         if now - self._last_listing < self._listing_interval():
             return
         self._last_listing = now
         for entry in unsure:
-            found = await asyncio.to_thread(self._find_orphan, entry)
+            found = await asyncio.to_thread(self._find_orphan_or_none, entry)
             if found is None:
                 continue
             with contextlib.suppress(Exception):
@@ -618,7 +627,7 @@ class BatchJob:
         for entry in record.batches:
             if entry.state is BatchState.SUBMITTING:
                 # Its create may have reached the server: cancel that batch too if so.
-                found = await asyncio.to_thread(self._find_orphan, entry)
+                found = await asyncio.to_thread(self._find_orphan_or_none, entry)
                 if found is not None:
                     self._record_created(entry, found, adopted=True)
             if entry.state in (BatchState.PENDING, BatchState.SUBMITTING):
