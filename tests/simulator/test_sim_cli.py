@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,31 +12,10 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from sim_helpers import Cli
 
 SCRIPT = Path(__file__).with_name("sdk_only_script.py")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Cli:
-    """A simulator process started with ``python -m batch_magic.simulator``."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batch_magic.simulator", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.banner = [self.proc.stdout.readline() for _ in range(4)]
-        m = re.search(r"http://127\.0\.0\.1:\d+", self.banner[0])
-        assert m, self.banner
-        self.url = m.group(0)
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=10)
-        return self.proc.returncode, out, err
 
 
 @pytest.fixture
