@@ -405,3 +405,9 @@ def test_a_batch_request_the_version_or_model_rejects_is_an_errored_result(v2023
     old = run_batch(v2023, requests)
     assert old["temperature"]["type"] == "succeeded"
     assert old["budget"]["type"] == "errored" and old["retired"]["type"] == "errored"
+
+
+def test_output_that_reaches_the_context_window_stops_there(v2026: Api) -> None:
+    answer = v2026.ok("claude-haiku-4-5", text="x" * 799_960, max_tokens=500)  # 199,990 of 200,000 tokens
+    assert answer["stop_reason"] == "model_context_window_exceeded"
+    assert answer["usage"]["output_tokens"] == 10
