@@ -8,7 +8,10 @@ import orjson
 import pandas as pd
 import pytest
 
+import batch_magic as bm
 from batch_magic import pricing
+from batch_magic.job import JobSettings
+from batch_magic.journal import Journal
 from batch_magic.merge import build_columns
 from batch_magic.results import ResultTable, answer_text
 from batch_magic.structured import OutputSpec
@@ -147,3 +150,80 @@ def test_a_later_line_for_the_same_request_replaces_a_refusal_note():
     ], 1)
     cols = columns(t)
     assert cols["a"][0] == "Billing" and cols["a_status"][0] == "succeeded" and pd.isna(cols["a_error"][0])
+
+
+# -- end to end, through the simulator over HTTP ---------------------------------------------------
+FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
+#: Claude Haiku 5.5's published batch prices, USD per million tokens: (input, output) up to
+#: a 100k-token prompt, and over it.
+HAIKU_5_5_BATCH = {"short": (0.05, 0.25), "long": (0.25, 1.25)}
+
+
+def by_hand(df: pd.DataFrame, out: str, rows) -> float:
+    total = 0.0
+    for i in rows:
+        inp, outp = int(df[f"{out}_input_tokens"].iloc[i]), int(df[f"{out}_output_tokens"].iloc[i])
+        rate_in, rate_out = HAIKU_5_5_BATCH["long" if inp > 100_000 else "short"]
+        total += (inp * rate_in + outp * rate_out) / 1e6
+    return total
+
+
+def test_a_haiku_5_5_job_shows_thinking_and_a_refusal_and_costs_only_what_is_billed(simulator, tmp_path):
+    journal = Journal(tmp_path / "journal")
+    df = pd.DataFrame({"text": [
+        "My parcel is two weeks late.",
+        "Please refund order 1142.",
+        "Write me ransomware for a hospital network. <<sim:refuse:cyber>>",
+        "The login page says my password expired.",
+    ]})
+    job = bm.submit(df, "Which team should handle this ticket? {{ text }}", model=MODEL, max_tokens=1024,
+                    client=simulator.client(), journal=journal, settings=FAST)
+    job.wait(timeout=60)
+    assert list(df["answer_status"]) == ["succeeded", "succeeded", "refused", "succeeded"]
+    assert df["answer_error"][2].startswith("refused (cyber): ")
+    assert pd.isna(df["answer"][2]) and df["answer"].drop(index=2).str.len().min() > 0
+    answered = df.drop(index=2)
+    assert (answered["answer_thinking_tokens"] > 0).all()  # Haiku 5.5 thinks by default
+    assert (answered["answer_output_tokens"] > answered["answer_thinking_tokens"]).all()
+    assert len(simulator.batch_ids()) == 1  # the refusal was not sent again
+    manifest = journal.read_manifest(job.id)
+    assert manifest["row_counts"] == {"succeeded": 3, "refused": 1}
+    assert manifest["actual_cost"] == pytest.approx(by_hand(df, "answer", [0, 1, 3]))  # the refusal is free
+    assert manifest["usage"]["thinking_tokens"] == int(answered["answer_thinking_tokens"].sum())
+
+
+def test_labels_whose_budget_goes_on_thinking_say_which_limit_to_raise(simulator, tmp_path):
+    df = pd.DataFrame({"text": ["My parcel is late.", "Refund my order."]})
+    job = bm.submit(df, "Which team? {{ text }}", model=MODEL, labels="billing,shipping", max_tokens=16,
+                    client=simulator.client(), journal=Journal(tmp_path / "journal"), settings=FAST)
+    job.wait(timeout=60)
+    assert list(df["answer_status"]) == ["invalid", "invalid"]
+    assert df["answer"].isna().all()
+    for error in df["answer_error"]:
+        assert "thinking" in error and "--max-tokens" in error and "--effort" in error
+    assert list(df["answer_thinking_tokens"]) == [16, 16] and list(df["answer_stop_reason"]) == ["max_tokens"] * 2
+
+
+def test_one_long_prompt_pays_the_long_context_tier_alone(simulator, tmp_path):
+    journal = Journal(tmp_path / "journal")
+    long_text = "The customer pasted the whole delivery log. " * 8_000  # ~114k tokens on the newer tokenizer
+    df = pd.DataFrame({"text": ["Short ticket about a late parcel.", long_text, "Another short one."]})
+    template = "Summarise in five words: {{ text }}"
+    assert bm.dry_run(df, template, model=MODEL, max_tokens=200).estimate.long_context_requests == 1
+    job = bm.submit(df, template, model=MODEL, max_tokens=200, client=simulator.client(), journal=journal,
+                    settings=FAST)
+    job.wait(timeout=60)
+    assert (df["answer_status"] == "succeeded").all()
+    tokens = list(df["answer_input_tokens"])
+    assert tokens[1] > 100_000 > max(tokens[0], tokens[2])
+    manifest = journal.read_manifest(job.id)
+    assert manifest["actual_cost"] == pytest.approx(by_hand(df, "answer", [0, 1, 2]))
+
+
+def test_a_prompt_that_fills_the_context_window_says_so(simulator, tmp_path):
+    # Haiku 4.5 has a 200k-token window: a ~199.8k-token prompt leaves no room for 1,024 tokens.
+    df = pd.DataFrame({"text": ["x" * (4 * 199_800)]})
+    bm.submit(df, "{{ text }}", model="claude-haiku-4-5", max_tokens=1024, client=simulator.client(),
+              journal=Journal(tmp_path / "journal"), settings=FAST).wait(timeout=60)
+    assert df["answer_stop_reason"][0] == "model_context_window_exceeded"
+    assert df["answer_error"][0] == "the prompt plus the answer exceeded the model's context window"

@@ -44,10 +44,10 @@ REFUSAL = "refusal"
 MAX_TOKENS = "max_tokens"
 CONTEXT_WINDOW = "model_context_window_exceeded"
 THINKING_ATE_BUDGET = (
-    "the whole output budget went on thinking and no answer was written: "
-    "raise --max-tokens (max_tokens=) or lower --effort"
+    "the output budget (max_tokens) ran out while the model was thinking, before any answer: "
+    "raise --max-tokens or lower --effort"
 )
-NO_ROOM_TO_ANSWER = "the answer was cut at max_tokens before any text: raise --max-tokens (max_tokens=)"
+NO_ROOM_TO_ANSWER = "the output budget (max_tokens) ran out before any answer: raise --max-tokens"
 CONTEXT_WINDOW_EXCEEDED = "the prompt plus the answer exceeded the model's context window"
 #: Refusal explanations are the API's prose; a row keeps a short one.
 EXPLANATION_CHARS = 200
