@@ -88,14 +88,14 @@ def test_the_record_round_trips_through_a_fresh_journal(sim, journal):
     df = pd.DataFrame({"text": [f"row {i}" for i in range(30)] + [None]})
     job = submit(
         df, "{{ text }}", sim, journal, out="x", labels=["yes", "no"], system="Be brief. " * 500,
-        temperature=0.3, extra_params={"top_k": 4}, chunk_size=7,
+        extra_params={"stop_sequences": ["###"]}, chunk_size=7,
     )
     job.wait(30)
     first = job.record
     again = Journal(journal.root).read_record(job.id)
     assert again == first
     assert any(b.ids is not None for b in again.batches)  # retries of scattered requests
-    assert again.options.cache_system and again.options.extra == {"top_k": 4}
+    assert again.options.cache_system and again.options.extra == {"stop_sequences": ["###"]}
     assert again.output == OutputSpec.from_labels(["yes", "no"]) and again.skip_reasons
     on_disk = orjson.loads((journal.job_dir(job.id) / "manifest.json").read_bytes())
     assert on_disk["version"] == FORMAT_VERSION and "params" not in on_disk  # as given, not the wire
@@ -223,8 +223,8 @@ def test_retrying_a_json_job_keeps_it_json(sim, journal):
         {"labels": ["yes", "no"]},
         {"schema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}},
         {"json": True},
-        {"labels": ["yes", "no"], "use_tool": True, "system": "Short. " * 700, "temperature": 0.1,
-         "extra_params": {"top_k": 3}},
+        {"labels": ["yes", "no"], "use_tool": True, "system": "Short. " * 700,
+         "extra_params": {"stop_sequences": ["###"]}},
     ],
     ids=["text", "labels", "schema", "json", "tool-cached-extra"],
 )

@@ -685,7 +685,7 @@ class BatchJob:
         columns = build_columns(record.out, self.spec, table, rows, record.skip_reasons)
         usage = table.usage_totals()
         record.usage = dict(usage)
-        record.actual_cost = pricing.actual_cost(record.options.model, usage)
+        record.actual_cost = pricing.actual_cost(record.options.model, table.billed_usage())
         target = self.df
         try:
             index = plan_index(self.journal, self.id, len(rows), target)
