@@ -186,10 +186,10 @@ def test_a_haiku_5_5_job_shows_thinking_and_a_refusal_and_costs_only_what_is_bil
     assert (answered["answer_thinking_tokens"] > 0).all()  # Haiku 5.5 thinks by default
     assert (answered["answer_output_tokens"] > answered["answer_thinking_tokens"]).all()
     assert len(simulator.batch_ids()) == 1  # the refusal was not sent again
-    manifest = journal.read_manifest(job.id)
-    assert manifest["row_counts"] == {"succeeded": 3, "refused": 1}
-    assert manifest["actual_cost"] == pytest.approx(by_hand(df, "answer", [0, 1, 3]))  # the refusal is free
-    assert manifest["usage"]["thinking_tokens"] == int(answered["answer_thinking_tokens"].sum())
+    record = journal.read_record(job.id)
+    assert record.row_counts == {"succeeded": 3, "refused": 1}
+    assert record.actual_cost == pytest.approx(by_hand(df, "answer", [0, 1, 3]))  # the refusal is free
+    assert record.usage["thinking_tokens"] == int(answered["answer_thinking_tokens"].sum())
 
 
 def test_labels_whose_budget_goes_on_thinking_say_which_limit_to_raise(simulator, tmp_path):
@@ -216,8 +216,8 @@ def test_one_long_prompt_pays_the_long_context_tier_alone(simulator, tmp_path):
     assert (df["answer_status"] == "succeeded").all()
     tokens = list(df["answer_input_tokens"])
     assert tokens[1] > 100_000 > max(tokens[0], tokens[2])
-    manifest = journal.read_manifest(job.id)
-    assert manifest["actual_cost"] == pytest.approx(by_hand(df, "answer", [0, 1, 2]))
+    record = journal.read_record(job.id)
+    assert record.actual_cost == pytest.approx(by_hand(df, "answer", [0, 1, 2]))
 
 
 def test_a_prompt_that_fills_the_context_window_says_so(simulator, tmp_path):
