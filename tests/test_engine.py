@@ -245,7 +245,10 @@ def test_journal_is_private_and_holds_no_key(sim, tmp_path):
     root = tmp_path / "deep" / "journal"
     df = pd.DataFrame({"text": ["a", "b"]})
     client = sim.client(api_key="sk-secret-key-123")
-    bm.submit(df, "{{ text }}", client=client, journal=root, settings=FAST).wait(30)
+    job = bm.submit(df, "{{ text }}", client=client, journal=root, settings=FAST)
+    job.wait(30)
+    # Where it was sent is recorded (the base URL), the key never.
+    assert job.manifest["sent_to"] == {"base_url": sim.url, "simulator": True, "builtin": True}
     for path in [root, *root.rglob("*")]:
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import pricing
 from .client import BatchClient, make_sdk_client
+from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, PlanError
 from .job import BatchJob, JobSettings, live_job
 from .journal import FORMAT_VERSION, Journal, now_iso
@@ -230,7 +231,9 @@ def submit(
         if max_cost is not None:
             check_budget(prepared.estimate, max_cost)
         batch_client = _client(client)  # fails here, before anything is written, without a key
-        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator)
+        job_id = create_job(
+            jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=Destination.of(batch_client)
+        )
     else:
         job_id = existing
         running = live_job(jr, job_id)
@@ -240,8 +243,9 @@ def submit(
             if wait:
                 running.wait()
             return running
-        if jr.read_manifest(job_id).get("state") not in ("done", "canceled"):
-            batch_client = _client(client)
+        manifest = jr.read_manifest(job_id)
+        if manifest.get("state") not in ("done", "canceled"):
+            batch_client = client_for_job(job_id, manifest, client)
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
     )
@@ -413,7 +417,9 @@ def _job_fingerprint(prepared: Prepared) -> str:
     return hashlib.sha256(prepared.plan.fingerprint.encode() + extra).hexdigest()
 
 
-def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: bool) -> str:
+def create_job(
+    jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: bool, sent_to: Destination | None = None
+) -> str:
     """Write a new job to the journal (plan data first, manifest last)."""
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
@@ -435,6 +441,8 @@ def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: 
         "id_tag": new_id_tag(),
         "chunk_size": prepared.chunk_size or 100_000,
         "simulated": simulated,
+        # Where the batches go (never the key): after a restart, says where to find them.
+        "sent_to": sent_to.as_dict() if sent_to is not None else None,
         "n_rows": plan.n_rows,
         "n_requests": plan.n_requests,
         "n_skipped": plan.n_skipped,
@@ -471,8 +479,9 @@ def attach(
         if df is not None:
             running.df = df
         return running
-    state = jr.read_manifest(full_id).get("state")
-    batch_client = None if state in ("done", "canceled") else _client(client)
+    manifest = jr.read_manifest(full_id)
+    ended = manifest.get("state") in ("done", "canceled")
+    batch_client = None if ended else client_for_job(full_id, manifest, client)
     job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
     if start:
         job.start()

@@ -29,12 +29,13 @@ import pandas as pd
 
 from . import pricing
 from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
+from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError
 from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import FINAL_STATES, JobStatus, epoch
+from .status import ENDED_STATES, FINAL_STATES, JobStatus, epoch
 from .structured import OutputSpec
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
@@ -141,7 +142,7 @@ class BatchJob:
         """Drive the job in the background; returns at once."""
         if self.done or self._task is not None or self._thread is not None:
             return self
-        if self.manifest["state"] in FINAL_STATES:
+        if self.manifest["state"] in ENDED_STATES:
             # Everything is in the journal already: merge now, no API call.
             try:
                 self._merge_now()
@@ -256,7 +257,7 @@ class BatchJob:
         self._set(message="driven elsewhere; following its journal")
         while True:
             manifest = await asyncio.to_thread(self.journal.read_manifest, self.id)
-            if manifest["state"] in FINAL_STATES:
+            if manifest["state"] in ENDED_STATES:
                 self.manifest = manifest
                 self._table = None
                 await self._merge()
@@ -278,11 +279,17 @@ class BatchJob:
             await self._sleep(max(1.0, self.settings.poll_min))
 
     async def _run_locked(self) -> None:
-        if self.manifest["state"] in FINAL_STATES:
+        if self.manifest["state"] in ENDED_STATES:
             await self._merge()
             return
         if self.client is None:
             raise BatchMagicError("This job needs an API client to go on; attach it with one.")
+        if self.manifest["state"] == "failed":
+            # Failed is not ended: go on from what the journal holds (never merge it as done).
+            self.manifest.pop("error", None)
+            self.manifest["state"] = "in_progress" if self.manifest.get("started_at") else "planned"
+            self._save()
+            self._set(state=self.manifest["state"], error=None, message="resuming after a failure")
         self._table = await asyncio.to_thread(self._load_table)
         poll_wait = self.settings.poll_min
         while True:
@@ -456,6 +463,8 @@ class BatchJob:
         try:
             info = await asyncio.to_thread(self.client.retrieve, entry["batch_id"])
         except Exception as exc:
+            if getattr(exc, "status_code", None) == 404:
+                raise APIError(batch_gone_message(self.manifest, entry["batch_id"])) from None
             if not _is_transient(exc):
                 raise APIError(f"Polling batch {entry['batch_id']} failed: {describe_error(exc)}") from None
             self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
@@ -493,6 +502,8 @@ class BatchJob:
                         raise ConnectionError(f"download cut short: {lines} of {entry['size']} results")
                 break
             except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    raise APIError(batch_gone_message(self.manifest, batch_id)) from None
                 if not (_is_transient(exc) or isinstance(exc, ValueError)):
                     raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
                 self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments as ma
@@ -61,8 +62,10 @@ Line commands (``%batch ...``):
   %batch cancel JOB                cancel the batches still running
   %batch retry JOB [DF] [--wait]   send again only the rows that errored, expired or
                                    were invalid; their columns are updated in place
-  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...]
-  %batch simulator stop            an in-process Batches API simulator for this session
+  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...] [--state DIR]
+  %batch simulator stop            an in-process Batches API simulator for this session; it
+                                   keeps its batches in DIR (default: the journal folder's
+                                   simulator/), so they outlive a kernel restart
 
 JOB is a job id, a unique prefix of one, or ``last``.
 Defaults: ``%config BatchMagic`` lists them; ``[tool.batch_magic]`` in
@@ -165,6 +168,8 @@ class BatchMagic(Magics, Configurable):
         self.registry: dict[str, BatchJob] = {}
         self.views: dict[str, JobPanel | TextStatus] = {}
         self.simulator: Any = None
+        #: The folder the session's simulator keeps its batches in.
+        self.simulator_state: Path | None = None
         self._sim_client: Any = None
 
     # ======================================================================
@@ -264,10 +269,18 @@ class BatchMagic(Magics, Configurable):
 
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
         _check_accepts(api.submit, kwargs)
+        earlier = set() if args.force else set(self._journal().job_ids())
         job = api.submit(
             df, template, **kwargs, force=args.force, max_cost=max_cost,
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
+        if job.id in earlier:  # the same cell again: its job, not a new one
+            from .panel import state_word
+
+            print(
+                f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
+                "nothing was sent again (--force sends it again)."
+            )
         self.registry[job.id] = job  # a re-run cell's live job comes back from submit itself
         self._run(job, wait=args.wait)
         return None
@@ -691,6 +704,7 @@ class BatchMagic(Magics, Configurable):
         p.add_argument("action", choices=("start", "stop", "status"))
         p.add_argument("--processing-time", type=float, default=None, metavar="S")
         p.add_argument("--error-rate", action="append", default=[], metavar="CATEGORY=F")
+        p.add_argument("--state", metavar="DIR", default=None)
         args = p.parse_argstring(rest)
         if args.action == "stop":
             self.stop_simulator()
@@ -707,20 +721,32 @@ class BatchMagic(Magics, Configurable):
                 sep = ""
             if not sep or not cat.strip():
                 raise UsageError(f"--error-rate {item}: write CATEGORY=FRACTION, e.g. --error-rate overloaded_error=0.1")
-        self.start_simulator(processing_time=args.processing_time, error_rates=rates)
+        self.start_simulator(processing_time=args.processing_time, error_rates=rates, state_dir=args.state)
         print(
             f"Simulator running at {self.simulator.url}: jobs of this session go there "
-            "(SIMULATED; no key, no cost). %batch simulator stop ends it."
+            f"(SIMULATED; no key, no cost). It keeps its batches in {str(self.simulator_state)!r}, "
+            "so after a kernel restart `%batch simulator start` finds them again. "
+            "%batch simulator stop ends it."
         )
 
     # -- the embedded simulator -------------------------------------------------
-    def start_simulator(self, *, processing_time: float | None = None, error_rates: dict[str, float] | None = None) -> Any:
+    def start_simulator(
+        self,
+        *,
+        processing_time: float | None = None,
+        error_rates: dict[str, float] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> Any:
+        """Start this session's simulator. Its batches are kept in ``state_dir`` (default:
+        ``simulator/`` in the journal folder), so a kernel restart does not lose them."""
         try:
             from .simulator import Simulator
         except ImportError as exc:
             raise UsageError(f"The simulator is not available: {exc}") from None
         self.stop_simulator(quiet=True)
-        kwargs: dict[str, Any] = {}
+        state = Path(state_dir) if state_dir is not None else self._journal().root / "simulator"
+        _private_dirs(state)  # it keeps the prompts, the user's data, as the journal does
+        kwargs: dict[str, Any] = {"state_dir": state}
         params = inspect.signature(Simulator).parameters
         if processing_time is not None:
             kwargs["processing_time"] = processing_time
@@ -733,6 +759,7 @@ class BatchMagic(Magics, Configurable):
             raise UsageError(f"The simulator refused these options: {exc}") from None
         sim.start()
         self.simulator = sim
+        self.simulator_state = state
         self._sim_client = None
         return sim
 
@@ -746,6 +773,13 @@ class BatchMagic(Magics, Configurable):
         sim.stop()
         if not quiet:
             print("Simulator stopped.")
+
+
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each readable by the owner only."""
+    for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _check_accepts(func: Any, kwargs: dict[str, Any]) -> None:

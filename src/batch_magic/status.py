@@ -17,6 +17,9 @@ STATES = (
     "merging", "done", "canceling", "canceled", "failed",
 )
 FINAL_STATES = frozenset({"done", "canceled", "failed"})
+#: States whose results are all in the journal (failed is final for a display, but a
+#: failed job resumes when it is attached or its cell runs again).
+ENDED_STATES = frozenset({"done", "canceled"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""Where a job's batches were sent, and what to say when that server is not at hand.
+
+A job records the server it sent its batches to (the base URL, and whether it
+was a simulator, built into the notebook's process or not) in its manifest,
+never the key. After a kernel restart that record turns "No API key" or
+"404 not found" into a message that names the server and what to do: start
+the simulator again, set the key, or send the job again with ``--force``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .client import BatchClient, make_sdk_client
+from .errors import ConfigError, MissingAPIKeyError
+
+#: The manifest key of the record.
+MANIFEST_KEY = "sent_to"
+
+
+def _without_credentials(url: str) -> str:
+    """The URL without any ``user:password@`` part (nothing secret is written down)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A server batches go to: the real API, a simulator server, or the built-in simulator."""
+
+    base_url: str
+    simulator: bool
+    #: A simulator running inside the notebook's own process (``%batch simulator start``).
+    builtin: bool = False
+
+    @classmethod
+    def of(cls, client: BatchClient) -> Destination:
+        from .simulator import is_simulator_url
+
+        simulated = client.is_simulator
+        return cls(
+            base_url=_without_credentials(client.base_url),
+            simulator=simulated,
+            builtin=simulated and is_simulator_url(client.base_url),
+        )
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Destination | None:
+        record = manifest.get(MANIFEST_KEY)
+        if not isinstance(record, dict) or not record.get("base_url"):
+            return None
+        return cls(str(record["base_url"]), bool(record.get("simulator")), bool(record.get("builtin")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "simulator": self.simulator, "builtin": self.builtin}
+
+    def describe(self) -> str:
+        if self.builtin:
+            return f"the built-in simulator at {self.base_url}"
+        if self.simulator:
+            return f"a simulator server at {self.base_url}"
+        return f"the real API at {self.base_url}"
+
+    def how_to_reach(self) -> str:
+        """What a person does to talk to this server again."""
+        if self.builtin:
+            return (
+                "start it again with `%batch simulator start` (it keeps its batches in the "
+                "journal folder)"
+            )
+        if self.simulator:
+            return (
+                "start that simulator again (`python -m batch_magic.simulator --state DIR`) and point "
+                "this session at it (ANTHROPIC_BASE_URL=<its URL>, ANTHROPIC_API_KEY=sk-sim-anything), "
+                "or use the built-in one: `%batch simulator start`"
+            )
+        return (
+            "set the API key it was sent with: import os; os.environ['ANTHROPIC_API_KEY'] = 'sk-ant-...' "
+            "(and stop any simulator of this session: `%batch simulator stop`)"
+        )
+
+
+def client_for_job(job_id: str, manifest: dict[str, Any], client: Any | None) -> BatchClient:
+    """The client to go on with job ``job_id``, or an error that says where it was sent and what to do.
+
+    A simulated job is never continued on the real API (which never saw its
+    batches), nor a real job on a simulator. A simulator's port may change
+    between sessions: any simulator will do for a simulated job.
+    """
+    sent_to = Destination.from_manifest(manifest)
+    try:
+        batch_client = client if isinstance(client, BatchClient) else BatchClient(
+            client if client is not None else make_sdk_client()
+        )
+    except MissingAPIKeyError:
+        if sent_to is None:
+            raise
+        raise MissingAPIKeyError(
+            f"Job {job_id} was sent to {sent_to.describe()}, which this session cannot reach: "
+            f"{sent_to.how_to_reach()}. Then run this again."
+        ) from None
+    if sent_to is not None and sent_to.simulator != batch_client.is_simulator:
+        here = Destination.of(batch_client)
+        raise ConfigError(
+            f"Job {job_id} was sent to {sent_to.describe()}, but this session talks to "
+            f"{here.describe()}, which never saw its batches. To go on with it, "
+            f"{sent_to.how_to_reach()}; then run this again."
+        )
+    return batch_client
+
+
+def batch_gone_message(manifest: dict[str, Any], batch_id: str) -> str:
+    """The server answered 404 for a batch the job created there."""
+    sent_to = Destination.from_manifest(manifest)
+    where = sent_to.describe() if sent_to is not None else "the server it was sent to"
+    if sent_to is not None and sent_to.simulator:
+        why = "a simulator started afresh, or with another state folder, does not know it"
+        cost = ""
+    else:
+        why = "it was deleted, or it belongs to another API key or workspace"
+        cost = " (and pays again)"
+    return (
+        f"Batch {batch_id} is gone from {where}: {why}. Its results cannot be fetched. "
+        f"Run the cell again with --force to send the job again{cost}; "
+        "from Python: batch_magic.submit(..., force=True)."
+    )
+
+
+__all__ = ["Destination", "batch_gone_message", "client_for_job"]
