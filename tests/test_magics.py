@@ -215,6 +215,16 @@ def test_dry_run_with_exact_tokens_counts_through_the_api(
         ip_sim.run_cell("%%batch df --out x --exact-tokens\n{{ review }}")
 
 
+def test_index_levels_in_the_template(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    df = reviews().set_index(pd.Index(["kettle", "toaster", "lamp", "fan"], name="product"))
+    ip.user_ns["df"] = df
+    ip.run_cell("%%batch df --out x --dry-run\nA review of the {{ product }}: {{ review }}")
+    assert "A review of the kettle: great product" in capsys.readouterr().out
+    ip.user_ns["df"] = df.reset_index(drop=True)
+    with pytest.raises(UsageError, match=r"The index has no name; .* df.index.name = 'product'"):
+        ip.run_cell("%%batch df --out x --dry-run\nA review of the {{ product }}: {{ review }}")
+
+
 def test_max_cost_refuses_before_sending(ip_sim: Any, simulator: Any) -> None:
     ip_sim.user_ns["df"] = reviews()
     with pytest.raises(UsageError, match=r"Not sent: .* max_cost is \$0\.0000"):
