@@ -35,8 +35,9 @@ from .journal import Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import ENDED_STATES, FINAL_STATES, JobStatus, epoch
+from .status import ENDED_STATES, FINAL_STATES, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
+from .timing import typical_batch_duration
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -111,6 +112,7 @@ class BatchJob:
         self._result: pd.DataFrame | None = None
         self._merge_error: BaseException | None = None
         self._settled = False  # the driver has finished (merged, refused or failed)
+        self._typical: DurationHint | None = None
         self._status = self._snapshot()
 
     def __repr__(self) -> str:
@@ -291,6 +293,7 @@ class BatchJob:
             self._save()
             self._set(state=self.manifest["state"], error=None, message="resuming after a failure")
         self._table = await asyncio.to_thread(self._load_table)
+        self._typical = await asyncio.to_thread(self._typical_duration)
         poll_wait = self.settings.poll_min
         while True:
             if self._cancel_requested or (
@@ -341,6 +344,14 @@ class BatchJob:
         if self._prompts is None:
             self._prompts = self.journal.read_prompts(self.id)
         return self._prompts
+
+    def _typical_duration(self) -> DurationHint | None:
+        """How long this journal's earlier batches like this job's took (for the panel)."""
+        sizes = [int(b["size"]) for b in self._batches()]
+        return typical_batch_duration(
+            self.journal.manifests(), job_id=self.id, model=self.manifest["params"]["model"],
+            size=max(sizes, default=1), simulated=bool(self.manifest.get("simulated")),
+        )
 
     def _in_flight_elsewhere(self) -> int:
         """Batches other live jobs of this journal have running (stale ones ignored)."""
@@ -713,6 +724,7 @@ class BatchJob:
             error=m.get("error"),
             columns=tuple(m.get("columns") or ()),
             row_counts=dict(m.get("row_counts") or {}),
+            typical_duration=getattr(self, "_typical", None),
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
