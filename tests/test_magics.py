@@ -357,14 +357,36 @@ def test_list_and_status(ip_sim: Any, capsys: pytest.CaptureFixture[str]) -> Non
     ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
     job = only_job(ip_sim)
     listing = ip_sim.run_cell("%batch list").result
-    assert list(listing["job_id"]) == [job.id]
-    assert listing["state"].iloc[0] == "done" and bool(listing["simulated"].iloc[0])
+    assert list(listing.frame["job_id"]) == [job.id]
+    assert listing.frame["state"].iloc[0] == "done" and bool(listing.frame["simulated"].iloc[0])
     capsys.readouterr()
     ip_sim.run_cell(f"%batch status {job.id[:17]}")
     out = capsys.readouterr().out
     assert out.startswith(f"{job.id}: done · 1/1 batches")
     ip_sim.run_cell("got = %batch job")
     assert ip_sim.user_ns["got"] is job
+
+
+def test_list_is_compact_with_short_ids_that_attach(ip_sim: Any) -> None:
+    ip_sim.user_ns["df"] = reviews()
+    for out in ("x", "y"):
+        ip_sim.run_cell(f"%%batch df --out {out} --wait --model claude-sonnet-4-5\n{{{{ review }}}}")
+    listing = ip_sim.run_cell("%batch list").result
+    table = listing.table()
+    assert list(table.columns) == ["job", "state", "out", "model", "rows", "cost", "simulated"]
+    full = list(listing.frame["job_id"])
+    for short, job_id in zip(table["job"], full):
+        assert len(short) < len(job_id) or short == job_id
+        assert journal().resolve(short) == job_id  # what %batch attach takes
+    assert set(table["model"]) == {"claude-sonnet-4-5"} and set(table["rows"]) == {"4"}
+    assert all(c == "<$0.01" or c.startswith("$") for c in table["cost"])
+    text = repr(listing)
+    assert "\n" in text and len(text.splitlines()) == 3  # a header and one line a job
+    html = listing._repr_html_()
+    assert "$" not in html.replace("<span>&#36;</span>", "")
+    assert "white-space:nowrap" in html and html.count("class='bm-nowrap'") == 2 * 7
+    magic_instance(ip_sim).registry.clear()
+    ip_sim.run_cell(f"%batch attach {table['job'].iloc[0]} df --wait")  # a short id works
 
 
 def test_status_of_a_job_from_the_journal_needs_no_key(ip_sim: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

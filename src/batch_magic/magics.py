@@ -54,7 +54,7 @@ identical cell re-attaches to its job instead of paying again."""
 LINE_HELP = """\
 Line commands (``%batch ...``):
 
-  %batch list                      the journal's jobs, one row each
+  %batch list                      the journal's jobs, one row each (.frame: all the fields)
   %batch status [JOB]              a status line for JOB (default: this session's jobs)
   %batch job [JOB]                 return the BatchJob (``job = %batch job``)
   %batch wait [JOB] [--timeout S]  block until JOB ends (default: the latest job)
@@ -574,13 +574,14 @@ class BatchMagic(Magics, Configurable):
 
     def _cmd_list(self, rest: str) -> Any:
         from . import api
+        from .report import JobList
 
         _parser("%batch list", "The journal's jobs.").parse_argstring(rest)
         frame = api.jobs(self.journal_dir)
         if frame.empty:
             print(f"No jobs in the journal at {str(self._journal().root)!r} yet.")
             return None
-        return frame
+        return JobList(frame)
 
     def _cmd_status(self, rest: str) -> None:
         from .panel import format_status
