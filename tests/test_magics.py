@@ -338,6 +338,11 @@ def test_help_lists_the_options(ip: Any, capsys: pytest.CaptureFixture[str]) -> 
         ):
             assert option in text, option
     assert "%%batch [--out OUT]" in shown
+    # The usage starts the help (no reST '::' before it), its lines aligned under the first.
+    assert "::" not in shown
+    docstring = shown.split("Docstring:", 1)[1].lstrip("\n").splitlines()
+    assert docstring[0].startswith("%%batch [--out OUT]")
+    assert docstring[1].startswith(" " * len("%%batch ") + "[")
 
 
 def test_unknown_line_command(ip: Any) -> None:

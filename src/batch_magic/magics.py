@@ -112,6 +112,25 @@ def _parser(prog: str, description: str = "") -> ma.MagicArgumentParser:
     return _SubParser(prog=prog.lstrip("%"), description=description)
 
 
+def _usage_first(func: Any) -> Any:
+    """``magic_arguments`` writes the help as a reST literal block (``::`` then the
+    indented usage), which ``%%batch?`` would print as is: start with the usage."""
+    doc = func.__doc__ or ""
+    if not doc.startswith("::"):
+        return func
+    usage, _, rest = doc[2:].strip("\n").partition("\n\n")
+    # Re-flowed under its first line, whole [--option VALUE] groups to a line.
+    words = re.findall(r"\[[^\]]*\]|\S+", usage)
+    lines = [" ".join(words[:2])]
+    for word in words[2:]:
+        if len(lines[-1]) + 1 + len(word) > 78:
+            lines.append(" " * (len(words[0]) + 1) + word)
+        else:
+            lines[-1] += " " + word
+    func.__doc__ = "\n".join(lines) + "\n\n" + rest
+    return func
+
+
 @magics_class
 class BatchMagic(Magics, Configurable):
     """Send every row of a DataFrame through the Message Batches API."""
@@ -176,6 +195,7 @@ class BatchMagic(Magics, Configurable):
     # %%batch (cell) and %batch (line)
     # ======================================================================
     @no_var_expand
+    @_usage_first
     @ma.magic_arguments("%batch")
     @ma.kwds(description=CELL_HELP, epilog=LINE_HELP)
     @ma.argument("target", nargs="?", help="The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.")
@@ -693,9 +713,8 @@ class BatchMagic(Magics, Configurable):
         job = retry_failed(
             full, df, client=self._client(), journal=jr, settings=self._settings(), start=False
         )
-        if job is None:
-            print(f"Job {full}: no row errored, expired or was invalid; nothing to retry.")
-            return
+        if job.id == full:
+            return  # nothing to retry (retry_failed said so); the ended job came back
         self.registry[job.id] = job
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
