@@ -207,8 +207,9 @@ def test_the_pilot_table_never_breaks_a_word_in_jupyterlab(simulator, sdk_client
     html = run_pilot(reviews(), "Review: {{ review }}", n=2, client=sdk_client, labels=SENTIMENTS)._repr_html_()
     style = html[html.index("<style>") : html.index("</style>")]
     # JupyterLab: `.jp-OutputArea-output pre {word-break: break-all}`, `.jp-RenderedHTMLCommon table
-    # {table-layout: fixed}`; `div.bm-report pre` / `div.bm-report table` are more specific.
+    # {table-layout: fixed}`; `div.bm-report pre` / `div.bm-report table.bm-table` are more specific.
+    # (tests/browser/test_outputs_browser.py checks the rendered page.)
     assert "div.bm-report pre{" in style and "word-break:normal" in style.split("div.bm-report pre{")[1].split("}")[0]
-    assert "table-layout:auto" in style.split("div.bm-report table{")[1].split("}")[0]
-    assert "div.bm-report th,div.bm-report td{" in style
+    assert "table-layout:auto" in style.split("div.bm-report table.bm-table{")[1].split("}")[0]
+    assert "<table class='bm-table'>" in html
     assert html.count("class='bm-nowrap") == 2 * 4  # row, status, tokens and cost never wrap

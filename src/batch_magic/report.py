@@ -148,12 +148,12 @@ def _reasons_text(f: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)}; e.g. rows {examples})"
 
 
-# ``div.bm-report`` outranks JupyterLab's own output rules, which lay tables out in
-# equal fixed columns and break words anywhere in a <pre> ("n eutral").
+# The selectors outrank JupyterLab's own output rules, which lay tables out in equal
+# fixed columns, right-align every cell and break words anywhere in a <pre> ("n eutral").
 _STYLE = (
     "<style>div.bm-report{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
-    "div.bm-report table{border-collapse:collapse;margin:4px 0;table-layout:auto}"
-    "div.bm-report th,div.bm-report td{text-align:left;vertical-align:top;padding:3px 8px;"
+    "div.bm-report table.bm-table{border-collapse:collapse;margin:4px 0;table-layout:auto}"
+    "div.bm-report table.bm-table th,div.bm-report table.bm-table td{text-align:left;vertical-align:top;padding:3px 8px;"
     "border-bottom:1px solid var(--jp-border-color2,#ddd);word-break:normal;overflow-wrap:break-word}"
     "div.bm-report pre{white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;max-height:14em;"
     "overflow:auto;margin:0;font-size:12px;background:var(--jp-layout-color2,#f6f6f6);padding:4px}"
@@ -190,7 +190,7 @@ def prepared_html(p: Prepared) -> str:
     return html_no_math(
         f"{_STYLE}<div class='bm-report'><b>Dry run</b>: nothing was sent. "
         f"{e(f['model'])} &rarr; column <code>{e(f['out'])}</code> ({e(f['output'])})"
-        f"<table>{table}</table>{prompts}</div>"
+        f"<table class='bm-table'>{table}</table>{prompts}</div>"
     )
 
 
@@ -298,7 +298,7 @@ def pilot_html(r: PilotResult) -> str:
         + f"<b>Pilot</b>: {f['n']} rows through the realtime API "
         f"({e(f['model'])}) in {f['wall_time']:.1f} s, <b>{money(f['cost'])}</b> at the realtime "
         f"price ({e(counts)}). Nothing was merged into the DataFrame."
-        f"<table>{head}{''.join(body)}</table>"
+        f"<table class='bm-table'>{head}{''.join(body)}</table>"
         f"<div class='bm-muted'>{e(_full_batch_hint(f))}</div></div>"
     )
 
@@ -374,4 +374,4 @@ class JobList:
             for row in t.itertuples(index=False)
         )
         note = "<div class='bm-muted'>any id here works with <code>%batch attach</code>, or <code>last</code></div>"
-        return html_no_math(f"{_STYLE}<div class='bm-report'><table>{'<tr>' + head + '</tr>'}{body}</table>{note}</div>")
+        return html_no_math(f"{_STYLE}<div class='bm-report'><table class='bm-table'><tr>{head}</tr>{body}</table>{note}</div>")
