@@ -296,7 +296,7 @@ def test_usage_errors_print_without_a_traceback(ip: Any, capsys: pytest.CaptureF
 
 def test_template_errors_are_usage_errors(ip: Any) -> None:
     ip.user_ns["df"] = reviews()
-    with pytest.raises(UsageError, match="'revue', which is not a column"):
+    with pytest.raises(UsageError, match="'revue', which is neither a column"):
         ip.run_cell("%%batch df\n{{ revue }}")
     with pytest.raises(UsageError, match=r"no \{\{ column \}\} placeholder"):
         ip.run_cell("%%batch df\nSame prompt for every row")

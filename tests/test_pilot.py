@@ -145,7 +145,7 @@ def test_cost_is_at_the_realtime_price_and_the_display_shows_it(simulator, sdk_c
     for prompt, answer in zip(result.frame["prompt"], result.frame["answer"]):
         assert prompt in text and answer in text
     html = result._repr_html_()
-    assert "<table>" in html and "Full batch:" in html
+    assert "<table class='bm-table'>" in html and "Full batch:" in html
     assert "&lt;" not in repr(result)
 
 
