@@ -101,7 +101,7 @@ def test_without_the_simulator_attach_and_rerun_say_to_start_it(ip: Any, tmp_pat
             ip.run_cell(line)
         message = str(info.value)
         assert f"Job {job_id} was sent to the built-in simulator at http://127.0.0.1:" in message
-        assert "start it again with `%batch simulator start`" in message
+        assert "start the simulator again with `%batch simulator start`" in message
         assert "No Anthropic API key was found" not in message
 
 
@@ -155,7 +155,7 @@ def test_a_job_sent_to_the_real_api_says_to_set_the_key(ip: Any, tmp_path: Path)
         ip.run_cell("%batch attach last --wait")
     message = str(info.value)
     assert "but this session talks to the built-in simulator" in message
-    assert "%batch simulator stop" in message
+    assert "%batch simulator stop" in message and "--force" in message
     assert jr.read_manifest(job_id)["state"] == "in_progress"  # untouched
 
 

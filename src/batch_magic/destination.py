@@ -71,7 +71,7 @@ class Destination:
         """What a person does to talk to this server again."""
         if self.builtin:
             return (
-                "start it again with `%batch simulator start` (it keeps its batches in the "
+                "start the simulator again with `%batch simulator start` (it keeps its batches in the "
                 "journal folder)"
             )
         if self.simulator:
@@ -80,10 +80,15 @@ class Destination:
                 "this session at it (ANTHROPIC_BASE_URL=<its URL>, ANTHROPIC_API_KEY=sk-sim-anything), "
                 "or use the built-in one: `%batch simulator start`"
             )
-        return (
-            "set the API key it was sent with: import os; os.environ['ANTHROPIC_API_KEY'] = 'sk-ant-...' "
-            "(and stop any simulator of this session: `%batch simulator stop`)"
-        )
+        return "set the API key it was sent with: import os; os.environ['ANTHROPIC_API_KEY'] = 'sk-ant-...'"
+
+    def unreachable(self) -> str:
+        """Why this session cannot go on with a job sent here (no client could be made)."""
+        if self.builtin:
+            return "which is not running in this session (a kernel restart stops it)"
+        if self.simulator:
+            return "which this session is not pointed at"
+        return "and this session has no API key"
 
 
 def client_for_job(job_id: str, manifest: dict[str, Any], client: Any | None) -> BatchClient:
@@ -102,15 +107,17 @@ def client_for_job(job_id: str, manifest: dict[str, Any], client: Any | None) ->
         if sent_to is None:
             raise
         raise MissingAPIKeyError(
-            f"Job {job_id} was sent to {sent_to.describe()}, which this session cannot reach: "
+            f"Job {job_id} was sent to {sent_to.describe()}, {sent_to.unreachable()}: "
             f"{sent_to.how_to_reach()}. Then run this again."
         ) from None
     if sent_to is not None and sent_to.simulator != batch_client.is_simulator:
         here = Destination.of(batch_client)
+        step = "stop this session's simulator (`%batch simulator stop`) and " if here.builtin else ""
         raise ConfigError(
             f"Job {job_id} was sent to {sent_to.describe()}, but this session talks to "
             f"{here.describe()}, which never saw its batches. To go on with it, "
-            f"{sent_to.how_to_reach()}; then run this again."
+            f"{step}{sent_to.how_to_reach()}; then run this again. Or send it anew to "
+            f"{here.describe()} with --force (submit(..., force=True))."
         )
     return batch_client
 
@@ -124,7 +131,7 @@ def batch_gone_message(manifest: dict[str, Any], batch_id: str) -> str:
         cost = ""
     else:
         why = "it was deleted, or it belongs to another API key or workspace"
-        cost = " (and pays again)"
+        cost = " (which pays again)"
     return (
         f"Batch {batch_id} is gone from {where}: {why}. Its results cannot be fetched. "
         f"Run the cell again with --force to send the job again{cost}; "
