@@ -486,8 +486,12 @@ def test_embedded_simulator(ip: Any, capsys: pytest.CaptureFixture[str]) -> None
     job = only_job(ip)
     assert job.status.simulated
     assert "SIMULATED" in capsys.readouterr().out
+    ip.run_cell("%batch simulator status")
+    assert "its batches are kept in" in capsys.readouterr().out
     ip.run_cell("%batch simulator stop")
     assert magic.simulator is None
+    ip.run_cell("%batch simulator status")
+    assert "No simulator is running" in capsys.readouterr().out
     with pytest.raises(UsageError, match="--error-rate oops: write CATEGORY=FRACTION"):
         ip.run_cell("%batch simulator start --error-rate oops")
 

@@ -730,7 +730,10 @@ class BatchMagic(Magics, Configurable):
             self.stop_simulator()
             return
         if args.action == "status":
-            print(f"simulator running at {self.simulator.url}" if self.simulator else "no simulator running")
+            if self.simulator is None:
+                print("No simulator is running: %batch simulator start starts one.")
+            else:
+                print(f"Simulator running at {self.simulator.url}; its batches are kept in {str(self.simulator_state)!r}.")
             return
         rates: dict[str, float] = {}
         for item in args.error_rate:
