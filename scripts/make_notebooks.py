@@ -516,7 +516,8 @@ Let it reach the server, so the cancel goes to the API (rows of a job canceled b
 batch exists are simply marked `canceled`), then cancel it:
 """),
     code("""
-while batches_on_server() < 1:  # the new simulator's first batch
+summary_job = %batch job
+while summary_job.status.batches_submitted < 1:  # its batch exists on the server
     await asyncio.sleep(0.2)
 """),
     code("""

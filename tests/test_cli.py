@@ -86,6 +86,17 @@ def test_demo_says_how_to_use_the_real_api(demo_output: str) -> None:
     assert "%%batch df --out team --labels billing,shipping,technical,account,returns" in demo_output
 
 
+def test_the_real_api_help_gives_the_cell_magic_its_own_cell() -> None:
+    """Copied as one block, '%load_ext' and '%%batch' would fail: a cell magic must start its cell.
+    So the two are separate code blocks, with words between them saying so."""
+    lines = cli.REAL_API_HELP.splitlines()
+    load = next(i for i, line in enumerate(lines) if line.strip().startswith("%load_ext batch_magic"))
+    cell = next(i for i, line in enumerate(lines) if line.strip().startswith("%%batch df"))
+    between = [line for line in lines[load + 1 : cell] if line.strip() and not line.startswith(" ")]
+    assert load < cell and between, "a sentence must separate the two cells"
+    assert "first line of its cell" in " ".join(between)
+
+
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["demo", "--rows", "0"])

@@ -9,7 +9,7 @@ import pytest
 import batch_magic as bm
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
 from batch_magic.job import JobSettings
-from batch_magic.journal import Journal
+from batch_magic.journal import Journal, SentTo
 from batch_magic.simulator import Simulator
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
@@ -246,7 +246,10 @@ def test_journal_is_private_and_holds_no_key(sim, tmp_path):
     root = tmp_path / "deep" / "journal"
     df = pd.DataFrame({"text": ["a", "b"]})
     client = sim.client(api_key="sk-secret-key-123")
-    bm.submit(df, "{{ text }}", client=client, journal=root, settings=FAST).wait(30)
+    job = bm.submit(df, "{{ text }}", client=client, journal=root, settings=FAST)
+    job.wait(30)
+    # Where it was sent is recorded (the base URL), the key never.
+    assert job.record.sent_to == SentTo(sim.url, simulator=True, builtin=True)
     for path in [root, *root.rglob("*")]:
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -154,7 +154,7 @@ def test_a_job_that_failed_while_polling_resumes_when_the_cell_is_run_again(sim,
     assert again.id == job.id and again.record.state is JobState.DONE
     assert (df["x_status"] == "succeeded").all() and df["x"].str.contains("c").iloc[2]
     assert creates(sim) == 1  # collected, not paid again
-    assert bm.retry_failed(job.id, df, journal=journal, client=sim.client()) is None
+    assert bm.retry_failed(job.id, df, journal=journal, client=sim.client()).id == job.id  # nothing to retry
 
 
 def test_a_failed_job_resumes_on_attach_too(sim, journal):
@@ -194,7 +194,7 @@ def test_the_list_command_shows_failed_jobs_and_how_to_resume(ip_sim, simulator,
     capsys.readouterr()
     frame = ip_sim.run_line_magic("batch", "list")
     out = capsys.readouterr().out
-    assert frame["state"].tolist() == ["failed"]
+    assert frame.frame["state"].tolist() == ["failed"]
     assert "resume where they stopped" in out and "%batch attach JOB DF" in out
 
 

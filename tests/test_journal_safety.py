@@ -146,7 +146,7 @@ def test_a_crafted_index_pkl_is_never_executed_by_attach_merge_or_retry(sim, tmp
     assert "pickle" in str(err.value) and f"%batch trust {job_id}" in str(err.value)
     assert "trust_pickle=True" in str(err.value)
     # Retrying failed rows reads the index too: still nothing executed.
-    assert bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST) is None
+    assert bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST).id == job_id
     assert not marker.exists()
     assert (jr.job_dir(job_id) / "index.pkl").exists()  # kept until the user trusts it
 

@@ -215,6 +215,16 @@ def test_dry_run_with_exact_tokens_counts_through_the_api(
         ip_sim.run_cell("%%batch df --out x --exact-tokens\n{{ review }}")
 
 
+def test_index_levels_in_the_template(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    df = reviews().set_index(pd.Index(["kettle", "toaster", "lamp", "fan"], name="product"))
+    ip.user_ns["df"] = df
+    ip.run_cell("%%batch df --out x --dry-run\nA review of the {{ product }}: {{ review }}")
+    assert "A review of the kettle: great product" in capsys.readouterr().out
+    ip.user_ns["df"] = df.reset_index(drop=True)
+    with pytest.raises(UsageError, match=r"The index has no name; .* df.index.name = 'product'"):
+        ip.run_cell("%%batch df --out x --dry-run\nA review of the {{ product }}: {{ review }}")
+
+
 def test_max_cost_refuses_before_sending(ip_sim: Any, simulator: Any) -> None:
     ip_sim.user_ns["df"] = reviews()
     with pytest.raises(UsageError, match=r"Not sent: .* max_cost is \$0\.0000"):
@@ -286,7 +296,7 @@ def test_usage_errors_print_without_a_traceback(ip: Any, capsys: pytest.CaptureF
 
 def test_template_errors_are_usage_errors(ip: Any) -> None:
     ip.user_ns["df"] = reviews()
-    with pytest.raises(UsageError, match="'revue', which is not a column"):
+    with pytest.raises(UsageError, match="'revue', which is neither a column"):
         ip.run_cell("%%batch df\n{{ revue }}")
     with pytest.raises(UsageError, match=r"no \{\{ column \}\} placeholder"):
         ip.run_cell("%%batch df\nSame prompt for every row")
@@ -328,6 +338,11 @@ def test_help_lists_the_options(ip: Any, capsys: pytest.CaptureFixture[str]) -> 
         ):
             assert option in text, option
     assert "%%batch [--out OUT]" in shown
+    # The usage starts the help (no reST '::' before it), its lines aligned under the first.
+    assert "::" not in shown
+    docstring = shown.split("Docstring:", 1)[1].lstrip("\n").splitlines()
+    assert docstring[0].startswith("%%batch [--out OUT]")
+    assert docstring[1].startswith(" " * len("%%batch ") + "[")
 
 
 def test_unknown_line_command(ip: Any) -> None:
@@ -347,14 +362,36 @@ def test_list_and_status(ip_sim: Any, capsys: pytest.CaptureFixture[str]) -> Non
     ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
     job = only_job(ip_sim)
     listing = ip_sim.run_cell("%batch list").result
-    assert list(listing["job_id"]) == [job.id]
-    assert listing["state"].iloc[0] == "done" and bool(listing["simulated"].iloc[0])
+    assert list(listing.frame["job_id"]) == [job.id]
+    assert listing.frame["state"].iloc[0] == "done" and bool(listing.frame["simulated"].iloc[0])
     capsys.readouterr()
     ip_sim.run_cell(f"%batch status {job.id[:17]}")
     out = capsys.readouterr().out
     assert out.startswith(f"{job.id}: done · 1/1 batches")
     ip_sim.run_cell("got = %batch job")
     assert ip_sim.user_ns["got"] is job
+
+
+def test_list_is_compact_with_short_ids_that_attach(ip_sim: Any) -> None:
+    ip_sim.user_ns["df"] = reviews()
+    for out in ("x", "y"):
+        ip_sim.run_cell(f"%%batch df --out {out} --wait --model claude-sonnet-4-5\n{{{{ review }}}}")
+    listing = ip_sim.run_cell("%batch list").result
+    table = listing.table()
+    assert list(table.columns) == ["job", "state", "out", "model", "rows", "cost", "simulated"]
+    full = list(listing.frame["job_id"])
+    for short, job_id in zip(table["job"], full):
+        assert len(short) < len(job_id) or short == job_id
+        assert journal().resolve(short) == job_id  # what %batch attach takes
+    assert set(table["model"]) == {"claude-sonnet-4-5"} and set(table["rows"]) == {"4"}
+    assert all(c == "<$0.01" or c.startswith("$") for c in table["cost"])
+    text = repr(listing)
+    assert "\n" in text and len(text.splitlines()) == 3  # a header and one line a job
+    html = listing._repr_html_()
+    assert "$" not in html.replace("<span>&#36;</span>", "")
+    assert "white-space:nowrap" in html and html.count("class='bm-nowrap'") == 2 * 7
+    magic_instance(ip_sim).registry.clear()
+    ip_sim.run_cell(f"%batch attach {table['job'].iloc[0]} df --wait")  # a short id works
 
 
 def test_status_of_a_job_from_the_journal_needs_no_key(ip_sim: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -449,8 +486,12 @@ def test_embedded_simulator(ip: Any, capsys: pytest.CaptureFixture[str]) -> None
     job = only_job(ip)
     assert job.status.simulated
     assert "SIMULATED" in capsys.readouterr().out
+    ip.run_cell("%batch simulator status")
+    assert "its batches are kept in" in capsys.readouterr().out
     ip.run_cell("%batch simulator stop")
     assert magic.simulator is None
+    ip.run_cell("%batch simulator status")
+    assert "No simulator is running" in capsys.readouterr().out
     with pytest.raises(UsageError, match="--error-rate oops: write CATEGORY=FRACTION"):
         ip.run_cell("%batch simulator start --error-rate oops")
 

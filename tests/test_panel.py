@@ -4,7 +4,9 @@ the text fallback, and Cancel against a slow job on the simulator."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
+import re
 import time
 from dataclasses import replace
 from typing import Any
@@ -17,6 +19,12 @@ from batch_magic import panel as panel_mod
 from batch_magic.job import JobSettings, JobStatus
 from batch_magic.journal import Journal
 from batch_magic.panel import JobPanel, TextStatus, format_interval, format_status, format_summary
+from batch_magic.status import DurationHint
+
+
+def shown(markup: str) -> str:
+    """The text a browser shows for some HTML."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def status(**changes: Any) -> JobStatus:
@@ -216,7 +224,7 @@ def test_widget_done_summary_preview_and_button_disabled() -> None:
     assert "answer_status" in p.preview.value
     assert "answer_input_tokens" not in p.preview.value
     assert "<th>text</th>" not in p.preview.value  # only the new columns
-    assert "cost $0.0042" in p.details.value
+    assert "cost $0.0042" in shown(p.details.value)
 
 
 def test_widget_success_colour() -> None:
@@ -328,6 +336,90 @@ def test_show_picks_text_without_a_widget_front_end() -> None:
     assert panel_mod.has_widget_frontend(ZMQInteractiveShell())
 
 
+def test_no_dollar_in_any_html_of_the_panel_can_start_maths() -> None:
+    """JupyterLab typesets text between two $ as LaTeX: "$0.0123, at most $0.05" must not."""
+    frame = result_frame()
+    frame.loc[0, "answer"] = "costs $5 or $6"
+    job = FakeJob(status(), frame=frame)
+    p = JobPanel(job, tick=False)
+    job.push(done_status(error="APIError: a $1 refund and a $2 fee"))
+    values = [w.value for w in (p.header, p.state, p.details, p.error, p.summary, p.preview)]
+    assert any("&#36;" in v for v in values)
+    for value in values:
+        assert "$" not in value.replace("<span>&#36;</span>", ""), value
+    assert "costs $5 or $6" in shown(p.preview.value)
+    assert "cost $0.0042" in shown(p.details.value)
+
+
+def test_cancel_button_says_canceling_then_canceled() -> None:
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    assert p.cancel_button.description == "Cancel"
+    job.push(status(state="canceling"))  # e.g. canceled from another cell: %batch cancel
+    assert p.cancel_button.description == "Canceling…" and p.cancel_button.disabled
+    job.push(done_status(state="canceled"))
+    assert p.cancel_button.description == "Canceled" and p.cancel_button.disabled
+
+
+def test_a_job_that_ends_before_its_cancel_does_not_say_canceling() -> None:
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    p.cancel_button.click()
+    assert p.cancel_button.description == "Canceling…"
+    job.push(done_status())
+    assert p.cancel_button.description == "Cancel" and p.cancel_button.disabled
+
+
+def test_schema_preview_puts_fields_status_and_error_first_and_shows_failed_rows() -> None:
+    n = 12
+    frame = pd.DataFrame(
+        {
+            "text": [f"t{i}" for i in range(n)],
+            "x": ['{"product": "kettle", "urgent": true, "long": "' + "z" * 200 + '"}'] * n,
+            "x_product": ["kettle"] * n,
+            "x_urgent": [True] * n,
+            "x_status": ["succeeded"] * 6 + ["skipped", "errored", "succeeded", "invalid", "errored", "errored"],
+            "x_error": [None] * 6 + ["text is missing", "overloaded_error: Overloaded", None,
+                                    "not valid JSON", "api_error: boom", "api_error: again"],
+            "x_input_tokens": [3] * n,
+        }
+    )
+    columns = ("x", "x_product", "x_urgent", "x_status", "x_error", "x_input_tokens")
+    final = done_status(out="x", columns=columns, row_counts={"succeeded": 7, "errored": 3, "invalid": 1, "skipped": 1})
+    assert panel_mod.preview_columns(final, frame) == ["x_product", "x_urgent", "x_status", "x_error", "x"]
+    rows, problems = panel_mod.preview_rows(final, frame)
+    assert problems == 5
+    # The first five, then three rows that did not succeed (errors before skips).
+    assert rows == [0, 1, 2, 3, 4, 7, 9, 10]
+    job = FakeJob(status(out="x"), frame=frame)
+    p = JobPanel(job, tick=False)
+    job.push(final)
+    text = shown(p.preview.value)
+    assert text.index("x_product") < text.index("x_status") < text.index("x_error") < text.index('{"product"')
+    assert "overloaded_error: Overloaded" in text and "not valid JSON" in text
+    assert "then 3 of the 5 rows not succeeded" in text
+    assert "z" * 100 not in text  # the wide raw JSON is cut short
+
+
+def test_while_a_batch_runs_the_line_says_how_long_batches_take() -> None:
+    line = format_status(status())
+    assert "most batches end within an hour (the API's estimate)" in line
+    hint = DurationHint(median=130, low=105, high=210, samples=6)
+    line = format_status(status(typical_duration=hint))
+    assert "estimate ~2:10 a batch (1:45–3:30, 6 earlier batches like it)" in line
+    assert "estimate" not in format_status(done_status(typical_duration=hint))
+    assert "estimate" not in format_status(status(state="submitting", batches_submitted=0))
+
+
+def test_job_status_prints_on_one_line() -> None:
+    text = str(done_status(simulated=True))
+    assert "\n" not in text
+    assert text == "20260101-000000-abcdef01: done · 2/2 batches · 8 succeeded, 2 errored · cost $0.0042 · SIMULATED"
+    assert repr(status()) == (
+        "<JobStatus 20260101-000000-abcdef01: in progress · 0/2 batches · 10 rows · est. $0.0123, at most $0.05>"
+    )
+
+
 # -- against the simulator -------------------------------------------------------
 def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_path: Any) -> None:
     simulator.configure(processing_time=60.0, cancel_delay=0.2)
@@ -355,7 +447,7 @@ def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_p
     assert time.monotonic() - started < 20  # far less than the 60 s processing time
     assert job.status.state == "canceled"
     assert "canceled" in p.state.value
-    assert p.cancel_button.disabled
+    assert p.cancel_button.disabled and p.cancel_button.description == "Canceled"
     assert p.bar.bar_style == "warning"
     assert (df["answer_status"] == "canceled").all()
     assert "canceled" in p.summary.value

@@ -145,7 +145,7 @@ def test_cost_is_at_the_realtime_price_and_the_display_shows_it(simulator, sdk_c
     for prompt, answer in zip(result.frame["prompt"], result.frame["answer"]):
         assert prompt in text and answer in text
     html = result._repr_html_()
-    assert "<table>" in html and "Full batch:" in html
+    assert "<table class='bm-table'>" in html and "Full batch:" in html
     assert "&lt;" not in repr(result)
 
 
@@ -182,3 +182,34 @@ def test_pilot_display_says_simulated_when_answers_are_simulated(simulator):
     result = run_pilot(pd.DataFrame({"t": ["a", "b"]}), "{{ t }}", n=1, client=simulator.client())
     assert result.simulated
     assert "SIMULATED" in repr(result) and "SIMULATED" in result._repr_html_()
+
+
+def test_the_pilot_shows_one_estimate_of_the_full_batch_and_why(simulator, sdk_client):
+    result = run_pilot(reviews(), "Review: {{ review }}", n=5, client=sdk_client, labels=SENTIMENTS)
+    text = repr(result)
+    hint = text.splitlines()[-1]
+    assert hint.count("$") == 1  # one figure, not the quick estimate beside the pilot's
+    from batch_magic.report import money
+
+    assert f"about {money(result.batch_estimate_from_pilot)} at the batch price" in hint
+    assert "from the tokens this pilot's rows used" in hint and "closer than the quick estimate" in hint
+    assert money(result.prepared.estimate.batch_cost) not in hint
+    # No row answered: the quick estimate is all there is, and it says so.
+    simulator.add_fault("messages", 400, error_type="invalid_request_error")
+    failed = run_pilot(reviews(), "Review: {{ review }}", n=2, client=sdk_client)
+    hint = repr(failed).splitlines()[-1]
+    assert f"about {money(failed.prepared.estimate.batch_cost)}" in hint and "no pilot row was answered" in hint
+
+
+def test_the_pilot_table_never_breaks_a_word_in_jupyterlab(simulator, sdk_client):
+    """JupyterLab's own rules break words anywhere in an output's <pre> (`{"label":"n eutral"}`)
+    and lay tables out in fixed equal columns; the report's rules must outrank them."""
+    html = run_pilot(reviews(), "Review: {{ review }}", n=2, client=sdk_client, labels=SENTIMENTS)._repr_html_()
+    style = html[html.index("<style>") : html.index("</style>")]
+    # JupyterLab: `.jp-OutputArea-output pre {word-break: break-all}`, `.jp-RenderedHTMLCommon table
+    # {table-layout: fixed}`; `div.bm-report pre` / `div.bm-report table.bm-table` are more specific.
+    # (tests/browser/test_outputs_browser.py checks the rendered page.)
+    assert "div.bm-report pre{" in style and "word-break:normal" in style.split("div.bm-report pre{")[1].split("}")[0]
+    assert "table-layout:auto" in style.split("div.bm-report table.bm-table{")[1].split("}")[0]
+    assert "<table class='bm-table'>" in html
+    assert html.count("class='bm-nowrap") == 2 * 4  # row, status, tokens and cost never wrap

@@ -112,3 +112,32 @@ def test_row_requests_are_compact():
     df = pd.DataFrame({"t": [str(i % 7) for i in range(1000)]})
     p = build_plan(df, Template.compile("{{ t }}"), OPTS)
     assert p.n_requests == 7 and p.row_requests.dtype == np.int64
+
+
+def test_templates_read_named_index_levels_and_a_column_wins_over_a_level():
+    df = pd.DataFrame(
+        {"text": ["a", "b", "c"]},
+        index=pd.MultiIndex.from_tuples([("p1", "eu"), ("p2", "us"), (None, "us")], names=["product", "region"]),
+    )
+    p = build_plan(df, Template.compile("{{ product }}/{{ region }}: {{ text }}"), OPTS)
+    assert p.prompts == ["p1/eu: a", "p2/us: b"]
+    assert p.skip_reasons == {2: "product is missing"}  # a missing level value skips the row like a column's
+    # row['...'] and whole-row templates see the levels too.
+    p = build_plan(df, Template.compile("{{ row['region'] }} {{ text }}"), OPTS)
+    assert p.prompts[0] == "eu a"
+    p = build_plan(df, Template.compile("{% for k in ['product', 'text'] %}{{ row[k] }}{% endfor %}"), OPTS)
+    assert p.prompts[:2] == ["p1a", "p2b"]
+    # A column of the same name as a level wins.
+    df["region"] = ["north", "south", "west"]
+    p = build_plan(df, Template.compile("{{ region }}"), OPTS)
+    assert p.prompts == ["north", "south", "west"]
+
+
+def test_an_unknown_name_lists_columns_and_index_levels():
+    from batch_magic.errors import TemplateError
+
+    df = pd.DataFrame({"text": ["a"]}, index=pd.Index(["p1"], name="product"))
+    with pytest.raises(TemplateError, match=r"Columns: 'text'\. Index levels: 'product'\."):
+        build_plan(df, Template.compile("{{ sku }}"), OPTS)
+    with pytest.raises(TemplateError, match=r"df.index.name = 'sku' \(or df = df.rename_axis\('sku'\)\)"):
+        build_plan(df.reset_index(drop=True), Template.compile("{{ sku }}"), OPTS)

@@ -59,3 +59,27 @@ def test_instructions_then_column_appends_the_column():
     odd = Template.instructions_then_column("Say:", "my col")
     assert odd.variables == {"my col"}
     assert odd.render({"my col": "hi"}) == "Say:\n\nhi"
+
+
+def test_an_index_level_name_is_known_and_a_column_is_listed_first():
+    t = Template.compile("{{ product }}: {{ text }}")
+    assert t.check_columns(["text"], ["product"]) == ["product", "text"]
+    with pytest.raises(TemplateError) as err:
+        Template.compile("{{ prodcut }}").check_columns(["text"], ["product", "region"])
+    text = str(err.value)
+    assert "neither a column of the DataFrame nor a level of its index" in text
+    assert "Did you mean 'product'" in text
+    assert "Columns: 'text'. Index levels: 'product', 'region'." in text
+
+
+def test_an_unnamed_index_gets_a_hint_how_to_name_it():
+    with pytest.raises(TemplateError) as err:
+        Template.compile("{{ product }}").check_columns(["text"], [None])
+    text = str(err.value)
+    assert "The index has no name" in text
+    assert "df.index.name = 'product'" in text and "df.rename_axis('product')" in text
+    with pytest.raises(TemplateError) as err:
+        Template.compile("{{ product }}").check_columns(["text"], ["region", None])
+    text = str(err.value)
+    assert "Index levels: 'region'." in text
+    assert "Index level 1 has no name" in text and "df.rename_axis([...])" in text

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import pricing
 from .client import BatchClient, make_sdk_client
+from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, PlanError
 from .job import BatchJob, JobSettings, live_job
 from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
@@ -231,7 +232,9 @@ def submit(
         if max_cost is not None:
             check_budget(prepared.estimate, max_cost)
         batch_client = _client(client)  # fails here, before anything is written, without a key
-        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator)
+        job_id = create_job(
+            jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=Destination.of(batch_client)
+        )
     else:
         job_id = existing
         running = live_job(jr, job_id)
@@ -241,8 +244,9 @@ def submit(
             if wait:
                 running.wait()
             return running
-        if not jr.read_record(job_id).ended:  # a failed job too: it resumes
-            batch_client = _client(client)
+        record = jr.read_record(job_id)
+        if not record.ended:  # a failed job too: it resumes
+            batch_client = client_for_job(job_id, record.sent_to, client)
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
     )
@@ -417,7 +421,9 @@ def _job_fingerprint(prepared: Prepared) -> str:
     return hashlib.sha256(prepared.plan.fingerprint.encode() + extra).hexdigest()
 
 
-def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: bool) -> str:
+def create_job(
+    jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: bool, sent_to: Destination | None = None
+) -> str:
     """Write a new job to the journal (plan data first, manifest last)."""
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
@@ -443,6 +449,7 @@ def create_job(jr: Journal, prepared: Prepared, fingerprint: str, *, simulated: 
             BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop)
             for i, r in enumerate(plan.batches)
         ],
+        sent_to=sent_to.record() if sent_to is not None else None,
     )
     jr.write_record(record)
     return job_id
@@ -479,7 +486,8 @@ def attach(
             running.df = df
         return running
     # An ended job merges from the journal alone; any other (a failed one too) goes on.
-    batch_client = None if jr.read_record(full_id).ended else _client(client)
+    record = jr.read_record(full_id)
+    batch_client = None if record.ended else client_for_job(full_id, record.sent_to, client)
     job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
     if start:
         job.start()

@@ -26,13 +26,17 @@ SHOWN_ROWS = 15
 REAL_API_HELP = """\
 These answers came from the built-in simulator: they are SIMULATED, not Claude's.
 To run the same job on Claude through the real Message Batches API (half the
-realtime price), set a key and use the magic in a Jupyter notebook:
+realtime price), set a key before starting Jupyter:
 
     export ANTHROPIC_API_KEY=sk-ant-...
+
+then, in a notebook, a first cell:
 
     %load_ext batch_magic
     from batch_magic import load_tickets
     df = load_tickets()
+
+and a second cell (a cell magic such as %%batch must be the first line of its cell):
 
     %%batch df --out team --labels billing,shipping,technical,account,returns
     Which team should handle this ticket? {{ text }}

@@ -31,13 +31,15 @@ import pandas as pd
 
 from . import pricing
 from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
+from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import JobStatus, epoch
+from .status import DurationHint, JobStatus, epoch
 from .structured import OutputSpec
+from .timing import typical_batch_duration
 
 #: How a transient failure looks from the SDK (status codes it retries itself too).
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -113,6 +115,7 @@ class BatchJob:
         self._merge_error: BaseException | None = None
         self._settled = False  # the driver has finished (merged, refused or failed)
         self._last_listing = 0.0  # monotonic time the batch list was last read for duplicates
+        self._typical: DurationHint | None = None
         self._status = self._snapshot()
 
     def __repr__(self) -> str:
@@ -295,6 +298,7 @@ class BatchJob:
             self._save()
             self._set(error=None, message="resuming where it stopped")
         self._table = await asyncio.to_thread(self._load_table)
+        self._typical = await asyncio.to_thread(self._typical_duration)
         poll_wait = self.settings.poll_min
         while True:
             if self._cancel_requested or (
@@ -346,6 +350,14 @@ class BatchJob:
         if self._prompts is None:
             self._prompts = self.journal.read_prompts(self.id)
         return self._prompts
+
+    def _typical_duration(self) -> DurationHint | None:
+        """How long this journal's earlier batches like this job's took (for the panel)."""
+        record = self.record
+        return typical_batch_duration(
+            self.journal.records(), job_id=self.id, model=record.options.model,
+            size=max((b.size for b in record.batches), default=1), simulated=record.simulated,
+        )
 
     def _in_flight_elsewhere(self) -> int:
         """Batches other live jobs of this journal have running (stale ones ignored)."""
@@ -529,6 +541,8 @@ class BatchJob:
         try:
             info = await asyncio.to_thread(self.client.retrieve, entry.batch_id)
         except Exception as exc:
+            if getattr(exc, "status_code", None) == 404:
+                raise APIError(batch_gone_message(self.record.sent_to, entry.batch_id)) from None
             if not _is_transient(exc):
                 raise APIError(f"Polling batch {entry.batch_id} failed: {describe_error(exc)}") from None
             self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
@@ -566,6 +580,8 @@ class BatchJob:
                         raise ConnectionError(f"download cut short: {lines} of {entry.size} results")
                 break
             except Exception as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    raise APIError(batch_gone_message(self.record.sent_to, batch_id)) from None
                 if not (_is_transient(exc) or isinstance(exc, ValueError)):
                     raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
                 self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
@@ -798,6 +814,7 @@ class BatchJob:
             error=r.error,
             columns=tuple(r.columns),
             row_counts=dict(r.row_counts),
+            typical_duration=getattr(self, "_typical", None),
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message

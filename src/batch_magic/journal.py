@@ -536,6 +536,16 @@ class IllegalTransition(JournalError):
     """A move the transition table does not allow (a bug of batch_magic, not the user's)."""
 
 
+@dataclass(frozen=True)
+class SentTo:
+    """Where a job's batches were sent: its base URL and whether that was a simulator
+    (``builtin``: the one inside the notebook's own process). Never the key."""
+
+    base_url: str
+    simulator: bool
+    builtin: bool = False
+
+
 @dataclass
 class BatchEntry:
     """One batch of a job: which requests, and what the API did with them."""
@@ -644,6 +654,8 @@ class JobRecord:
     row_counts: dict[str, int] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     updated_at: str | None = None
+    #: The server the batches went to (after a restart, says where to find them).
+    sent_to: SentTo | None = None
 
     # -- states ----------------------------------------------------------------------------
     def move_to(self, state: JobState) -> None:
@@ -690,6 +702,8 @@ class JobRecord:
                 value = {"kind": value.kind, "labels": list(value.labels), "schema": value.schema}
             elif f.name == "skip_reasons":
                 value = {str(k): v for k, v in value.items()}
+            elif f.name == "sent_to":
+                value = asdict(value) if value is not None else None
             data[f.name] = value
         return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
@@ -723,7 +737,7 @@ class JobRecord:
                 raise TypeError("output and options must be objects")
             known = {f.name for f in fields(RequestOptions)}
             record = cls(
-                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons")},
+                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons", "sent_to")},
                 output=OutputSpec(
                     kind=str(output["kind"]), labels=tuple(output.get("labels") or ()), schema=output.get("schema")
                 ),
@@ -731,6 +745,7 @@ class JobRecord:
                 batches=[BatchEntry.from_dict(b, where) for b in data["batches"]],
                 state=JobState(data["state"]),
                 skip_reasons={int(k): str(v) for k, v in (data.get("skip_reasons") or {}).items()},
+                sent_to=_sent_to(data.get("sent_to")),
             )
         except JournalError:
             raise
@@ -750,6 +765,14 @@ class JobRecord:
         if not record.out.isidentifier():
             raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
         return record, int(version)
+
+
+def _sent_to(data: Any) -> SentTo | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
+        raise TypeError("sent_to must be an object with a base_url")
+    return SentTo(data["base_url"], bool(data.get("simulator")), bool(data.get("builtin")))
 
 
 def _check_types(where: str, obj: Any, **expected: Any) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments as ma
@@ -53,7 +54,7 @@ identical cell re-attaches to its job instead of paying again."""
 LINE_HELP = """\
 Line commands (``%batch ...``):
 
-  %batch list                      the journal's jobs, one row each
+  %batch list                      the journal's jobs, one row each (.frame: all the fields)
   %batch status [JOB]              a status line for JOB (default: this session's jobs)
   %batch job [JOB]                 return the BatchJob (``job = %batch job``)
   %batch wait [JOB] [--timeout S]  block until JOB ends (default: the latest job)
@@ -63,8 +64,10 @@ Line commands (``%batch ...``):
                                    were invalid; their columns are updated in place
   %batch trust JOB                 a job from an older journal: convert its pickled index
                                    (index.pkl) to data; only for a journal you trust
-  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...]
-  %batch simulator stop            an in-process Batches API simulator for this session
+  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...] [--state DIR]
+  %batch simulator stop            an in-process Batches API simulator for this session; it
+                                   keeps its batches in DIR (default: the journal folder's
+                                   simulator/), so they outlive a kernel restart
 
 JOB is a job id, a unique prefix of one, or ``last``.
 Defaults: ``%config BatchMagic`` lists them; ``[tool.batch_magic]`` in
@@ -109,6 +112,25 @@ class _SubParser(ma.MagicArgumentParser):
 
 def _parser(prog: str, description: str = "") -> ma.MagicArgumentParser:
     return _SubParser(prog=prog.lstrip("%"), description=description)
+
+
+def _usage_first(func: Any) -> Any:
+    """``magic_arguments`` writes the help as a reST literal block (``::`` then the
+    indented usage), which ``%%batch?`` would print as is: start with the usage."""
+    doc = func.__doc__ or ""
+    if not doc.startswith("::"):
+        return func
+    usage, _, rest = doc[2:].strip("\n").partition("\n\n")
+    # Re-flowed under its first line, whole [--option VALUE] groups to a line.
+    words = re.findall(r"\[[^\]]*\]|\S+", usage)
+    lines = [" ".join(words[:2])]
+    for word in words[2:]:
+        if len(lines[-1]) + 1 + len(word) > 78:
+            lines.append(" " * (len(words[0]) + 1) + word)
+        else:
+            lines[-1] += " " + word
+    func.__doc__ = "\n".join(lines) + "\n\n" + rest
+    return func
 
 
 @magics_class
@@ -167,12 +189,15 @@ class BatchMagic(Magics, Configurable):
         self.registry: dict[str, BatchJob] = {}
         self.views: dict[str, JobPanel | TextStatus] = {}
         self.simulator: Any = None
+        #: The folder the session's simulator keeps its batches in.
+        self.simulator_state: Path | None = None
         self._sim_client: Any = None
 
     # ======================================================================
     # %%batch (cell) and %batch (line)
     # ======================================================================
     @no_var_expand
+    @_usage_first
     @ma.magic_arguments("%batch")
     @ma.kwds(description=CELL_HELP, epilog=LINE_HELP)
     @ma.argument("target", nargs="?", help="The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.")
@@ -266,10 +291,18 @@ class BatchMagic(Magics, Configurable):
 
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
         _check_accepts(api.submit, kwargs)
+        earlier = set() if args.force else set(self._journal().job_ids())
         job = api.submit(
             df, template, **kwargs, force=args.force, max_cost=max_cost,
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
+        if job.id in earlier:  # the same cell again: its job, not a new one
+            from .panel import state_word
+
+            print(
+                f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
+                "nothing was sent again (--force sends it again)."
+            )
         self.registry[job.id] = job  # a re-run cell's live job comes back from submit itself
         self._run(job, wait=args.wait)
         return None
@@ -563,6 +596,7 @@ class BatchMagic(Magics, Configurable):
 
     def _cmd_list(self, rest: str) -> Any:
         from . import api
+        from .report import JobList
 
         _parser("%batch list", "The journal's jobs.").parse_argstring(rest)
         frame = api.jobs(self.journal_dir)
@@ -576,7 +610,7 @@ class BatchMagic(Magics, Configurable):
                 f"{len(failed)} failed job(s) ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''}) "
                 "resume where they stopped: re-run the cell, or %batch attach JOB DF."
             )
-        return frame
+        return JobList(frame)
 
     def _cmd_status(self, rest: str) -> None:
         from .panel import format_status
@@ -688,9 +722,8 @@ class BatchMagic(Magics, Configurable):
         job = retry_failed(
             full, df, client=self._client(), journal=jr, settings=self._settings(), start=False
         )
-        if job is None:
-            print(f"Job {full}: no row errored, expired or was invalid; nothing to retry.")
-            return
+        if job.id == full:
+            return  # nothing to retry (retry_failed said so); the ended job came back
         self.registry[job.id] = job
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
@@ -723,12 +756,16 @@ class BatchMagic(Magics, Configurable):
         p.add_argument("action", choices=("start", "stop", "status"))
         p.add_argument("--processing-time", type=float, default=None, metavar="S")
         p.add_argument("--error-rate", action="append", default=[], metavar="CATEGORY=F")
+        p.add_argument("--state", metavar="DIR", default=None)
         args = p.parse_argstring(rest)
         if args.action == "stop":
             self.stop_simulator()
             return
         if args.action == "status":
-            print(f"simulator running at {self.simulator.url}" if self.simulator else "no simulator running")
+            if self.simulator is None:
+                print("No simulator is running: %batch simulator start starts one.")
+            else:
+                print(f"Simulator running at {self.simulator.url}; its batches are kept in {str(self.simulator_state)!r}.")
             return
         rates: dict[str, float] = {}
         for item in args.error_rate:
@@ -739,20 +776,32 @@ class BatchMagic(Magics, Configurable):
                 sep = ""
             if not sep or not cat.strip():
                 raise UsageError(f"--error-rate {item}: write CATEGORY=FRACTION, e.g. --error-rate overloaded_error=0.1")
-        self.start_simulator(processing_time=args.processing_time, error_rates=rates)
+        self.start_simulator(processing_time=args.processing_time, error_rates=rates, state_dir=args.state)
         print(
             f"Simulator running at {self.simulator.url}: jobs of this session go there "
-            "(SIMULATED; no key, no cost). %batch simulator stop ends it."
+            f"(SIMULATED; no key, no cost). It keeps its batches in {str(self.simulator_state)!r}, "
+            "so after a kernel restart `%batch simulator start` finds them again. "
+            "%batch simulator stop ends it."
         )
 
     # -- the embedded simulator -------------------------------------------------
-    def start_simulator(self, *, processing_time: float | None = None, error_rates: dict[str, float] | None = None) -> Any:
+    def start_simulator(
+        self,
+        *,
+        processing_time: float | None = None,
+        error_rates: dict[str, float] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> Any:
+        """Start this session's simulator. Its batches are kept in ``state_dir`` (default:
+        ``simulator/`` in the journal folder), so a kernel restart does not lose them."""
         try:
             from .simulator import Simulator
         except ImportError as exc:
             raise UsageError(f"The simulator is not available: {exc}") from None
         self.stop_simulator(quiet=True)
-        kwargs: dict[str, Any] = {}
+        state = Path(state_dir) if state_dir is not None else self._journal().root / "simulator"
+        _private_dirs(state)  # it keeps the prompts, the user's data, as the journal does
+        kwargs: dict[str, Any] = {"state_dir": state}
         params = inspect.signature(Simulator).parameters
         if processing_time is not None:
             kwargs["processing_time"] = processing_time
@@ -765,6 +814,7 @@ class BatchMagic(Magics, Configurable):
             raise UsageError(f"The simulator refused these options: {exc}") from None
         sim.start()
         self.simulator = sim
+        self.simulator_state = state
         self._sim_client = None
         return sim
 
@@ -778,6 +828,13 @@ class BatchMagic(Magics, Configurable):
         sim.stop()
         if not quiet:
             print("Simulator stopped.")
+
+
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each readable by the owner only."""
+    for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _check_accepts(func: Any, kwargs: dict[str, Any]) -> None:

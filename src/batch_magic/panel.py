@@ -45,7 +45,31 @@ COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skippe
 #: New columns not worth a preview (token counts, stop reasons).
 PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_thinking_tokens", "_stop_reason")
 PREVIEW_ROWS = 5
+#: Characters of a cell shown in the preview.
+PREVIEW_CHARS = 80
+#: Rows not succeeded shown in the preview besides the first ones, with their error.
+PREVIEW_PROBLEMS = 3
+#: Bookkeeping columns of a job, shown after its answer columns.
+BOOKKEEPING = ("_status", "_error", "_raw")
 TICK_SECONDS = 1.0
+#: What the API says of batch durations, shown while this journal has no history.
+NO_HISTORY_HINT = "most batches end within an hour (the API's estimate)"
+
+
+def html_no_math(markup: str) -> str:
+    """HTML in which no ``$`` can start LaTeX.
+
+    JupyterLab typesets text between two ``$`` in HTML outputs as maths (so
+    "$0.07 expected, $0.11 at most" comes out as italic maths). MathJax reads
+    the text through HTML entities, so ``&#36;`` alone is not enough; it does
+    not join text across elements, so each dollar goes in its own span.
+    """
+    return markup.replace("$", "<span>&#36;</span>")
+
+
+def escape(text: str) -> str:
+    """``html.escape`` for text shown in a notebook: also no ``$`` maths."""
+    return html_no_math(html.escape(text))
 
 
 class JobLike(Protocol):
@@ -115,6 +139,9 @@ def format_status(status: JobStatus) -> str:
         parts[0] += " (reconnecting)"
     parts.append(f"{status.batches_ended}/{status.batches_total} batches")
     parts.append(f"{format_interval(status.elapsed)} elapsed")
+    running = status.state in ("in_progress", "canceling") and status.batches_submitted > status.batches_ended
+    if running and not final:
+        parts.append(format_duration_hint(status))
     left = status.time_to_expiry
     if left is not None and not final:
         parts.append(f"{format_interval(left)} to expiry")
@@ -133,6 +160,16 @@ def format_status(status: JobStatus) -> str:
     if status.simulated:
         line += " · SIMULATED"
     return line
+
+
+def format_duration_hint(status: JobStatus) -> str:
+    """How long a batch may take, clearly an estimate: this journal's history, else the API's word."""
+    hint = status.typical_duration
+    if hint is None:
+        return NO_HISTORY_HINT
+    spread = f"{format_interval(hint.low)}–{format_interval(hint.high)}, " if hint.samples > 1 else ""
+    earlier = f"{hint.samples} earlier batch{'es' if hint.samples != 1 else ''}"
+    return f"estimate ~{format_interval(hint.median)} a batch ({spread}{earlier} like it)"
 
 
 def format_summary(status: JobStatus) -> str:
@@ -154,7 +191,37 @@ def format_summary(status: JobStatus) -> str:
 
 
 def preview_columns(status: JobStatus, frame: pd.DataFrame) -> list[str]:
-    return [c for c in status.columns if c in frame.columns and not c.endswith(PREVIEW_SKIP)]
+    """The answer first (for a schema or JSON job: its fields, not the wide raw JSON),
+    then status and error, then the raw text."""
+    out = status.out
+    shown = [c for c in status.columns if c in frame.columns and not c.endswith(PREVIEW_SKIP)]
+    bookkeeping = [f"{out}{suffix}" for suffix in BOOKKEEPING]
+    fields = [c for c in shown if c.startswith(f"{out}_") and c not in bookkeeping]
+    answer = fields or [c for c in shown if c == out]
+    raw = [c for c in shown if c not in answer and c not in bookkeeping]  # the raw JSON of fields
+    tail = [c for c in (f"{out}_raw",) if c in shown]
+    middle = [c for c in (f"{out}_status", f"{out}_error") if c in shown]
+    return answer + middle + raw + tail
+
+
+def preview_rows(status: JobStatus, frame: pd.DataFrame) -> tuple[list[int], int]:
+    """Row positions to preview: the first rows, then a few that did not succeed (not
+    skipped ones first); and how many rows did not succeed in all."""
+    first = list(range(min(PREVIEW_ROWS, len(frame))))
+    column = f"{status.out}_status"
+    if column not in frame.columns:
+        return first, 0
+    states = frame[column].astype("object").to_numpy()
+    problems = [i for i, s in enumerate(states) if s != "succeeded"]
+    extra = sorted((i for i in problems if i not in first), key=lambda i: (states[i] == "skipped", i))
+    return first + sorted(extra[:PREVIEW_PROBLEMS]), len(problems)
+
+
+def _clip_cell(value: Any) -> Any:
+    """A long text cut short for the preview (the raw JSON of a schema job can be wide)."""
+    if isinstance(value, str) and len(value) > PREVIEW_CHARS:
+        return value[: PREVIEW_CHARS - 1] + "…"
+    return value
 
 
 # -- the widget panel ------------------------------------------------------------
@@ -228,7 +295,8 @@ class JobPanel:
     def _render(self, status: JobStatus) -> None:
         self._last = status
         word = state_word(status.state)
-        self.state.value = f"<b>{html.escape(word)}</b>"
+        self.state.value = f"<b>{escape(word)}</b>"
+        self._render_cancel(status)
         self._render_header(status)
         self._render_bar(status)
         self._render_details(status)
@@ -237,12 +305,25 @@ class JobPanel:
         if status.state in FINAL and not self._final and settled(self.job):
             self._finish(status)
 
+    def _render_cancel(self, status: JobStatus) -> None:
+        """The button says what is happening: Canceling… while the API stops the
+        batches, Canceled once they are."""
+        if status.state == "canceling":
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Canceling…"
+        elif status.state == "canceled":
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Canceled"
+        elif status.state in FINAL:  # ended before a cancel could: nothing left to cancel
+            self.cancel_button.disabled = True
+            self.cancel_button.description = "Cancel"
+
     def _render_header(self, status: JobStatus) -> None:
         sim = ' <span class="batch-magic-simulated">SIMULATED</span>' if status.simulated else ""
         self.header.value = (
-            f"{_CSS}<b>batch</b> <code>{html.escape(status.job_id)}</code> · "
-            f"{html.escape(status.model)} · {status.n_requests:,} requests → "
-            f"<code>{html.escape(status.out)}</code>{sim}"
+            f"{_CSS}<b>batch</b> <code>{escape(status.job_id)}</code> · "
+            f"{escape(status.model)} · {status.n_requests:,} requests → "
+            f"<code>{escape(status.out)}</code>{sim}"
         )
 
     def _render_bar(self, status: JobStatus) -> None:
@@ -275,19 +356,18 @@ class JobPanel:
     def _render_details(self, status: JobStatus) -> None:
         # The step under way; once final, the summary line says it all.
         show = status.message and status.state not in FINAL
-        message = f"<br><small>{html.escape(status.message)}</small>" if show else ""
-        self.details.value = f"{html.escape(format_status(status))}{message}"
+        message = f"<br><small>{escape(status.message)}</small>" if show else ""
+        self.details.value = f"{escape(format_status(status))}{message}"
 
     def _show_error(self, text: str) -> None:
-        self.error.value = f"<b>Error:</b> <pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+        self.error.value = f"<b>Error:</b> <pre style='white-space:pre-wrap'>{escape(text)}</pre>"
         self.error.layout.display = None
 
     def _finish(self, status: JobStatus) -> None:
         self._final = True
         self.cancel_button.disabled = True
-        self.cancel_button.description = "Canceled" if status.state == "canceled" else "Cancel"
         self._stop_ticker()
-        self.summary.value = f"<b>{html.escape(format_summary(status))}</b>"
+        self.summary.value = f"<b>{escape(format_summary(status))}</b>"
         self.summary.layout.display = None
         if status.state != "failed":
             self._render_preview(status)
@@ -305,8 +385,16 @@ class JobPanel:
         cols = preview_columns(status, frame)
         if not cols:
             return
-        table = frame[cols].head(PREVIEW_ROWS).to_html(max_cols=12, notebook=False, border=0)
-        self.preview.value = f"<div style='overflow-x:auto'>{table}</div>"
+        rows, n_problems = preview_rows(status, frame)
+        cells = frame[cols].iloc[rows].astype(object).map(_clip_cell)
+        table = cells.to_html(max_cols=12, notebook=False, border=0, na_rep="")
+        n_first = min(PREVIEW_ROWS, len(frame))
+        caption = f"first {n_first} rows"
+        if len(rows) > n_first:
+            caption += f", then {len(rows) - n_first} of the {n_problems:,} rows not succeeded"
+        self.preview.value = html_no_math(
+            f"<small>{html.escape(caption)}</small><div style='overflow-x:auto'>{table}</div>"
+        )
         self.preview.layout.display = None
 
     # -- cancel -------------------------------------------------------------

@@ -165,7 +165,12 @@ def _missing_mask(values: pd.Series) -> np.ndarray:
 
 
 def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """The values a template name reads: a column, else a named index level."""
     matches = [c for c in df.columns if str(c) == name]
+    if not matches:
+        levels = [i for i, n in enumerate(df.index.names) if n is not None and str(n) == name]
+        if len(levels) == 1:
+            return pd.Series(df.index.get_level_values(levels[0]), index=df.index, name=name)
     if len(matches) != 1:
         raise PlanError(
             f"The DataFrame has {len(matches)} columns named {name!r}; "
@@ -193,10 +198,12 @@ def build_plan(
     if len(df) == 0:
         raise PlanError("The DataFrame has no rows: there is nothing to send.")
 
+    index_names = list(df.index.names)
     if template.needs_whole_row:
         used = [str(c) for c in df.columns]
+        used += [str(n) for n in index_names if n is not None and str(n) not in used]
     else:
-        used = template.check_columns(list(df.columns))
+        used = template.check_columns(list(df.columns), index_names)
 
     n = len(df)
     series = {name: _column(df, name) for name in used}

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .panel import html_no_math
+
 if TYPE_CHECKING:
     from .api import Prepared
     from .pilot import PilotResult
@@ -146,15 +148,18 @@ def _reasons_text(f: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)}; e.g. rows {examples})"
 
 
+# The selectors outrank JupyterLab's own output rules, which lay tables out in equal
+# fixed columns, right-align every cell and break words anywhere in a <pre> ("n eutral").
 _STYLE = (
-    "<style>.bm-report{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
-    ".bm-report table{border-collapse:collapse;margin:4px 0}"
-    ".bm-report th,.bm-report td{text-align:left;vertical-align:top;padding:3px 8px;"
-    "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
-    ".bm-report pre{white-space:pre-wrap;max-height:14em;overflow:auto;margin:0;"
-    "font-size:12px;background:var(--jp-layout-color2,#f6f6f6);padding:4px}"
-    ".bm-report .bm-muted{color:var(--jp-ui-font-color2,#666)}"
-    ".bm-report .bm-bad{color:var(--jp-error-color1,#b00)}</style>"
+    "<style>div.bm-report{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
+    "div.bm-report table.bm-table{border-collapse:collapse;margin:4px 0;table-layout:auto}"
+    "div.bm-report table.bm-table th,div.bm-report table.bm-table td{text-align:left;vertical-align:top;padding:3px 8px;"
+    "border-bottom:1px solid var(--jp-border-color2,#ddd);word-break:normal;overflow-wrap:break-word}"
+    "div.bm-report pre{white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;max-height:14em;"
+    "overflow:auto;margin:0;font-size:12px;background:var(--jp-layout-color2,#f6f6f6);padding:4px}"
+    "div.bm-report .bm-nowrap{white-space:nowrap}"
+    "div.bm-report .bm-muted{color:var(--jp-ui-font-color2,#666)}"
+    "div.bm-report .bm-bad{color:var(--jp-error-color1,#b00)}</style>"
 )
 
 
@@ -182,10 +187,10 @@ def prepared_html(p: Prepared) -> str:
         f"<details{' open' if i == 0 else ''}><summary>prompt {i + 1}</summary><pre>{e(_clip(pr, PROMPT_CHARS))}</pre></details>"
         for i, pr in enumerate(f["prompts"])
     )
-    return (
+    return html_no_math(
         f"{_STYLE}<div class='bm-report'><b>Dry run</b>: nothing was sent. "
         f"{e(f['model'])} &rarr; column <code>{e(f['out'])}</code> ({e(f['output'])})"
-        f"<table>{table}</table>{prompts}</div>"
+        f"<table class='bm-table'>{table}</table>{prompts}</div>"
     )
 
 
@@ -246,13 +251,22 @@ def pilot_text(r: PilotResult) -> str:
 
 
 def _full_batch_hint(f: dict[str, Any]) -> str:
-    hint = (
-        f"Full batch: {f['requests']:,} requests, about {money(f['batch_cost'])} "
-        f"(at most {money(f['batch_cost_upper'])})"
-    )
+    """One estimate of the whole job: from the pilot's measured tokens when it has any.
+
+    The quick local estimate guesses the tokens (about 4 characters a token,
+    a typical answer length); the pilot measured them on real rows, so when
+    both exist only the pilot's is shown (they can differ several-fold).
+    """
     if f["batch_from_pilot"] is not None:
-        hint += f"; at this pilot's token use, about {money(f['batch_from_pilot'])}"
-    return hint + "."
+        return (
+            f"Full batch: {f['requests']:,} requests, about {money(f['batch_from_pilot'])} at the batch "
+            "price, from the tokens this pilot's rows used (closer than the quick estimate before "
+            "sending, which guesses them)."
+        )
+    return (
+        f"Full batch: {f['requests']:,} requests, about {money(f['batch_cost'])} at the batch price "
+        "(the quick estimate, from the prompts' length: no pilot row was answered to measure)."
+    )
 
 
 def pilot_html(r: PilotResult) -> str:
@@ -262,7 +276,7 @@ def pilot_html(r: PilotResult) -> str:
     body = []
     for _, row in r.frame.iterrows():
         status = str(row["status"])
-        cls = "" if status == "succeeded" else " class='bm-bad'"
+        bad = "" if status == "succeeded" else " bm-bad"
         parsed = e(_parsed_text(row, cols, r.out)) if cols and status != "errored" else ""
         if pd.notna(row["error"]):
             parsed += f"<div class='bm-bad'>{e(str(row['error']))}</div>"
@@ -272,18 +286,92 @@ def pilot_html(r: PilotResult) -> str:
         )
         answer = e(_clip(row["answer"], ANSWER_CHARS)) if pd.notna(row["answer"]) else "<i>no answer</i>"
         body.append(
-            f"<tr><td>{e(repr(row['row']))}</td><td><pre>{e(_clip(row['prompt'], PROMPT_CHARS))}</pre></td>"
-            f"<td><pre>{answer}</pre></td><td>{parsed}</td><td{cls}>{e(status)}</td>"
-            f"<td>{tokens}</td><td>{money(row['cost'])}</td></tr>"
+            f"<tr><td class='bm-nowrap'>{e(repr(row['row']))}</td><td><pre>{e(_clip(row['prompt'], PROMPT_CHARS))}</pre></td>"
+            f"<td><pre>{answer}</pre></td><td>{parsed}</td><td class='bm-nowrap{bad}'>{e(status)}</td>"
+            f"<td class='bm-nowrap'>{tokens}</td><td class='bm-nowrap'>{money(row['cost'])}</td></tr>"
         )
     counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
     head = "<tr><th>row</th><th>prompt</th><th>answer</th><th>parsed</th><th>status</th><th>tokens</th><th>cost</th></tr>"
-    return (
+    return html_no_math(
         f"{_STYLE}<div class='bm-report'>"
         + ("<b style='color:#d97706'>SIMULATED</b> answers (local simulator, not Claude). " if r.simulated else "")
         + f"<b>Pilot</b>: {f['n']} rows through the realtime API "
         f"({e(f['model'])}) in {f['wall_time']:.1f} s, <b>{money(f['cost'])}</b> at the realtime "
         f"price ({e(counts)}). Nothing was merged into the DataFrame."
-        f"<table>{head}{''.join(body)}</table>"
+        f"<table class='bm-table'>{head}{''.join(body)}</table>"
         f"<div class='bm-muted'>{e(_full_batch_hint(f))}</div></div>"
     )
+
+
+# -- the journal's jobs (%batch list) -------------------------------------------------------
+#: A short id is at least the date and the time to the minute (YYYYMMDD-HHMM).
+SHORT_ID_MIN = 13
+
+
+def short_ids(ids: list[str]) -> list[str]:
+    """For each id, the shortest prefix no other id starts with (what ``attach`` takes),
+    never cut inside the date and minute."""
+    shorts = []
+    for job_id in ids:
+        others = [o for o in ids if o != job_id]
+        length = min(SHORT_ID_MIN, len(job_id))
+        while length < len(job_id) and any(o.startswith(job_id[:length]) for o in others):
+            length += 1
+        shorts.append(job_id[:length])
+    return shorts
+
+
+def dollars(x: Any) -> str:
+    """Dollars to the cent, for a list: ``$0.02``; under a cent, ``<$0.01``."""
+    if x is None or pd.isna(x):
+        return ""
+    if x == 0:
+        return "$0"
+    if abs(x) < 0.01:
+        return "<$0.01"
+    return f"${x:,.2f}"
+
+
+class JobList:
+    """The journal's jobs, compact: short ids (any works with ``attach``), model,
+    rows, state and cost. ``frame`` is the full table (``batch_magic.jobs()``)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def table(self) -> pd.DataFrame:
+        """What is shown: one row a job, text cells."""
+        f = self.frame
+        ids = [str(i) for i in f["job_id"]]
+        cost = [
+            dollars(actual) if actual is not None and not pd.isna(actual) else (f"~{dollars(est)} est." if est else "")
+            for actual, est in zip(f["actual_cost"], f["estimated_cost"])
+        ]
+        return pd.DataFrame(
+            {
+                "job": short_ids(ids),
+                "state": [str(s) for s in f["state"]],
+                "out": [str(o) for o in f["out"]],
+                "model": [str(m) for m in f["model"]],
+                "rows": [f"{int(n):,}" if n is not None and not pd.isna(n) else "" for n in f["rows"]],
+                "cost": cost,
+                "simulated": [bool(x) for x in f["simulated"]],
+            }
+        )
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return self.table().to_string(index=False)
+
+    def _repr_html_(self) -> str:
+        t = self.table()
+        e = html.escape
+        head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td class='bm-nowrap'>{e(str(v))}</td>" for v in row) + "</tr>"
+            for row in t.itertuples(index=False)
+        )
+        note = "<div class='bm-muted'>any id here works with <code>%batch attach</code>, or <code>last</code></div>"
+        return html_no_math(f"{_STYLE}<div class='bm-report'><table class='bm-table'><tr>{head}</tr>{body}</table>{note}</div>")

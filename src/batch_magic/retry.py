@@ -34,9 +34,15 @@ def retry_failed(
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
     start: bool = True,
-) -> BatchJob | None:
+) -> BatchJob:
     """A new job over ``df``'s rows that job ``job_id`` left errored, expired or
-    invalid (None if there are none); its answers are written back into ``df``."""
+    invalid; its answers are written back into ``df``.
+
+    When no row is left to retry, nothing is sent: a line says so, and the ended
+    job itself comes back (read from the journal, not bound to ``df``, which is
+    left as it is), so ``retry_failed(...).wait()`` works either way; tell the
+    two apart by ``job.id``.
+    """
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     full = jr.resolve(job_id)
     record = jr.read_record(full)
@@ -49,7 +55,11 @@ def retry_failed(
         raise BatchMagicError(f"Job {full} is {record.state.value}; retry its failed rows once it has ended ({hint}).")
     planned = plan_retry(df, record, jr)
     if planned is None:
-        return None
+        print(
+            f"Job {full}: no row errored, expired or was invalid; nothing to retry, nothing sent "
+            "(the DataFrame is unchanged). The job itself is returned."
+        )
+        return api.attach(full, None, journal=jr, start=False)
     subset, positions = planned
     job = api.submit(
         subset, record.template, **submit_options(record), force=True, client=client, journal=jr,

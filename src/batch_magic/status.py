@@ -20,6 +20,21 @@ FINAL_STATES = frozenset({"done", "canceled", "failed"})
 
 
 @dataclass(frozen=True)
+class DurationHint:
+    """How long this journal's earlier batches like a job's took: an estimate, not a promise.
+
+    "Like" means the same model, a similar size and the same kind of server
+    (simulated or not). Seconds from a batch's creation to its end.
+    """
+
+    median: float
+    #: The spread: the shortest and longest (the 10th and 90th percentiles from 10 on).
+    low: float
+    high: float
+    samples: int
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """A snapshot of a job, for displays. Immutable; a new one per change."""
 
@@ -50,6 +65,31 @@ class JobStatus:
     message: str = ""
     columns: tuple[str, ...] = ()
     row_counts: dict[str, int] = field(default_factory=dict)
+    #: How long similar earlier batches took (None: no history in the journal).
+    typical_duration: DurationHint | None = None
+
+    def __str__(self) -> str:
+        """One line a person reads: id, state, batches, row counts, cost."""
+        parts = [f"{self.job_id}: {self.state.replace('_', ' ')}"]
+        parts.append(f"{self.batches_ended}/{self.batches_total} batches")
+        counts = self.row_counts if self.done and self.row_counts else self.counts
+        shown = [f"{n:,} {k}" for k, n in counts.items() if n]
+        parts.append(", ".join(shown) if shown else f"{self.n_rows:,} rows")
+        if self.actual_cost is not None:
+            parts.append(f"cost {_dollars(self.actual_cost)}")
+        elif self.estimated_cost is not None:
+            upper = self.estimated_cost_upper
+            parts.append(
+                f"est. {_dollars(self.estimated_cost)}" + (f", at most {_dollars(upper)}" if upper is not None else "")
+            )
+        if self.simulated:
+            parts.append("SIMULATED")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<JobStatus {self}>"
 
     @property
     def done(self) -> bool:
@@ -79,6 +119,14 @@ class JobStatus:
             return None
         bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
         return "warning" if bad else "success"
+
+
+def _dollars(x: float) -> str:
+    if x == 0:
+        return "$0"
+    if abs(x) < 0.0001:
+        return "<$0.0001"
+    return "$" + (f"{x:.4f}".rstrip("0").rstrip(".") if abs(x) < 1 else f"{x:,.2f}")
 
 
 def epoch(iso: str | None) -> float | None:

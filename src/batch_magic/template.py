@@ -1,8 +1,9 @@
 """Compile a prompt template and render it for each row.
 
 Templates are Jinja2 with ``StrictUndefined``: ``{{ column }}``, filters and
-conditionals work, single braces stay literal (JSON in a prompt is safe), and a
-name that is not a column fails before anything is sent. Templates made only of
+conditionals work, single braces stay literal (JSON in a prompt is safe). A
+name is a column or a named level of the index (a column wins over a level of
+the same name); any other name fails before anything is sent. Templates made only of
 text and bare ``{{ name }}`` substitutions (the common case) are rendered by a
 fast path that gives the same text as Jinja2 at a fraction of the cost, which
 matters at a million rows.
@@ -75,23 +76,35 @@ class Template:
         expr = "{{ %s }}" % column if column.isidentifier() else "{{ row[%r] }}" % column
         return cls.compile(f"{body}\n\n{expr}" if body else expr)
 
-    def check_columns(self, columns: Sequence[Any]) -> list[str]:
-        """Fail early, naming what is unknown and what exists; return the columns used."""
+    def check_columns(self, columns: Sequence[Any], index_names: Sequence[Any] = ()) -> list[str]:
+        """Fail early, naming what is unknown and what exists; return the names used.
+
+        A name may be a column or a named level of the index (``index_names``,
+        None for an unnamed level); a column wins over a level of the same name.
+        """
         names = {str(c) for c in columns}
-        unknown = sorted(v for v in self.variables if v not in names and v != ROW_NAME)
+        levels = [str(n) for n in index_names if n is not None and str(n) not in names]
+        known = names | set(levels)
+        unknown = sorted(v for v in self.variables if v not in known and v != ROW_NAME)
         if unknown:
             shown = ", ".join(repr(str(c)) for c in list(columns)[:30])
             hints = []
             for name in unknown:
-                close = difflib.get_close_matches(name, names, n=1)
+                close = difflib.get_close_matches(name, known, n=1)
                 if close:
                     hints.append(f"Did you mean {close[0]!r} for {name!r}?")
             hint = (" " + " ".join(hints)) if hints else ""
+            where = f"Columns: {shown}."
+            if levels:
+                where += f" Index levels: {', '.join(map(repr, levels))}."
+            if not hints:
+                where += _unnamed_index_hint(index_names, unknown[0])
             raise TemplateError(
                 f"The template uses {', '.join(repr(u) for u in unknown)}, which "
-                f"{'is not a column' if len(unknown) == 1 else 'are not columns'} of the "
-                f"DataFrame.{hint} Columns: {shown}. A column whose name is not a Python "
-                "identifier can be written {{ row['column name'] }}."
+                f"{'is neither a column' if len(unknown) == 1 else 'are neither columns'} of the "
+                f"DataFrame nor {'a level' if len(unknown) == 1 else 'levels'} of its index.{hint} "
+                f"{where} A column whose name is not a Python identifier can be written "
+                "{{ row['column name'] }}."
             )
         return sorted(v for v in self.variables if v != ROW_NAME)
 
@@ -138,6 +151,23 @@ class Template:
             values[ROW_NAME] = values
             out.append(self.render(values))
         return out
+
+
+def _unnamed_index_hint(index_names: Sequence[Any], example: str) -> str:
+    """How to name the index, when some level of it has no name."""
+    unnamed = [i for i, n in enumerate(index_names) if n is None]
+    if not unnamed:
+        return ""
+    if len(index_names) == 1:
+        return (
+            f" The index has no name; to use it as {{{{ {example} }}}}, name it: "
+            f"df.index.name = {example!r} (or df = df.rename_axis({example!r}))."
+        )
+    which = ", ".join(str(i) for i in unnamed)
+    return (
+        f" Index level{'s' if len(unnamed) > 1 else ''} {which} {'have' if len(unnamed) > 1 else 'has'} "
+        "no name; name the levels to use them: df.index.names = [...] (or df = df.rename_axis([...]))."
+    )
 
 
 def _strings(values: Iterable[Any], n: int) -> list[str]:
