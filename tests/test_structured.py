@@ -29,7 +29,6 @@ from batch_magic.structured import (
     api_schema,
     load_json_object,
     strip_fences,
-    supports_structured_output,
 )
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
@@ -348,20 +347,6 @@ def test_fences_and_json_loading():
     assert strip_fences('  {"a": 1} ') == '{"a": 1}'
     assert load_json_object('{"a": 1}') == ({"a": 1}, None)
     assert load_json_object("")[1] == "the answer is empty"
-
-
-@pytest.mark.parametrize(
-    "model, supported",
-    [
-        ("claude-haiku-4-5", True), ("claude-sonnet-4-5-20250929", True), ("claude-opus-4-6", True),
-        ("claude-sonnet-5", True), ("claude-opus-5-5", True), ("claude-future-model", True),
-        ("claude-sonnet-4-20250514", False), ("claude-opus-4-1-20250805", False), ("claude-opus-4-0", False),
-        ("claude-3-5-haiku-20241022", False), ("claude-3-7-sonnet-latest", False), ("claude-3-haiku-20240307", False),
-        ("claude-2.1", False), ("claude-instant-1.2", False),
-    ],
-)
-def test_which_models_get_structured_outputs(model, supported):
-    assert supports_structured_output(model) is supported
 
 
 def test_prepare_falls_back_to_a_forced_tool_for_older_models():

@@ -75,9 +75,16 @@ def manifest_kwargs(manifest: dict[str, Any]) -> dict[str, Any]:
     elif system:
         kwargs["system"] = system
         kwargs["cache_system"] = False
-    if "temperature" in params:
-        kwargs["temperature"] = params.pop("temperature")
-    params.pop("output_config", None)
+    output_config = dict(params.pop("output_config", None) or {})
+    output_config.pop("format", None)  # rebuilt from the output kind below
+    if output_config.get("effort") is not None:
+        kwargs["effort"] = output_config.pop("effort")
+    if output_config:
+        params["output_config"] = output_config
+    thinking = params.get("thinking")
+    chosen_off = isinstance(thinking, dict) and thinking.get("type") in ("disabled", "between_tools")
+    if chosen_off and output.get("kind") in ("labels", "schema"):
+        params.pop("thinking")  # prepare turned thinking off for the short answer: it will again
     if params.pop("tools", None) is not None:
         kwargs["use_tool"] = True
     params.pop("tool_choice", None)
