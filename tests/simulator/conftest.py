@@ -18,7 +18,8 @@ def _http_session() -> Iterator[httpx2.Client]:
 
 @pytest.fixture
 def http(_http_session: httpx2.Client, simulator: Simulator) -> httpx2.Client:
-    """A plain HTTP client (no SDK) with the simulator as base URL and a key set."""
+    """A plain HTTP client (no SDK) with the simulator as base URL, a key and API version 2023-06-01 set."""
     _http_session.base_url = simulator.url
     _http_session.headers["x-api-key"] = "sk-raw"
+    _http_session.headers["anthropic-version"] = "2023-06-01"
     return _http_session

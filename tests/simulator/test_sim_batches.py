@@ -177,12 +177,20 @@ def test_bad_params_are_errored_results_with_the_nested_shape(
 
 
 @pytest.mark.parametrize(
-    "model", ["claude-sonnet-4-20250514", "claude-haiku-4-5", "claude-opus-9-9", "claude-3-5-sonnet-latest"]
+    "model", ["claude-haiku-4-5-20251001", "claude-haiku-4-5", "claude-opus-9-9", "claude-sonnet-5-5"]
 )
-def test_any_claude_looking_model_is_accepted(sdk_client: anthropic.Anthropic, model: str) -> None:
+def test_any_current_or_claude_looking_model_is_accepted(sdk_client: anthropic.Anthropic, model: str) -> None:
     batch = sdk_client.messages.batches.create(requests=[{"custom_id": "a", "params": {**params(), "model": model}}])
     [r] = list(sdk_client.messages.batches.results(batch.id))
     assert r.result.type == "succeeded" and r.result.message.model == model
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-20250514", "claude-3-5-sonnet-latest", "claude-opus-4-1"])
+def test_retired_models_are_not_found(sdk_client: anthropic.Anthropic, model: str) -> None:
+    batch = sdk_client.messages.batches.create(requests=[{"custom_id": "a", "params": {**params(), "model": model}}])
+    [r] = list(sdk_client.messages.batches.results(batch.id))
+    assert r.result.type == "errored" and r.result.error.error.type == "not_found_error"
+    assert r.result.error.error.message == f"model: {model}"
 
 
 def test_strict_models_restricts(simulator: Simulator, sdk_client: anthropic.Anthropic) -> None:

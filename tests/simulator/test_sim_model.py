@@ -13,8 +13,9 @@ import pytest
 from sim_helpers import MODEL, params
 
 from batch_magic.simulator import Simulator
-from batch_magic.simulator.model import count_input_tokens, looks_like_claude
+from batch_magic.simulator.catalog import looks_like_claude
 from batch_magic.simulator.schema import Cues, choose_option, fake_value
+from batch_magic.simulator.tokens import count_input_tokens
 
 
 def batch_answers(client: anthropic.Anthropic, reqs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -54,9 +55,14 @@ def test_stop_sequences(sdk_client: anthropic.Anthropic) -> None:
     assert "gamma" not in msg.content[0].text
 
 
-def test_a_model_maximum_max_tokens_is_accepted(sdk_client: anthropic.Anthropic) -> None:
-    results = batch_answers(sdk_client, {"big": {**params(), "max_tokens": 128_000}})
-    assert results["big"].type == "succeeded"
+def test_the_model_maximum_max_tokens_is_accepted_and_one_more_is_not(sdk_client: anthropic.Anthropic) -> None:
+    results = batch_answers(sdk_client, {"max": {**params(), "max_tokens": 64_000},
+                                         "over": {**params(), "max_tokens": 64_001}})
+    assert results["max"].type == "succeeded"
+    assert results["over"].type == "errored"
+    assert results["over"].error.error.message == (
+        "max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for claude-haiku-4-5-20251001"
+    )
 
 
 class Sentiment(str, enum.Enum):
@@ -271,9 +277,11 @@ def test_streaming_realtime(sdk_client: anthropic.Anthropic) -> None:
     assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
 
 
-def test_thinking_block(sdk_client: anthropic.Anthropic) -> None:
-    msg = sdk_client.messages.create(**params("think"), thinking={"type": "enabled", "budget_tokens": 1024})
+def test_extended_thinking_block_on_haiku_4_5(sdk_client: anthropic.Anthropic) -> None:
+    msg = sdk_client.messages.create(**{**params("think"), "max_tokens": 2048},
+                                     thinking={"type": "enabled", "budget_tokens": 1024})
     assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert msg.content[0].thinking  # Haiku 4.5 summarises its thinking by default
 
 
 def test_model_id_rule() -> None:

@@ -61,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="script HTTP failures, e.g. create:429:2 (repeatable)")
     p.add_argument("--retention-days", type=float, default=29.0, metavar="D",
                    help="days after creation when results are archived (default 29)")
-    p.add_argument("--strict-models", metavar="A,B", help="accept only these model ids")
+    p.add_argument("--refusal-rate", type=float, default=0.0, metavar="F",
+                   help="fraction of requests the model refuses (stop_reason 'refusal'; default 0)")
+    p.add_argument("--invalid-rate", type=float, default=0.0, metavar="F",
+                   help="fraction of structured answers that break their schema (default 0)")
+    p.add_argument("--strict-models", nargs="?", const=True, default=None, metavar="A,B",
+                   help="serve only the model table's ids (no value) or only these ids; "
+                        "otherwise any Claude-like id is served as a current model")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of every random choice (default 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     return p
@@ -82,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             expire_rate=args.expire_rate,
             seed=args.seed,
             retention_days=args.retention_days,
-            strict_models=args.strict_models.split(",") if args.strict_models else None,
+            refusal_rate=args.refusal_rate,
+            invalid_rate=args.invalid_rate,
+            strict_models=(args.strict_models.split(",") if isinstance(args.strict_models, str)
+                           else args.strict_models),
         )
         for endpoint, status, times in args.fault:
             sim.add_fault(endpoint, status, times=times)

@@ -12,32 +12,25 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
 
 from .cache import PromptCache
+from .catalog import listed, resolve
 from .clock import Clock, RealClock
 from .faults import FaultPlan, validate_error_rates
-from .model import (
-    FakeModel,
-    Responder,
-    cache_prefix,
-    count_input_tokens,
-    looks_like_claude,
-    validate_params,
-)
+from .model import FakeModel, Responder
 from .protocol import APIError, new_batch_id, new_message_id
 from .results import result_lines
+from .rules import V2023, Context, validate_params
 from .store import Batch, BatchPolicy, Packer, Store
+from .tokens import cache_prefix, count_input_tokens
 
 CUSTOM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-#: What ``GET /v1/models`` lists when no strict list is set, newest first.
-LISTED_MODELS = (
-    "claude-opus-4-5", "claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5",
-)
+LIFECYCLES = ("active", "deprecated", "retired")
 DAY = 86400.0
 
 
@@ -53,7 +46,9 @@ class Options:
     expire_rate: float = 0.0
     seed: int = 0
     retention_days: float = 29.0
-    strict_models: list[str] | None = None
+    strict_models: bool | list[str] | None = None
+    refusal_rate: float = 0.0
+    invalid_rate: float = 0.0
     responder: Responder | None = None
     api_keys: list[str] | None = None
     max_requests: int = 100_000
@@ -71,11 +66,17 @@ class Options:
                 raise ValueError(f"{name} must be a number >= 0, not {value!r}")
         if not isinstance(self.speed, (int, float)) or self.speed <= 0:
             raise ValueError(f"speed must be > 0, not {self.speed!r}")
-        if not 0 <= self.expire_rate <= 1:
-            raise ValueError(f"expire_rate must be in [0, 1], not {self.expire_rate!r}")
+        for name in ("expire_rate", "refusal_rate", "invalid_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], not {value!r}")
         self.error_rates = validate_error_rates(dict(self.error_rates or {}))
-        if self.strict_models is not None:
+        if self.strict_models is not None and not isinstance(self.strict_models, bool):
+            if isinstance(self.strict_models, str):
+                raise ValueError("strict_models is True (the model table only) or a list of model ids, not a string")
             self.strict_models = list(self.strict_models)
+        if self.strict_models is False:
+            self.strict_models = None
         if self.api_keys is not None:
             self.api_keys = list(self.api_keys)
         if self.responder is not None and not callable(self.responder):
@@ -107,7 +108,9 @@ class App:
 
     @property
     def model(self) -> FakeModel:
-        return FakeModel(self.options.responder)
+        """The fake model with the options in force (realtime calls)."""
+        opts = self.options
+        return FakeModel(opts.responder, refusal_rate=opts.refusal_rate, invalid_rate=opts.invalid_rate)
 
     def now(self) -> float:
         return self.clock.now()
@@ -121,7 +124,7 @@ class App:
             raise APIError("authentication_error", "invalid x-api-key")
 
     # -- batches ----------------------------------------------------------------------------
-    def create(self, body: bytes) -> Batch:
+    def create(self, body: bytes, version: str = V2023, betas: frozenset[str] = frozenset()) -> Batch:
         data = parse_json(body)
         opts = self.options
         reqs = data.get("requests")
@@ -165,12 +168,12 @@ class App:
         cache_info: dict[int, tuple[str, int, str, bool]] = {}
         # stdlib json here: orjson's large per-call buffers make 100k small dumps slow on a cold heap.
         encoder = json.JSONEncoder(separators=(",", ":")).encode
-        strict = opts.strict_models
+        ctx = Context(version=version, in_batch=True, strict_models=opts.strict_models, betas=betas)
         for i, r in enumerate(reqs):
             p = r["params"]
             raw = encoder(p).encode()
             packer.add(cids[i], raw)
-            err = validate_params(p, in_batch=True, strict_models=strict)
+            err = validate_params(p, ctx, size_hint=_size_hint(raw))
             if err is not None:
                 pre_errors[i] = err
             elif b'"cache_control"' in raw:
@@ -184,6 +187,8 @@ class App:
             seed=opts.seed,
             error_rates=dict(opts.error_rates),
             expire_rate=opts.expire_rate,
+            refusal_rate=opts.refusal_rate,
+            invalid_rate=opts.invalid_rate,
             duration=(opts.processing_time + opts.per_request_time * n) / opts.speed,
             cancel_delay=opts.cancel_delay / opts.speed,
             expiry_after=DAY / opts.speed,
@@ -240,13 +245,16 @@ class App:
                 "not_found_error",
                 f"The results of message batch '{batch_id}' have been archived and are no longer available.",
             )
-        return result_lines(batch, self.model, limit)
+        model = FakeModel(self.options.responder, refusal_rate=batch.policy.refusal_rate,
+                          invalid_rate=batch.policy.invalid_rate)
+        return result_lines(batch, model, limit)
 
     # -- realtime ---------------------------------------------------------------------------
-    def message(self, body: bytes) -> tuple[dict[str, Any], bool]:
+    def message(self, body: bytes, version: str = V2023) -> tuple[dict[str, Any], bool]:
         """A realtime answer, and whether the client asked for it streamed."""
         params = parse_json(body)
-        err = validate_params(params, in_batch=False, strict_models=self.options.strict_models)
+        ctx = Context(version=version, strict_models=self.options.strict_models)
+        err = validate_params(params, ctx, size_hint=_size_hint(body))
         if err is not None:
             raise APIError(*err)
         cache = None
@@ -264,49 +272,62 @@ class App:
         return message, bool(params.get("stream"))
 
     # -- models -----------------------------------------------------------------------------
-    def models(self, query: dict[str, str]) -> dict[str, Any]:
-        """``GET /v1/models``: the strict list if one is set, else a few current ids
-        (any Claude-like id is still accepted everywhere)."""
-        ids = list(self.options.strict_models or LISTED_MODELS)
+    def models(self, query: dict[str, str], lifecycles: Sequence[str] | None = None) -> dict[str, Any]:
+        """``GET /v1/models``: the model table (or the strict list), newest first.
+
+        ``lifecycles`` filters by stage; without it, active and deprecated models
+        are listed and retired ones only when asked for.
+        """
+        wanted = set(lifecycles or ("active", "deprecated"))
+        bad = sorted(wanted - set(LIFECYCLES))
+        if bad:
+            raise APIError("invalid_request_error",
+                           f"lifecycle: Input should be 'active', 'deprecated' or 'retired', not {bad[0]!r}")
+        raw = query.get("limit", "20")
         try:
-            limit = int(query.get("limit", 20))
+            limit = int(raw)
         except ValueError:
-            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, got {query.get('limit')!r}") from None
+            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, got {raw!r}") from None
         if not 1 <= limit <= 1000:
             raise APIError("invalid_request_error", f"limit: Input should be between 1 and 1000, got {limit}")
-        after = query.get("after_id")
-        if after in ids:
-            ids = ids[ids.index(after) + 1 :]
-        page = [self.model_info(m) for m in ids[:limit]]
+        ids = [spec.id for spec in listed(self.options.strict_models, wanted)]
+        after, before = query.get("after_id") or None, query.get("before_id") or None
+        has_more: bool
+        if after is not None:
+            rest = ids[ids.index(after) + 1:] if after in ids else []
+            page, has_more = rest[:limit], len(rest) > limit
+        elif before is not None:
+            head = ids[: ids.index(before)] if before in ids else []
+            page, has_more = head[-limit:], len(head) > limit
+        else:
+            page, has_more = ids[:limit], len(ids) > limit
+        data = [self.model_info(m) for m in page]
         return {
-            "data": page,
-            "has_more": len(ids) > limit,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
+            "data": data,
+            "has_more": has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
         }
 
     def model_info(self, model_id: str) -> dict[str, Any]:
-        """``GET /v1/models/{id}``: a ModelInfo for any id the simulator would accept."""
-        strict = self.options.strict_models
-        if not looks_like_claude(model_id) or (strict is not None and model_id not in set(strict)):
+        """``GET /v1/models/{id}``: the ModelInfo of an id or alias; retired models stay in the catalogue."""
+        spec = resolve(model_id, self.options.strict_models)
+        if spec is None:
             raise APIError("not_found_error", f"model: {model_id}")
-        words = [w for w in model_id.split("-")[1:] if not (w.isdigit() and len(w) == 8)]
-        name = " ".join(w.capitalize() for w in words if not w.isdigit())
-        version = ".".join(w for w in words if w.isdigit())
-        return {
-            "type": "model",
-            "id": model_id,
-            "display_name": f"Claude {name} {version}".strip(),
-            "created_at": "2025-10-01T00:00:00Z",
-        }
+        return spec.info()
 
-    def count_tokens(self, body: bytes) -> dict[str, Any]:
+    def count_tokens(self, body: bytes, version: str = V2023) -> dict[str, Any]:
         params = parse_json(body)
-        probe = {"max_tokens": 1, **params}
-        err = validate_params(probe, in_batch=False, strict_models=self.options.strict_models)
+        ctx = Context(version=version, strict_models=self.options.strict_models, counting=True)
+        err = validate_params(params, ctx)
         if err is not None:
             raise APIError(*err)
         return {"input_tokens": count_input_tokens(params)}
+
+
+def _size_hint(raw: bytes) -> int | None:
+    """The body size, when it bounds the prompt's tokens (no image or document counted at a flat rate)."""
+    return None if b'"image"' in raw or b'"document"' in raw else len(raw)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -321,8 +342,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
 
 def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """The server-sent events of a streamed Messages answer, for ``stream: true``."""
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**message["usage"], "output_tokens": 1}}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "stop_details": None,
+             "usage": {**message["usage"], "output_tokens": 1, "output_tokens_details": None}}
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
     for i, block in enumerate(message["content"]):
@@ -343,15 +364,19 @@ def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
         elif kind == "thinking":
             yield "content_block_start", {"type": "content_block_start", "index": i,
                                           "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
-            yield "content_block_delta", {"type": "content_block_delta", "index": i,
-                                          "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
+            if block["thinking"]:  # omitted thinking streams only its signature
+                yield "content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
             yield "content_block_delta", {"type": "content_block_delta", "index": i,
                                           "delta": {"type": "signature_delta", "signature": block["signature"]}}
         else:
             yield "content_block_start", {"type": "content_block_start", "index": i, "content_block": block}
         yield "content_block_stop", {"type": "content_block_stop", "index": i}
+    final = message["usage"]
     yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
-                            "usage": {"output_tokens": message["usage"]["output_tokens"]}}
+                            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"],
+                                      "stop_details": message.get("stop_details")},
+                            "usage": {"output_tokens": final["output_tokens"],
+                                      "output_tokens_details": final.get("output_tokens_details")}}
     yield "message_stop", {"type": "message_stop"}
 

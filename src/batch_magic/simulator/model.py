@@ -1,212 +1,46 @@
 """The fake Claude: deterministic answers shaped exactly like Messages API output.
 
-It validates one request's params the way the API does (bad model, bad
-``max_tokens``, missing messages), counts tokens (about four characters per
-token), and answers in one of three modes: plain text, structured output
-(``output_config.format`` of type ``json_schema``, or the older top-level
-``output_format``) and forced tool use. A user-supplied responder can replace
-the answer. Everything is a pure function of the params and a seed, so results
-can be regenerated after a restart instead of being stored.
+It answers a validated request (``rules.py`` decides what is valid) in one of
+three modes: plain text, structured output (``output_config.format`` of type
+``json_schema``, or the older top-level ``output_format``) and forced tool
+use; before that it may think (``thinking.py``) or refuse. A user-supplied
+responder can replace the answer. Everything is a pure function of the
+params, a seed and a draw key, so results can be regenerated after a restart
+instead of being stored.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
+import orjson
+
+from . import thinking
+from .catalog import ModelSpec, current, resolve
+from .faults import draw
 from .protocol import hashed_base62
-from .schema import Cues, fake_value, stem
+from .schema import Cues, break_value, fake_value, stem
+from .tokens import (
+    CHARS_PER_TOKEN,
+    CachePrefix,
+    count_input_tokens,
+    last_user_text,
+    tokens_of_chars,
+)
 
 #: A user responder: params dict -> answer text, or a full Message dict.
 Responder = Callable[[dict[str, Any]], str | dict[str, Any]]
 
-CLAUDE_MODEL_RE = re.compile(r"^claude-[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-CHARS_PER_TOKEN = 4
-#: A rough token cost for an image or a document block (the API uses their size).
-MEDIA_TOKENS = 1500
+#: Put this in a prompt (system or last user turn) to have the model refuse it;
+#: ``<<sim:refuse:cyber>>`` names the category (see ``REFUSAL_CATEGORIES``).
+REFUSAL_MARKER = re.compile(r"<<sim:refuse(?::([a-z_]+))?>>")
+#: The categories of ``RefusalStopDetails`` (SDK ``types/refusal_stop_details.py``).
+REFUSAL_CATEGORIES = ("cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms")
 
-
-def looks_like_claude(model: object) -> bool:
-    """Accept any id shaped like a Claude model: aliases, dated ids, ids newer than any list."""
-    return isinstance(model, str) and bool(CLAUDE_MODEL_RE.match(model))
-
-
-def tokens_of_chars(chars: int) -> int:
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN)) if chars > 0 else 0
-
-
-def _block_chars(block: Any) -> int:
-    """Characters of one content block, counting media at a flat rate."""
-    if isinstance(block, str):
-        return len(block)
-    if not isinstance(block, dict):
-        return 0
-    t = block.get("type")
-    if t == "text":
-        text = block.get("text")
-        return len(text) if isinstance(text, str) else 0
-    if t in ("image", "document"):
-        source = block.get("source")
-        if isinstance(source, dict) and source.get("type") == "text" and isinstance(source.get("data"), str):
-            return len(source["data"])
-        return MEDIA_TOKENS * CHARS_PER_TOKEN
-    if t == "tool_result":
-        content = block.get("content")
-        if isinstance(content, list):
-            return sum(_block_chars(b) for b in content)
-        return len(content) if isinstance(content, str) else 0
-    if t == "tool_use":
-        return len(str(block.get("name", ""))) + len(json.dumps(block.get("input", {})))
-    if t in ("thinking", "redacted_thinking"):
-        return 0  # previous thinking is not billed as input
-    return len(json.dumps(block))
-
-
-def _content_blocks(content: Any) -> list[Any]:
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return content
-    return []
-
-
-def _segments(params: dict[str, Any]) -> Iterable[tuple[int, Any, Any]]:
-    """(chars, identity, cache_control) for each piece of the prompt, in cache order.
-
-    The API caches a prefix in the order tools -> system -> messages.
-    """
-    tools = params.get("tools")
-    if isinstance(tools, list):
-        for tool in tools:
-            if isinstance(tool, dict):
-                yield len(json.dumps(tool, sort_keys=True)), tool, tool.get("cache_control")
-    system = params.get("system")
-    for block in _content_blocks(system):
-        cc = block.get("cache_control") if isinstance(block, dict) else None
-        yield _block_chars(block), block, cc
-    messages = params.get("messages")
-    if isinstance(messages, list):
-        for msg in messages:
-            if not isinstance(msg, dict):
-                continue
-            for block in _content_blocks(msg.get("content")):
-                cc = block.get("cache_control") if isinstance(block, dict) else None
-                yield _block_chars(block), [msg.get("role"), block], cc
-
-
-def count_input_tokens(params: dict[str, Any]) -> int:
-    """Input tokens of a request: about chars/4 of tools, system and messages."""
-    return tokens_of_chars(sum(chars for chars, _, _ in _segments(params)))
-
-
-@dataclass(frozen=True)
-class CachePrefix:
-    """The cacheable prefix of a prompt: its identity key, size and TTL."""
-
-    key: str
-    tokens: int
-    ttl: str  # "5m" or "1h"
-
-
-def cache_prefix(params: dict[str, Any]) -> CachePrefix | None:
-    """The prefix up to the last ``cache_control`` breakpoint, or None.
-
-    A top-level ``cache_control`` (automatic caching) puts the breakpoint on
-    the last block of the prompt.
-    """
-    segs = list(_segments(params))
-    top = params.get("cache_control")
-    last = -1
-    ttl = "5m"
-    for i, (_, _, cc) in enumerate(segs):
-        if isinstance(cc, dict):
-            last = i
-            ttl = "1h" if cc.get("ttl") == "1h" else "5m"
-    if isinstance(top, dict) and segs:
-        last = len(segs) - 1
-        ttl = "1h" if top.get("ttl") == "1h" else "5m"
-    if last < 0:
-        return None
-    chars = sum(c for c, _, _ in segs[: last + 1])
-    ident = json.dumps([params.get("model"), [s[1] for s in segs[: last + 1]]], sort_keys=True, default=str)
-    key = hashed_base62(22, ident)
-    return CachePrefix(key=key, tokens=tokens_of_chars(chars), ttl=ttl)
-
-
-def last_user_text(params: dict[str, Any]) -> str:
-    """The text of the last user turn: where a row's data sits in a batch prompt."""
-    messages = params.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for msg in reversed(messages):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            parts: list[str] = []
-            for block in _content_blocks(msg.get("content")):
-                if isinstance(block, str):
-                    parts.append(block)
-                elif isinstance(block, dict):
-                    if block.get("type") == "text" and isinstance(block.get("text"), str):
-                        parts.append(block["text"])
-                    elif block.get("type") == "tool_result":
-                        inner = block.get("content")
-                        if isinstance(inner, str):
-                            parts.append(inner)
-                        elif isinstance(inner, list):
-                            parts.extend(b["text"] for b in inner if isinstance(b, dict) and isinstance(b.get("text"), str))
-            return "\n".join(parts)
-    return ""
-
-
-def validate_params(
-    params: Any, *, in_batch: bool, strict_models: Iterable[str] | None = None
-) -> tuple[str, str] | None:
-    """The (error type, message) the API would answer for these params, or None if fine."""
-    if not isinstance(params, dict):
-        return "invalid_request_error", "params: Input should be a valid dictionary"
-    model = params.get("model")
-    if model is None:
-        return "invalid_request_error", "model: Field required"
-    if not isinstance(model, str) or not looks_like_claude(model):
-        return "not_found_error", f"model: {model}"
-    if strict_models is not None and model not in set(strict_models):
-        return "not_found_error", f"model: {model}"
-    mt = params.get("max_tokens")
-    if mt is None:
-        return "invalid_request_error", "max_tokens: Field required"
-    if not isinstance(mt, int) or isinstance(mt, bool):
-        return "invalid_request_error", "max_tokens: Input should be a valid integer"
-    if mt < 1:
-        return "invalid_request_error", "max_tokens: Input should be greater than or equal to 1"
-    messages = params.get("messages")
-    if messages is None:
-        return "invalid_request_error", "messages: Field required"
-    if not isinstance(messages, list):
-        return "invalid_request_error", "messages: Input should be a valid list"
-    if not messages:
-        return "invalid_request_error", "messages: at least one message is required"
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            return "invalid_request_error", f"messages.{i}: Input should be a valid dictionary"
-        if msg.get("role") not in ("user", "assistant"):
-            return "invalid_request_error", f"messages.{i}.role: Input should be 'user' or 'assistant'"
-        content = msg.get("content")
-        if not isinstance(content, (str, list)):
-            return "invalid_request_error", f"messages.{i}.content: Field required"
-        if isinstance(content, list) and not content and i < len(messages) - 1:
-            return "invalid_request_error", f"messages.{i}: all messages must have non-empty content"
-    if in_batch and params.get("stream"):
-        return "invalid_request_error", "stream: streaming is not supported in a message batch"
-    fmt = output_schema(params)
-    if fmt is False:
-        return "invalid_request_error", "output_config.format: expected {'type': 'json_schema', 'schema': {...}}"
-    tool = forced_tool(params)
-    if tool is False:
-        return "invalid_request_error", "tool_choice: the named tool is not among the `tools` given"
-    return None
+Blocks = list[dict[str, Any]]
 
 
 def output_schema(params: dict[str, Any]) -> dict[str, Any] | bool | None:
@@ -249,10 +83,18 @@ def forced_tool(params: dict[str, Any]) -> dict[str, Any] | bool | None:
 
 
 class FakeModel:
-    """Answers validated params; see the module docstring for the three modes."""
+    """Answers validated params; see the module docstring for the modes.
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    ``refusal_rate`` and ``invalid_rate`` are the chances that a request is
+    refused, or that a structured answer (schema or tool input) breaks its
+    schema; each is drawn from the seed and the request's draw key.
+    """
+
+    def __init__(self, responder: Responder | None = None, *, refusal_rate: float = 0.0,
+                 invalid_rate: float = 0.0) -> None:
         self.responder = responder
+        self.refusal_rate = refusal_rate
+        self.invalid_rate = invalid_rate
 
     def answer(
         self,
@@ -262,89 +104,122 @@ class FakeModel:
         seed: str,
         service_tier: str,
         cache: tuple[CachePrefix, bool] | None = None,
+        draw_key: str | None = None,
     ) -> dict[str, Any]:
         """A Message dict for ``params`` (already validated).
 
         ``cache`` is the prompt's cache prefix and whether this call wrote it
-        (True) or read it (False). Exceptions of the responder propagate.
+        (True) or read it (False). ``draw_key`` identifies the request for the
+        refusal and invalid draws (default: the params themselves, so the same
+        realtime request always draws the same). Exceptions of the responder
+        propagate.
         """
         model = params["model"]
-        max_tokens: int = params["max_tokens"]
+        spec = resolve(model, None) or current(model)
+        key = draw_key if draw_key is not None else orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()
         total_in = count_input_tokens(params)
+        text = last_user_text(params)
+        refusal = self._refusal(params, spec, text, seed, key)
+        if refusal is not None:
+            return self._message(params, message_id, [], "refusal", None, usage(total_in, 0, 0, service_tier, cache),
+                                 stop_details=refusal)
+        reply: str | None = None
         if self.responder is not None:
             out = self.responder(dict(params))
             if isinstance(out, dict):
-                return self._complete(out, params, message_id, service_tier, total_in, cache)
+                return self._complete(out, params, message_id, service_tier, total_in, cache, spec.tokenizer)
             if not isinstance(out, str):
                 raise TypeError(f"a responder must return str or dict, not {type(out).__name__}")
-            content, stop_reason, stop_seq, out_tokens = self._text(out, params, max_tokens)
+            reply = out
+        # The output may stop at max_tokens, or earlier where the context window ends.
+        room = max(0, spec.max_input_tokens - total_in)
+        limit, cut = (params["max_tokens"], "max_tokens") if params["max_tokens"] <= room else (
+            room, "model_context_window_exceeded")
+        plan = thinking.plan(params, spec)
+        thought = thinking.thinking_tokens(plan, total_in, text, seed)
+        content: Blocks = []
+        if plan.active:
+            spent = min(thought, limit)
+            content.append(thinking.block(plan, text, seed, spent))
+            if thought >= limit:  # ran out while thinking: no text at all
+                return self._message(params, message_id, content, cut, None,
+                                     usage(total_in, limit, limit, service_tier, cache))
+        body_budget = limit - thought
+        if reply is not None:
+            blocks, stop, stop_seq, tokens = _text(reply, params, body_budget, cut, spec.tokenizer)
         else:
-            content, stop_reason, stop_seq, out_tokens = self._generate(params, max_tokens, seed, message_id)
-        return {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": content,
-            "stop_reason": stop_reason,
-            "stop_sequence": stop_seq,
-            "usage": usage(total_in, out_tokens, service_tier, cache),
-        }
+            blocks, stop, stop_seq, tokens = self._generate(params, body_budget, cut, seed, message_id, key, spec)
+        content.extend(blocks)
+        return self._message(params, message_id, content, stop, stop_seq,
+                             usage(total_in, thought + tokens, thought, service_tier, cache))
 
-    # -- modes -------------------------------------------------------------------------------
+    # -- parts --------------------------------------------------------------------------------
+    def _refusal(
+        self, params: dict[str, Any], spec: ModelSpec, text: str, seed: str, key: str
+    ) -> dict[str, Any] | None:
+        """The ``stop_details`` of a refusal, or None to answer.
+
+        Models with the safety classifiers name a category and explain it;
+        older ones refuse without detail (``category`` and ``explanation`` null).
+        """
+        system = params.get("system")
+        system_text = system if isinstance(system, str) else json.dumps(system) if system else ""
+        match = REFUSAL_MARKER.search(text) or REFUSAL_MARKER.search(system_text)
+        if match is None and not (self.refusal_rate and draw(0, "refusal", seed, key) < self.refusal_rate):
+            return None
+        if not spec.refusal_classifiers:
+            return {"type": "refusal", "category": None, "explanation": None}
+        category = match.group(1) if match and match.group(1) in REFUSAL_CATEGORIES else "general_harms"
+        topic = category.replace("_", " ")
+        return {"type": "refusal", "category": category,
+                "explanation": f"This request triggered restrictions on {topic} content and was blocked "
+                               "under Anthropic's Usage Policy."}
+
     def _generate(
-        self, params: dict[str, Any], max_tokens: int, seed: str, message_id: str
-    ) -> tuple[list[dict[str, Any]], str, str | None, int]:
+        self, params: dict[str, Any], budget: int, cut: str, seed: str, message_id: str, key: str, spec: ModelSpec
+    ) -> tuple[Blocks, str, str | None, int]:
         text = last_user_text(params)
         cues = Cues(text, seed)
+        broken = bool(self.invalid_rate) and draw(0, "invalid", seed, key) < self.invalid_rate
         tool = forced_tool(params)
         if isinstance(tool, dict) and isinstance(tool.get("input_schema"), dict):
             value = fake_value(tool["input_schema"], cues)
+            if broken:
+                value = break_value(tool["input_schema"], value)
             if not isinstance(value, dict):
                 value = {}
-            needed = tokens_of_chars(len(tool["name"]) + len(json.dumps(value))) + 10
+            needed = tokens_of_chars(len(tool["name"]) + len(json.dumps(value)), spec.tokenizer) + 10
             block = {"type": "tool_use", "id": "toolu_01" + hashed_base62(22, message_id, "tool"),
                      "name": tool["name"], "input": value}
-            if needed > max_tokens:
+            if needed > budget:
                 block["input"] = {}
-                return [block], "max_tokens", None, max_tokens
+                return [block], cut, None, max(0, budget)
             return [block], "tool_use", None, needed
         schema = output_schema(params)
         if isinstance(schema, dict):
             value = fake_value(schema, cues)
-            return self._text(json.dumps(value, ensure_ascii=False, separators=(",", ":")), params, max_tokens)
-        return self._text(plain_answer(cues), params, max_tokens)
+            if broken:
+                value = break_value(schema, value)
+            answer = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return _text(answer, params, budget, cut, spec.tokenizer)
+        return _text(plain_answer(cues), params, budget, cut, spec.tokenizer)
 
     @staticmethod
-    def _text(
-        text: str, params: dict[str, Any], max_tokens: int
-    ) -> tuple[list[dict[str, Any]], str, str | None, int]:
-        """Wrap text in a text block, honouring stop_sequences, max_tokens and thinking."""
-        stop_reason, stop_seq = "end_turn", None
-        stops = params.get("stop_sequences")
-        if isinstance(stops, list):
-            hits = [(text.find(s), s) for s in stops if isinstance(s, str) and s and s in text]
-            if hits:
-                pos, stop_seq = min(hits)
-                text, stop_reason = text[:pos], "stop_sequence"
-        content: list[dict[str, Any]] = []
-        budget = max_tokens
-        thinking = params.get("thinking")
-        out_tokens = 0
-        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-            thought = "Let me consider the request and answer briefly."
-            t_tokens = min(budget, tokens_of_chars(len(thought)))
-            content.append({"type": "thinking", "thinking": thought[: t_tokens * CHARS_PER_TOKEN],
-                            "signature": "sim" + hashed_base62(40, thought)})
-            budget -= t_tokens
-            out_tokens += t_tokens
-        tokens = max(1, tokens_of_chars(len(text)))
-        if tokens > budget:
-            text = text[: max(0, budget) * CHARS_PER_TOKEN]
-            tokens, stop_reason, stop_seq = max(0, budget), "max_tokens", None
-        if budget > 0 or not content:
-            content.append({"type": "text", "text": text})
-        return content, stop_reason, stop_seq, max(1, out_tokens + tokens)
+    def _message(
+        params: dict[str, Any], message_id: str, content: Blocks, stop_reason: str, stop_sequence: str | None,
+        usage_: dict[str, Any], stop_details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": params["model"],
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "stop_details": stop_details,
+            "usage": usage_,
+        }
 
     @staticmethod
     def _complete(
@@ -354,6 +229,7 @@ class FakeModel:
         service_tier: str,
         total_in: int,
         cache: tuple[CachePrefix, bool] | None,
+        tokenizer: str,
     ) -> dict[str, Any]:
         """Fill whatever a responder's Message dict left out."""
         msg = dict(msg)
@@ -364,14 +240,37 @@ class FakeModel:
         msg.setdefault("content", [])
         msg.setdefault("stop_reason", "end_turn")
         msg.setdefault("stop_sequence", None)
+        msg.setdefault("stop_details", None)
         if "usage" not in msg:
             chars = sum(len(json.dumps(b)) for b in msg["content"])
-            msg["usage"] = usage(total_in, tokens_of_chars(chars) or 1, service_tier, cache)
+            msg["usage"] = usage(total_in, tokens_of_chars(chars, tokenizer) or 1, 0, service_tier, cache)
         return msg
 
 
-def usage(total_in: int, out_tokens: int, service_tier: str, cache: tuple[CachePrefix, bool] | None) -> dict[str, Any]:
-    """The ``usage`` object: the cached part of the input is moved out of input_tokens."""
+def _text(
+    text: str, params: dict[str, Any], budget: int, cut: str, tokenizer: str
+) -> tuple[Blocks, str, str | None, int]:
+    """Wrap text in a text block, honouring stop_sequences and the token budget left."""
+    stop_reason, stop_seq = "end_turn", None
+    stops = params.get("stop_sequences")
+    if isinstance(stops, list):
+        hits = [(text.find(s), s) for s in stops if isinstance(s, str) and s and s in text]
+        if hits:
+            pos, stop_seq = min(hits)
+            text, stop_reason = text[:pos], "stop_sequence"
+    tokens = max(1, tokens_of_chars(len(text), tokenizer))
+    if tokens > budget:
+        per_token = CHARS_PER_TOKEN if tokenizer == "classic" else CHARS_PER_TOKEN * 10 // 13
+        text = text[: max(0, budget) * per_token]
+        tokens, stop_reason, stop_seq = max(0, budget), cut, None
+    return [{"type": "text", "text": text}], stop_reason, stop_seq, max(1, tokens)
+
+
+def usage(
+    total_in: int, out_tokens: int, thinking_tokens: int, service_tier: str, cache: tuple[CachePrefix, bool] | None
+) -> dict[str, Any]:
+    """The ``usage`` object: the cached part of the input is moved out of input_tokens;
+    ``output_tokens`` includes thinking, which ``output_tokens_details`` breaks out."""
     created = read = 0
     eph = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
     if cache is not None:
@@ -388,6 +287,7 @@ def usage(total_in: int, out_tokens: int, service_tier: str, cache: tuple[CacheP
         "cache_read_input_tokens": read,
         "cache_creation": eph,
         "output_tokens": out_tokens,
+        "output_tokens_details": {"thinking_tokens": thinking_tokens},
         "service_tier": service_tier,
     }
 

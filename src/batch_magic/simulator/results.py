@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 
-from .model import CachePrefix, FakeModel
+from .model import FakeModel
 from .protocol import hashed_base62
 from .store import Batch
+from .tokens import CachePrefix
 
 BLOCK_SIZE = 1 << 16
 
@@ -54,6 +55,7 @@ def succeeded(batch: Batch, model: FakeModel, idx: int, cid: str, raw: bytes, se
             seed=seed,
             service_tier="batch",
             cache=cache,
+            draw_key=f"{batch.id}/{cid}",  # a request resubmitted in a new batch draws afresh
         )
     except Exception as exc:  # a user responder's bug becomes this request's error
         return errored("api_error", f"responder raised {type(exc).__name__}: {exc}")

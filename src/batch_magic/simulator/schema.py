@@ -6,14 +6,25 @@ the same prompt, and look sensible in a classification demo: an enum value is
 chosen by word overlap with the input (shared 4-letter prefixes, so "billed"
 matches "billing") plus a tiny cue lexicon for sentiment- and urgency-like
 label sets; ties are broken by a stable hash.
+
+Constraints are honoured wherever they are written: as JSON Schema keywords,
+or in a brace note at the end of a ``description``. Clients move keywords
+the API does not accept out of the schema and into the description so the
+model still reads them, e.g. ``"Rating\n\n{minimum: 1, maximum: 5}"``: keys
+bare, values JSON, separated by ``", "``, the note alone or after a blank
+line. Such a note is read as if its keywords were in the schema (keywords
+actually present win).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import math
 import re
 from collections import Counter
+from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
@@ -155,6 +166,51 @@ def choose_option(options: list[Any], cues: Cues, path: str = "") -> Any:
     return best
 
 
+_NOTE_KEY = re.compile(r"\s*([A-Za-z_$][A-Za-z0-9_$]*)\s*:\s*")
+_DECODER = json.JSONDecoder()
+
+
+def description_note(description: object) -> dict[str, Any]:
+    """The keywords of a brace note ending ``description`` (``{}`` when there is none).
+
+    The note is ``{key: json, key: json}``, alone or after a blank line; a
+    description that merely ends in a brace is not a note unless all of it parses.
+    """
+    if not isinstance(description, str):
+        return {}
+    text = description.rstrip()
+    if not text.endswith("}"):
+        return {}
+    starts = [i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[:i].endswith("\n\n"))]
+    for start in reversed(starts):
+        note = _parse_note(text[start:])
+        if note is not None:
+            return note
+    return {}
+
+
+def _parse_note(text: str) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    i = 1
+    if text[i:].strip() == "}":
+        return out
+    while True:
+        m = _NOTE_KEY.match(text, i)
+        if m is None:
+            return None
+        try:
+            value, i = _DECODER.raw_decode(text, m.end())
+        except json.JSONDecodeError:
+            return None
+        out[m.group(1)] = value
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == ",":
+            i += 1
+            continue
+        return out if text[i:] == "}" else None
+
+
 class SchemaFaker:
     """Make one value valid against ``root`` (handles local ``$ref``s)."""
 
@@ -196,6 +252,9 @@ class SchemaFaker:
                     else:
                         merged.setdefault(k, v)
             schema = merged
+        note = description_note(schema.get("description"))
+        if note:
+            schema = {**note, **schema}
         return schema
 
     # -- values -----------------------------------------------------------------------------
@@ -307,56 +366,59 @@ class SchemaFaker:
         return [first, *rest]
 
     def number(self, schema: dict[str, Any], name: str, *, integer: bool) -> int | float:
-        lo = schema.get("minimum")
-        hi = schema.get("maximum")
-        xlo = schema.get("exclusiveMinimum")
-        xhi = schema.get("exclusiveMaximum")
-        step = 1 if integer else 0.01
-        if isinstance(xlo, (int, float)) and not isinstance(xlo, bool):
-            lo = xlo + step if lo is None else max(lo, xlo + step)
-        if isinstance(xhi, (int, float)) and not isinstance(xhi, bool):
-            hi = xhi - step if hi is None else min(hi, xhi - step)
+        """A number inside every bound (inclusive or exclusive) and a multiple of ``multipleOf``."""
+        lo, hi, lo_open, hi_open = _bounds(schema)
+        if integer:
+            lo_i = None if lo is None else (math.floor(lo) + 1 if lo_open and lo == math.floor(lo) else math.ceil(lo))
+            hi_i = None if hi is None else (math.ceil(hi) - 1 if hi_open and hi == math.ceil(hi) else math.floor(hi))
+            lo, hi, lo_open, hi_open = lo_i, hi_i, False, False
+        target = self._preferred_number(lo, hi, lo_open, hi_open, name, integer)
+        mult = schema.get("multipleOf")
+        if isinstance(mult, (int, float)) and not isinstance(mult, bool) and mult > 0:
+            fitted = _nearest_multiple(target, mult, lo, hi, lo_open, hi_open, integer)
+            if fitted is not None:
+                return fitted
+        if integer:
+            iv = round(target)
+            if lo is not None and iv < lo:
+                iv = int(lo)
+            if hi is not None and iv > hi:
+                iv = int(hi)
+            return int(iv)
+        value = float(target)
+        rounded = round(value, 2)
+        return rounded if _inside(rounded, lo, hi, lo_open, hi_open) else value
+
+    def _preferred_number(
+        self, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, name: str, integer: bool
+    ) -> float:
+        """What the prompt suggests (a sentiment-following score, a confidence, a number it mentions),
+        pulled inside the bounds."""
         lname = name.lower()
         value: float | None = None
         if lo is not None and hi is not None and any(k in lname for k in ("score", "rating", "stars", "sentiment")):
             s = self.cues.sentiment
             value = hi if s > 0 else lo if s < 0 else (lo + hi) / 2
         elif any(k in lname for k in ("confidence", "probability", "certainty")):
-            value = 0.6 + (self.cues.hash("conf", name) % 36) / 100
-            if integer:
-                value = 1
+            value = 1 if integer else 0.6 + (self.cues.hash("conf", name) % 36) / 100
         else:
             for n in self.cues.numbers:
-                if (lo is None or n >= lo) and (hi is None or n <= hi) and (not integer or n == int(n)):
+                if _inside(n, lo, hi, lo_open, hi_open) and (not integer or n == int(n)):
                     value = n
                     break
         if value is None:
-            base = lo if lo is not None else 0
+            base = lo if lo is not None else (hi - 10 if hi is not None else 0)
             top = hi if hi is not None else base + 10
             span = max(0.0, float(top) - float(base))
             value = base + (self.cues.hash("num", name) % 1000) / 1000 * span
-        if lo is not None:
-            value = max(value, lo)
-        if hi is not None:
-            value = min(value, hi)
-        mult = schema.get("multipleOf")
-        if integer:
-            iv = round(value)
-            if lo is not None and iv < lo:
-                iv += 1
-            if hi is not None and iv > hi:
-                iv -= 1
-            if isinstance(mult, int) and mult > 0:
-                iv = (iv // mult) * mult
-                if lo is not None and iv < lo:
-                    iv += mult
-            return iv
-        if isinstance(mult, (int, float)) and mult > 0:
-            return float(round(value / mult) * mult)
-        rounded = round(float(value), 2)
-        if (lo is not None and rounded < lo) or (hi is not None and rounded > hi):
-            return float(value)
-        return rounded
+        # Pull inside: an open bound is stepped away from by a hundredth of the span (or 0.01).
+        span = (hi - lo) if lo is not None and hi is not None else 1.0
+        step = 1.0 if integer else max(min(0.01, span / 100), 1e-9)
+        if lo is not None and (value < lo or (lo_open and value <= lo)):
+            value = lo + (step if lo_open else 0)
+        if hi is not None and (value > hi or (hi_open and value >= hi)):
+            value = hi - (step if hi_open else 0)
+        return float(value)
 
     def boolean(self, name: str) -> bool:
         base = re.sub(r"^(is|has|contains|needs|requires|should|was|mentions)_?", "", name.lower())
@@ -420,15 +482,195 @@ class SchemaFaker:
 
     @staticmethod
     def _fit_string(s: str, schema: dict[str, Any]) -> str:
-        lo = schema.get("minLength")
-        hi = schema.get("maxLength")
-        if isinstance(lo, int) and len(s) < lo:
-            s += "x" * (lo - len(s))
-        if isinstance(hi, int) and len(s) > hi:
-            s = s[:hi]
-        return s
+        return fit_string(s, schema)
+
+
+def _num(x: object) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _bounds(schema: dict[str, Any]) -> tuple[float | None, float | None, bool, bool]:
+    """(low, high, low is exclusive, high is exclusive), the tighter of the inclusive and exclusive forms."""
+    lo, hi = _num(schema.get("minimum")), _num(schema.get("maximum"))
+    xlo, xhi = _num(schema.get("exclusiveMinimum")), _num(schema.get("exclusiveMaximum"))
+    lo_open = hi_open = False
+    if xlo is not None and (lo is None or xlo >= lo):
+        lo, lo_open = xlo, True
+    if xhi is not None and (hi is None or xhi <= hi):
+        hi, hi_open = xhi, True
+    return lo, hi, lo_open, hi_open
+
+
+def _inside(v: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> bool:
+    if lo is not None and (v < lo or (lo_open and v <= lo)):
+        return False
+    return not (hi is not None and (v > hi or (hi_open and v >= hi)))
+
+
+def _is_multiple(v: float, mult: float) -> bool:
+    """The check JSON Schema validators make (``jsonschema``: the quotient is a whole number)."""
+    if isinstance(mult, int) and float(v).is_integer():
+        return int(v) % mult == 0
+    q = v / mult
+    return math.isfinite(q) and q == int(q)
+
+
+def _nearest_multiple(
+    target: float, mult: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, integer: bool
+) -> int | float | None:
+    """The multiple of ``mult`` nearest ``target`` that lies inside the bounds and passes
+    :func:`_is_multiple` in floating point; None if none is near."""
+    step = Fraction(str(mult))
+    if integer and step.denominator != 1:
+        step = Fraction(step.numerator)  # lcm(1, p/q) = p: the smallest integer multiple
+    k0 = round(Fraction(str(target)) / step)
+    for d in range(0, 400):
+        for k in ((k0 + d, k0 - d) if d else (k0,)):
+            exact = step * k
+            v: int | float = int(exact) if integer else float(exact)
+            if _inside(float(v), lo, hi, lo_open, hi_open) and _is_multiple(v, mult):
+                return v
+    return None
+
+
+def fit_string(s: str, schema: dict[str, Any]) -> str:
+    """``s`` made to fit ``minLength``/``maxLength`` and ``pattern`` (when the pattern can be followed)."""
+    lo, hi = schema.get("minLength"), schema.get("maxLength")
+    lo = lo if isinstance(lo, int) and not isinstance(lo, bool) else 0
+    hi = hi if isinstance(hi, int) and not isinstance(hi, bool) else None
+
+    def sized(t: str) -> str:
+        if len(t) < lo:
+            t += "x" * (lo - len(t))
+        if hi is not None and len(t) > hi:
+            t = t[:hi]
+        return t
+
+    pattern = schema.get("pattern")
+    fitted = sized(s)
+    if not isinstance(pattern, str):
+        return fitted
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        return fitted
+    if regex.search(fitted):
+        return fitted
+    for candidate in (example_of(pattern, lo), example_of(pattern, lo, longest=True)):
+        if candidate is not None and regex.search(candidate) and lo <= len(candidate) and (hi is None or len(candidate) <= hi):
+            return candidate
+    return fitted
+
+
+_PRINTABLE = "a0A _-.x"
+_CATEGORY_RE = {
+    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_WORD": r"\w",
+    "CATEGORY_NOT_WORD": r"\W", "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S",
+}
+
+
+def example_of(pattern: str, min_length: int = 0, *, longest: bool = False) -> str | None:
+    """A string the regular expression matches, built from its parse tree (None if it cannot say).
+
+    Repeats take their minimum (or up to ``min_length`` more when ``longest``), a
+    branch its first arm, a class its first member.
+    """
+    try:
+        parser: Any = importlib.import_module("re._parser")
+    except ImportError:  # Python < 3.11
+        parser = importlib.import_module("sre_parse")
+    try:
+        tree = parser.parse(pattern)
+        out = _emit(list(tree), parser, min_length if longest else 0)
+    except Exception:  # an exotic construct: no example
+        return None
+    return out
+
+
+def _emit(items: list[Any], parser: Any, extra: int) -> str:
+    c = parser  # constants live on the parser module (re._constants re-exported)
+    out: list[str] = []
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(chr(av))
+        elif name == "NOT_LITERAL":
+            out.append(next(ch for ch in _PRINTABLE if ord(ch) != av))
+        elif name == "ANY":
+            out.append("x")
+        elif name == "IN":
+            out.append(_class_member(av))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = av
+            times = low
+            if extra and high != low:
+                top = high if high != c.MAXREPEAT else low + extra
+                times = min(top, max(low, extra))
+            out.append(_emit(list(sub), parser, 0) * times)
+        elif name == "SUBPATTERN":
+            out.append(_emit(list(av[-1]), parser, extra))
+        elif name == "ATOMIC_GROUP":
+            out.append(_emit(list(av), parser, extra))
+        elif name == "BRANCH":
+            out.append(_emit(list(av[1][0]), parser, extra))
+        elif name == "AT":
+            continue
+        elif name == "CATEGORY":
+            out.append(_category_member(str(av)))
+        else:
+            raise ValueError(f"no example for {name}")
+    return "".join(out)
+
+
+def _category_member(category: str) -> str:
+    regex = _CATEGORY_RE.get(category)
+    if regex is None:
+        raise ValueError(category)
+    return next(ch for ch in _PRINTABLE if re.fullmatch(regex, ch))
+
+
+def _class_member(members: list[Any]) -> str:
+    negate = bool(members) and str(members[0][0]) == "NEGATE"
+
+    def hit(ch: str) -> bool:
+        for op, av in members:
+            name = str(op)
+            if name == "LITERAL" and ord(ch) == av:
+                return True
+            if name == "RANGE" and av[0] <= ord(ch) <= av[1]:
+                return True
+            if name == "CATEGORY" and re.fullmatch(_CATEGORY_RE.get(str(av), "(?!)"), ch):
+                return True
+        return False
+
+    if not negate:
+        op, av = members[0]
+        name = str(op)
+        if name == "LITERAL":
+            return chr(av)
+        if name == "RANGE":
+            return chr(av[0])
+        if name == "CATEGORY":
+            return _category_member(str(av))
+        raise ValueError(name)
+    return next(ch for ch in _PRINTABLE + "bcdefghijklmnopqrstuvwyz123456789" if not hit(ch))
 
 
 def fake_value(schema: dict[str, Any], cues: Cues) -> Any:
     """A value valid against ``schema`` (a JSON Schema object), derived from ``cues``."""
     return SchemaFaker(schema, cues).make()
+
+
+def break_value(schema: dict[str, Any], value: Any) -> Any:
+    """A value that fails ``schema`` (for the simulator's invalid-answer rate): an object loses
+    a required field (or gains one it forbids), anything else gets the wrong JSON type."""
+    root = SchemaFaker(schema, Cues("")).resolve(schema)
+    if isinstance(value, dict):
+        required = [r for r in root.get("required", []) if isinstance(r, str) and r in value]
+        if required:
+            return {k: v for k, v in value.items() if k != required[0]}
+        if root.get("additionalProperties") is False:
+            return {**value, "unexpected_field": True}
+        return [value]
+    return 12345 if isinstance(value, str) else "not a valid value"
+

@@ -25,6 +25,7 @@ import orjson
 from .app import App, stream_events
 from .protocol import APIError, error_body, new_request_id
 from .results import blocks
+from .rules import check_version
 
 _BATCH = r"/v1/messages/batches/(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -43,6 +44,12 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 _DRAIN_LIMIT = 4 * 1024**3
 _REASONS = {529: "Overloaded", 413: "Request Entity Too Large"}
 _SECRET_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization")
+
+
+def _lifecycles(query: dict[str, list[str]]) -> list[str] | None:
+    """``lifecycle`` filter values, in any spelling clients use (``lifecycle[]=a``, repeated, comma-separated)."""
+    values = [v for key in ("lifecycle", "lifecycle[]") for raw in query.get(key, []) for v in raw.split(",") if v]
+    return values or None
 
 
 def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -174,7 +181,8 @@ class Handler(BaseHTTPRequestHandler):
         rid = new_request_id()
         split = urlsplit(self.path)
         path = split.path.rstrip("/") or "/"
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        query_all = parse_qs(split.query)
+        query = {k: v[-1] for k, v in query_all.items()}
         found = route(method, path)
         endpoint, args = found if found else ("unknown", {})
         self._pending = (method, endpoint, rid, args.get("id"))
@@ -184,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
             if found is None:
                 raise APIError("not_found_error", f"Not found: {method} {path}")
             app.check_key(self._api_key())
+            version = check_version(self.headers.get("anthropic-version"))
             fault = app.faults.pick(endpoint)
             drop_after: int | None = None
             if fault is not None:
@@ -194,7 +203,8 @@ class Handler(BaseHTTPRequestHandler):
                     self._send_error(err, rid, fault.retry_after)
                     return
                 drop_after = fault.drop_after_lines
-            self._dispatch(endpoint, args, query, body, rid, drop_after)
+            self._dispatch(endpoint, args, query, body, rid, drop_after, version,
+                           _lifecycles(query_all))
         except APIError as err:
             self._send_error(err, rid, None)
         except OSError:
@@ -230,12 +240,20 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _dispatch(
-        self, endpoint: str, args: dict[str, str], query: dict[str, str], body: bytes, rid: str, drop_after: int | None
+        self,
+        endpoint: str,
+        args: dict[str, str],
+        query: dict[str, str],
+        body: bytes,
+        rid: str,
+        drop_after: int | None,
+        version: str,
+        lifecycles: list[str] | None,
     ) -> None:
         app = self.server.app
         base = self._base_url()
         if endpoint == "create":
-            batch = app.create(body)
+            batch = app.create(body, version, self._betas())
             self._send_json(200, batch.to_json(app.now(), base, just_created=True), rid)
         elif endpoint == "retrieve":
             self._send_json(200, app.retrieve(args["id"]).to_json(app.now(), base), rid)
@@ -261,7 +279,7 @@ class Handler(BaseHTTPRequestHandler):
             }
             self._send_chunked(blocks(lines), rid, headers, finish=drop_after is None)
         elif endpoint == "messages":
-            message, stream = app.message(body)
+            message, stream = app.message(body, version)
             if stream:
                 events = (b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))
                           for name, data in stream_events(message))
@@ -269,9 +287,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, message, rid)
         elif endpoint == "count_tokens":
-            self._send_json(200, app.count_tokens(body), rid)
+            self._send_json(200, app.count_tokens(body, version), rid)
         elif endpoint == "models":
-            self._send_json(200, app.models(query), rid)
+            self._send_json(200, app.models(query, lifecycles), rid)
         elif endpoint == "model":
             self._send_json(200, app.model_info(args["id"]), rid)
 
@@ -345,6 +363,11 @@ class Handler(BaseHTTPRequestHandler):
         if auth[:7].lower() == "bearer ":
             return auth[7:].strip() or None
         return None
+
+    def _betas(self) -> frozenset[str]:
+        """The ``anthropic-beta`` values (comma-separated, possibly in several headers)."""
+        values = self.headers.get_all("anthropic-beta") or []
+        return frozenset(b.strip() for v in values for b in v.split(",") if b.strip())
 
     def _base_url(self) -> str:
         host = self.headers.get("Host")

@@ -82,6 +82,8 @@ class Simulator:
     seed = _Option()
     retention_days = _Option()
     strict_models = _Option()
+    refusal_rate = _Option()
+    invalid_rate = _Option()
     responder = _Option()
     api_keys = _Option()
     max_requests = _Option()
@@ -104,7 +106,9 @@ class Simulator:
         expire_rate: float = 0.0,
         seed: int = 0,
         retention_days: float = 29.0,
-        strict_models: list[str] | None = None,
+        strict_models: bool | list[str] | None = None,
+        refusal_rate: float = 0.0,
+        invalid_rate: float = 0.0,
         responder: Responder | None = None,
         api_keys: list[str] | None = None,
         max_requests: int = 100_000,
@@ -121,6 +125,8 @@ class Simulator:
             seed=seed,
             retention_days=retention_days,
             strict_models=strict_models,
+            refusal_rate=refusal_rate,
+            invalid_rate=invalid_rate,
             responder=responder,
             api_keys=api_keys,
             max_requests=max_requests,

@@ -37,6 +37,8 @@ class BatchPolicy:
     seed: int = 0
     error_rates: dict[str, float] = field(default_factory=dict)
     expire_rate: float = 0.0
+    refusal_rate: float = 0.0
+    invalid_rate: float = 0.0
     duration: float = 0.0
     cancel_delay: float = 0.0
     expiry_after: float = 86400.0
