@@ -17,11 +17,13 @@ import warnings
 from pathlib import Path
 
 import anthropic
+import orjson
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
 import batch_magic as bm
+from _gateway import gateway, model_info
 from batch_magic import models
 from batch_magic.client import BatchClient
 from batch_magic.errors import APIError, ConfigError, ModelNotUsableError
@@ -93,6 +95,41 @@ def test_a_retired_model_is_refused_with_its_date_even_offline(monkeypatch):
     message = str(info.value)
     assert "retired on 2026-06-15" in message and "claude-sonnet-4-0" in message
     assert "'claude-haiku-5-5'" in message
+
+
+def test_a_retired_model_named_by_the_api_is_refused_before_anything_is_sent(simulator, journal):
+    with pytest.raises(ModelNotUsableError, match=r"claude-sonnet-4-0 \(claude-sonnet-4-20250514\) was retired on 2026-06-15"):
+        submit(simulator, journal, model="claude-sonnet-4-0")
+    assert endpoints(simulator) == ["model"] and list(journal.manifests()) == []
+
+
+def test_a_model_without_batches_is_refused(simulator, journal):
+    no_batch = {"claude-haiku-4-5": model_info("claude-haiku-4-5", batch=False)}
+    with gateway(simulator.url, no_batch) as url:
+        client = anthropic.Anthropic(api_key="sk-sim", base_url=url, max_retries=0)
+        with pytest.raises(ModelNotUsableError, match=r"does not take Message Batches.*'claude-haiku-5-5'"):
+            submit(simulator, journal, model="claude-haiku-4-5", client=client)
+    assert "create" not in endpoints(simulator)
+
+
+def test_a_deprecated_model_runs_with_a_warning_giving_its_retirement_date(simulator, journal, ip_sim, capsys):
+    deprecated = {"claude-haiku-4-5": model_info("claude-haiku-4-5", lifecycle="deprecated",
+                                                 retires_at="2027-02-01T00:00:00Z")}
+    with gateway(simulator.url, deprecated) as url:
+        client = anthropic.Anthropic(api_key="sk-sim", base_url=url, max_retries=0)
+        with pytest.warns(ModelDeprecationWarning, match=r"claude-haiku-4-5 is deprecated and retires on 2027-02-01"):
+            job = submit(simulator, journal, model="claude-haiku-4-5", labels=SENTIMENTS, out="s", client=client)
+        df = job.wait(timeout=60)
+        assert (df["s_status"] == "succeeded").all()
+        # The magic's dry run shows it too.
+        ip_sim.user_ns["df"] = reviews()
+        ip_sim.run_cell(f"%env ANTHROPIC_BASE_URL={url}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ModelDeprecationWarning)
+            ip_sim.run_cell("%%batch df --out s --model claude-haiku-4-5 --dry-run\n{{ review }}")
+    shown = capsys.readouterr().out
+    assert "warning:   claude-haiku-4-5 is deprecated and retires on 2027-02-01" in shown
+    assert "Move to 'claude-haiku-5-5'" in shown
 
 
 # -- parameters refused before sending ------------------------------------------------------------
@@ -183,6 +220,7 @@ def test_labels_on_the_default_model_turn_thinking_off_and_keep_a_small_budget(s
     assert params["model"] == "claude-haiku-5-5"
     assert params["thinking"] == {"type": "disabled"} and params["max_tokens"] == 64
     assert (df["s_status"] == "succeeded").all() and set(df["s"]) <= set(SENTIMENTS)
+    assert (df["s_stop_reason"] == "end_turn").all()
 
 
 def test_labels_at_xhigh_keep_thinking_on_with_room_for_it_and_answer_every_row(simulator, journal):
@@ -197,6 +235,12 @@ def test_labels_at_xhigh_keep_thinking_on_with_room_for_it_and_answer_every_row(
     job.wait(timeout=60)
     assert (df["s_status"] == "succeeded").all() and set(df["s"]) <= set(SENTIMENTS)
     assert (df["s_stop_reason"] != "max_tokens").all()
+    # The model did think: every answer starts with a thinking block and bills thinking tokens.
+    lines = [orjson.loads(line) for b in journal.read_manifest(job.id)["batches"]
+             for line in journal.results_path(job.id, b["batch_id"]).read_bytes().splitlines()]
+    messages = [line["result"]["message"] for line in lines]
+    assert all(m["content"][0]["type"] == "thinking" for m in messages)
+    assert all(m["usage"]["output_tokens_details"]["thinking_tokens"] > 0 for m in messages)
 
 
 def test_a_model_that_always_thinks_gets_room_instead(simulator):
@@ -210,12 +254,18 @@ def test_sonnet_5_5_turns_thinking_off_with_between_tools(simulator):
     assert p.plan.options.thinking == {"type": "between_tools"} and p.plan.options.max_tokens == 64
 
 
-def test_free_text_on_a_thinking_model_leaves_room_and_a_small_given_budget_warns(simulator):
+def test_free_text_on_a_thinking_model_leaves_room_unless_a_short_answer_is_asked(simulator):
     p = bm.prepare(reviews(), "{{ review }}", effort="medium", client=simulator.client())
     assert p.plan.options.max_tokens == 1024 + 2048 and p.plan.options.thinking is None
-    with pytest.warns(AnswerRoomWarning, match=r"max_tokens=100 leaves little room for thinking"):
-        small = bm.prepare(reviews(), "{{ review }}", max_tokens=100, client=simulator.client())
-    assert small.plan.options.max_tokens == 100 and small.warnings
+    # A given budget below thinking's room asks for a short answer: thinking is turned off.
+    short = bm.prepare(reviews(), "{{ review }}", max_tokens=100, client=simulator.client())
+    assert short.plan.options.max_tokens == 100 and short.plan.options.thinking == {"type": "disabled"}
+    assert any("leaves too little room" in n for n in short.notes)
+    # Where thinking cannot be turned off, the budget is kept and a warning says what may happen.
+    with pytest.warns(AnswerRoomWarning, match=r"max_tokens=100 leaves little room for thinking on claude-opus-5-5"):
+        kept = bm.prepare(reviews(), "{{ review }}", max_tokens=100, model="claude-opus-5-5",
+                          client=simulator.client())
+    assert kept.plan.options.max_tokens == 100 and kept.warnings
     old = bm.prepare(reviews(), "{{ review }}", model="claude-haiku-4-5", client=simulator.client())
     assert old.plan.options.max_tokens == 1024 and "thinking" not in old.plan.options.shared_params()
 

@@ -475,11 +475,13 @@ def answer_budget(
     """``max_tokens`` and thinking for an answer of ``kind`` (text, labels, schema, json).
 
     A label or a schema answer needs no thinking: it is turned off where the model
-    allows it at this effort. Where thinking stays on (a model that always thinks,
-    effort xhigh/max, free text), ``max_tokens`` grows by :data:`THINKING_ROOM` so
-    thinking cannot eat the answer, and the cost bound counts it.
-    ``max_tokens`` given by the user is kept as given. ``thinking`` is a param the
-    user passed themselves (extra_params), which is kept too.
+    allows it at this effort; so is it for any answer whose given ``max_tokens`` is
+    below thinking's room (a short answer was asked for). Where thinking stays on
+    (a model that always thinks, effort xhigh/max, free text), ``max_tokens`` grows
+    by :data:`THINKING_ROOM` so thinking cannot eat the answer, and the cost bound
+    counts it. ``max_tokens`` given by the user is kept as given (with a warning
+    when thinking must stay on and it leaves too little room). ``thinking`` is a
+    param the user passed themselves (extra_params), which is kept too.
     """
     answer = LABEL_ANSWER_TOKENS if kind == "labels" else TEXT_ANSWER_TOKENS
     if thinking is not None:
@@ -488,12 +490,17 @@ def answer_budget(
         thinking_on = card.thinks_unasked
     if not thinking_on:
         return AnswerBudget(max_tokens or answer)
-    if thinking is None and kind in ("labels", "schema"):
-        off = card.thinking_off(effort)
-        if off is not None:
-            return AnswerBudget(max_tokens or answer, off, note=f"thinking off for {kind} (thinking: {off['type']})")
     level = effort or "high"
     room = THINKING_ROOM[level]
+    off = card.thinking_off(effort) if thinking is None else None
+    if off is not None and kind in ("labels", "schema"):
+        return AnswerBudget(max_tokens or answer, off, note=f"thinking off for {kind} (thinking: {off['type']})")
+    if off is not None and max_tokens is not None and max_tokens < room:
+        # A budget smaller than thinking's room asks for a short answer: thinking would eat it.
+        return AnswerBudget(max_tokens, off, note=(
+            f"thinking off (thinking: {off['type']}): max_tokens={max_tokens:,} leaves too little room "
+            f"for it ({room:,} at effort {level}); leave max_tokens unset to keep thinking on"
+        ))
     expected = int(room * EXPECTED_THINKING_SHARE)
     why = "its capabilities are unknown" if card.source == "assumed" else (
         "it always thinks" if not card.thinking_off_types else (
