@@ -270,7 +270,7 @@ The same fields as a pydantic (v2) model class. The model's JSON schema is sent,
 answer is validated by the model itself, so validators and constraints apply row by row.
 `Literal[...]` over the product names becomes an enum, hence a `category` column again.
 
-To show what an answer that does not fit looks like, this job sets `--max-tokens 25`,
+To show what an answer that does not fit looks like, this job sets `--max-tokens 32`,
 deliberately too small for some answers: those are cut off mid-JSON.
 """),
     code("""
@@ -286,7 +286,7 @@ class Ticket(BaseModel):
     urgent: bool
 """),
     code(f"""
-%%batch df --out parsed --schema Ticket --max-tokens 25 --wait
+%%batch df --out parsed --schema Ticket --max-tokens 32 --wait
 {EXTRACT}
 """),
     code("""
