@@ -168,6 +168,12 @@ def test_the_magic_refuses_temperature_flags_and_has_no_such_default(ip_sim, sim
     assert simulator.requests == []
 
 
+def test_config_temperature_is_ignored_with_the_reason(ip):
+    with pytest.warns(UserWarning, match=r"BatchMagic.temperature is ignored: temperature was removed.*effort"):
+        ip.run_cell("%config BatchMagic.temperature = 0.2")
+    assert "temperature" not in ip.magics_manager.registry["BatchMagic"].trait_names()
+
+
 def test_a_temperature_in_pyproject_is_ignored_with_the_reason(ip, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.batch_magic]\ntemperature = 0.3\neffort = "low"\n')
     ip.run_cell("%unload_ext batch_magic")
@@ -209,6 +215,19 @@ def test_the_magic_takes_effort_from_the_line_and_from_config(ip_sim):
     assert efforts == {"a": "low", "b": "high"}
     with pytest.raises(UsageError, match="effort='extreme' is not an effort level"):
         ip_sim.run_cell("%%batch df --out c --effort extreme\n{{ review }}")
+
+
+def test_thinking_and_tool_choice_the_model_refuses_are_refused_before_sending(simulator, journal):
+    with pytest.raises(ConfigError, match=r"thinking.type='enabled': claude-haiku-5-5 refuses it .*effort instead"):
+        submit(simulator, journal, extra_params={"thinking": {"type": "enabled", "budget_tokens": 1024}})
+    with pytest.raises(ConfigError, match=r"thinking.type='disabled' with effort='max'"):
+        submit(simulator, journal, effort="max", extra_params={"thinking": {"type": "disabled"}})
+    # Opus 5.5 always thinks, and a forced tool call cannot go with thinking.
+    with pytest.raises(ConfigError, match=r"use_tool: a forced tool call cannot go with thinking"):
+        submit(simulator, journal, labels=SENTIMENTS, use_tool=True, model="claude-opus-5-5")
+    with pytest.raises(ConfigError, match=r"output_config.format is set by batch_magic"):
+        submit(simulator, journal, extra_params={"output_config": {"format": {"type": "json_schema"}}})
+    assert "create" not in endpoints(simulator)
 
 
 # -- room for the answer --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ SECTION = ("tool", "batch_magic")
 #: Keys of earlier versions, and why they are gone.
 REMOVED_KEYS = {
     name: f"{name} was removed: the API no longer takes it (see the README, 'Why no temperature'); "
-    "set effort = \"low\" (or medium, high, xhigh, max) to trade quality for speed and cost"
+    "set effort to \"low\" (or medium, high, xhigh, max) to trade quality for speed and cost"
     for name in ("temperature", "top_p", "top_k")
 }
 FILENAME = "pyproject.toml"

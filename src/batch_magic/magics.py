@@ -167,6 +167,22 @@ class BatchMagic(Magics, Configurable):
 
         return DEFAULT_MODEL
 
+    def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
+        """``%config BatchMagic.temperature = ...`` (or a profile setting it): the reason it
+        is gone and what to use, instead of traitlets' bare "not recognized"."""
+        section = cfg.get(type(self).__name__) if hasattr(cfg, "get") else None
+        removed = [k for k in (section or {}) if k in SAMPLING_FLAGS.values()]
+        if removed:
+            import warnings
+
+            from .config import REMOVED_KEYS
+
+            cfg = cfg.copy()
+            for name in removed:
+                warnings.warn(f"BatchMagic.{name} is ignored: {REMOVED_KEYS[name]}.", UserWarning, stacklevel=2)
+                del cfg[type(self).__name__][name]
+        super()._load_config(cfg, section_names=section_names, traits=traits)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         #: Jobs started or attached in this session, by id (live ones are driven here).
