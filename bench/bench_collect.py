@@ -10,7 +10,7 @@ side by side in one run:
   with ``df.loc`` row by row (on a smaller batch, scaled linearly when the full
   size would take too long; the output says so);
 * floor: ``orjson.loads`` of every line of the same file, and the same results
-  streamed by bare httpx (the transport and the simulator generating them).
+  streamed by bare httpx2 (the transport and the simulator generating them).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plain_loop(sdk: Any, batch_id: str, df: Any) -> None:
 
 
 def bench(quick: bool = False) -> dict[str, Any]:
-    import httpx
+    import httpx2
     import orjson
 
     from batch_magic.client import BatchClient
@@ -79,7 +79,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         size_mb = 0.0
 
         def raw_download() -> None:
-            with httpx.stream("GET", f"{sim.url}/v1/messages/batches/{batch_id}/results",
+            with httpx2.stream("GET", f"{sim.url}/v1/messages/batches/{batch_id}/results",
                               headers=headers, timeout=600) as response, open(raw_dest, "wb") as fh:
                 for chunk in response.iter_raw():
                     fh.write(chunk)
@@ -139,7 +139,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         ["plain minus the simulator's own time (same in both)", bc.fmt_s(plain_client),
          f"{plain_client / max(ours - med['raw_download'], 1e-9):.0f}x ours minus it"],
         ["floor: orjson.loads of every line", bc.fmt_s(med["floor"]), f"CPU {bc.fmt_s(cpu['floor'])}"],
-        ["floor: bare httpx stream of the results", bc.fmt_s(med["raw_download"]), "the simulator generating them dominates"],
+        ["floor: bare httpx2 stream of the results", bc.fmt_s(med["raw_download"]), "the simulator generating them dominates"],
         ["floor: download + parse", bc.fmt_s(floor_total), f"ours {ours / floor_total:.2f}x"],
     ]
     print(bc.table(rows, ["step", "time", "ratio"]))

@@ -9,7 +9,7 @@ Measured side by side in one run, for each size, median of several runs:
 * (a) plain: a loop building the request dicts, then
   ``client.messages.batches.create(requests=...)``;
 * (b) floor: ``orjson.dumps`` of the same body, built beforehand; and the same
-  bytes POSTed with bare httpx (the transport and the simulator's own work,
+  bytes POSTed with bare httpx2 (the transport and the simulator's own work,
   which no client can avoid).
 """
 
@@ -46,7 +46,7 @@ def plain_script(sdk: Any, df: Any) -> tuple[float, float, Any]:
 
 
 def bench(quick: bool = False) -> dict[str, Any]:
-    import httpx
+    import httpx2
     import orjson
 
     from batch_magic import api
@@ -60,7 +60,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     with bc.simulator() as sim, tempfile.TemporaryDirectory(prefix="bm-bench-submit-") as tmp:
         sdk = bc.sdk_client(sim.url)
         client = BatchClient(sdk)
-        http = httpx.Client(timeout=600)
+        http = httpx2.Client(timeout=600)
         headers = {"x-api-key": "sk-sim-bench", "anthropic-version": "2023-06-01",
                    "content-type": "application/json"}
 
@@ -127,7 +127,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
                  f"client CPU {bc.fmt_s(bc.median(plain_cpu))}"],
                 ["(a) plain: total", bc.fmt_s(r["plain_total_s"]), f"{r['plain_total_s'] / ours:.1f}x ours"],
                 ["(b) floor: orjson.dumps of the same body", bc.fmt_s(med["floor"]), ""],
-                ["(b) floor: bare httpx POST of the same bytes", bc.fmt_s(med["raw_post"]), "simulator parsing dominates"],
+                ["(b) floor: bare httpx2 POST of the same bytes", bc.fmt_s(med["raw_post"]), "simulator parsing dominates"],
                 ["(b) floor: serialise + POST", bc.fmt_s(r["floor_plus_post_s"]), f"ours {ours / r['floor_plus_post_s']:.2f}x"],
             ]
             print(bc.table(rows, ["step", "time", "ratio"]))

@@ -77,7 +77,7 @@ def one_run(client: anthropic.Anthropic, pid: int, reqs: list[dict[str, Any]]) -
     assert url
     t0 = time.perf_counter()
     size = lines = 0
-    with httpx2.stream("GET", url, headers={"x-api-key": "bench"}, timeout=600) as resp:
+    with httpx2.stream("GET", url, headers={"x-api-key": "bench", "anthropic-version": "2023-06-01"}, timeout=600) as resp:
         for chunk in resp.iter_raw(1 << 16):
             size += len(chunk)
             lines += chunk.count(b"\n")

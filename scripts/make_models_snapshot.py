@@ -61,6 +61,8 @@ MODELS: list[tuple[Any, ...]] = [
     ("claude-opus-4-5-20251101", ("claude-opus-4-5",), "Claude Opus 4.5", "2025-11-24T00:00:00Z",
      "active", None, None, 200_000, 64_000, True, ("low", "medium", "high"), EXTENDED,
      "models/opus-4-5/overview"),
+    ("claude-sonnet-4-5-20250929", ("claude-sonnet-4-5",), "Claude Sonnet 4.5", "2025-09-29T00:00:00Z",
+     "active", None, None, 200_000, 64_000, True, (), EXTENDED, "about-claude/models/overview"),
     ("claude-haiku-4-5-20251001", ("claude-haiku-4-5",), "Claude Haiku 4.5", "2025-10-01T00:00:00Z",
      "active", None, None, 200_000, 64_000, True, (), EXTENDED, "models/haiku-4-5/migration-guide"),
     # Retired: requests naming them fail ([3p] release notes quoted by provider trackers).

@@ -47,18 +47,25 @@ def test_actual_cost_prices_cache_writes_at_2x_and_reads_at_a_tenth():
         "input_tokens": 1_000_000, "output_tokens": 1_000_000,
         "cache_creation_input_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000,
     }
-    # Haiku 4.5: $1 in, $5 out per million; write 2 x $1, read 0.1 x $1.
+    # Haiku 4.5: $1 in, $5 out per million; 1-hour write 2 x $1, read 0.1 x $1.
     assert pricing.actual_cost(MODEL, usage, batch=False) == pytest.approx(1 + 5 + 2 + 0.1)
     assert pricing.actual_cost(MODEL, usage) == pytest.approx((1 + 5 + 2 + 0.1) / 2)
+    # A 5-minute write (reported in usage.cache_creation) is 1.25 x input instead.
+    five = {**usage, "ephemeral_5m_input_tokens": 1_000_000}
+    assert pricing.actual_cost(MODEL, five, batch=False) == pytest.approx(1 + 5 + 1.25 + 0.1)
+
+
+#: Claude Haiku 4.5's published realtime prices, USD per million tokens.
+HAIKU_4_5 = {"input": 1.0, "output": 5.0, "cache_write_1h": 2.0, "cache_read": 0.1}
 
 
 def by_hand(usage: dict, batch: bool) -> float:
-    price = pricing.load_prices().price(MODEL)
+    p = HAIKU_4_5
     dollars = (
-        usage["input_tokens"] * price.input
-        + usage["output_tokens"] * price.output
-        + usage["cache_creation_input_tokens"] * price.input * 2.0
-        + usage["cache_read_input_tokens"] * price.input * 0.1
+        usage["input_tokens"] * p["input"]
+        + usage["output_tokens"] * p["output"]
+        + usage["cache_creation_input_tokens"] * p["cache_write_1h"]
+        + usage["cache_read_input_tokens"] * p["cache_read"]
     ) / 1e6
     return dollars * (0.5 if batch else 1.0)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -253,26 +254,26 @@ def _check_extra_output_config(extra: dict[str, Any], *, effort: str | None) -> 
 def quick_estimate(
     options: RequestOptions, prompts: list[str], spec: OutputSpec, *, thinking_tokens: int = 0
 ) -> Estimate:
-    """The local estimate (about four characters a token), before anything is sent.
+    """The local estimate (characters per token of the model's tokenizer), before anything is sent.
 
     ``thinking_tokens`` per request are expected on top of the answer (thinking is
     billed as output); the upper bound is every request at ``max_tokens``, which
     already holds the room left for thinking.
     """
     system_chars = len(options.system or "")
-    chars = sum(len(p) for p in prompts) + system_chars * len(prompts)
+    fixed = system_chars
     schema = spec.json_schema()
     if schema is not None:
-        chars += len(orjson.dumps(schema)) * len(prompts)
+        fixed += len(orjson.dumps(schema))
+    chars = np.fromiter(map(len, prompts), dtype=np.int64, count=len(prompts)) + fixed
     expected = {"labels": 10, "schema": 150}.get(spec.kind, 200) + thinking_tokens
     return pricing.estimate_cost(
         options.model,
-        input_tokens=pricing.estimate_tokens(chars, len(prompts)),
-        n_requests=len(prompts),
+        prompt_tokens=pricing.estimate_request_tokens(options.model, chars),
         max_tokens=options.max_tokens,
         expected_output_per_request=expected,
         cached_tokens_per_request=(
-            pricing.estimate_tokens(system_chars, 0) if options.cache_system else 0
+            pricing.estimate_tokens(options.model, system_chars) if options.cache_system else 0
         ),
     )
 
@@ -365,7 +366,9 @@ def submit(
 
 
 #: Columns every job adds besides its answer columns.
-BOOKKEEPING_SUFFIXES = ("status", "error", "raw", "input_tokens", "output_tokens", "stop_reason")
+BOOKKEEPING_SUFFIXES = (
+    "status", "error", "raw", "input_tokens", "output_tokens", "thinking_tokens", "stop_reason"
+)
 
 
 def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> None:
@@ -494,16 +497,17 @@ def count_exact(
     counted_chars = sum(len(prompts[k]) + fixed for k, _ in ok)
     chars_per_token = counted_chars / max(1, counted_tokens)
     if method == "all" and not failed:
-        total = counted_tokens
+        per_request = np.zeros(n)
+        per_request[[k for k, _ in ok]] = [c for _, c in ok]
     else:
         method = "sample"
-        total_chars = sum(len(p) for p in prompts) + fixed * n
-        total = round(total_chars / chars_per_token)
+        chars = np.fromiter(map(len, prompts), dtype=np.int64, count=n) + fixed
+        per_request = chars / chars_per_token
+    total = round(float(per_request.sum()))
     e = prepared.estimate
     estimate = pricing.estimate_cost(
         e.model,
-        input_tokens=int(total),
-        n_requests=n,
+        prompt_tokens=per_request,
         max_tokens=plan.options.max_tokens,
         expected_output_per_request=e.expected_output_tokens // max(1, n),
         exact_input=method == "all",

@@ -590,7 +590,7 @@ class BatchJob:
         columns = build_columns(self.manifest["out"], self.spec, table, rows, skip)
         usage = table.usage_totals()
         self.manifest["usage"] = usage
-        self.manifest["actual_cost"] = pricing.actual_cost(self.manifest["params"]["model"], usage)
+        self.manifest["actual_cost"] = pricing.actual_cost(self.manifest["params"]["model"], table.billed_usage())
         canceled = bool(self.manifest.get("cancel_requested"))
         self.manifest["state"] = "canceled" if canceled else "done"
         self.manifest.setdefault("finished_at", now_iso())

@@ -18,10 +18,13 @@ import pandas as pd
 
 from .errors import MergeError
 from .plan import SKIPPED
-from .results import STATUS_NAMES, SUCCEEDED, ResultTable
+from .results import CONTEXT_WINDOW, MAX_TOKENS, REFUSAL, STATUS_NAMES, SUCCEEDED, ResultTable
 from .structured import OutputSpec
 
-ROW_STATUSES = ["succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending"]
+#: A row's outcome: ``refused`` when the model declined (its category and reason in
+#: ``{out}_error``; never retried), ``invalid`` when an answer is unusable or missing
+#: (no text left after thinking: ``{out}_error`` says which limit to raise).
+ROW_STATUSES = ["succeeded", "errored", "invalid", "refused", "expired", "canceled", "skipped", "pending"]
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,18 @@ def build_columns(
     """The new columns, in plan row order (positions 0..n_rows-1)."""
     n_req = len(table)
     succeeded = table.status == SUCCEEDED
-    parsed = spec.parse(table.answer, succeeded)
+    no_answer = succeeded & (table.answer == None)  # noqa: E711 (elementwise)
+    parsed = spec.parse(table.answer, succeeded & ~no_answer)
 
     status_names = np.array([STATUS_NAMES[c] for c in range(len(STATUS_NAMES))], dtype=object)
     req_status = status_names[table.status]
-    req_status = np.where(parsed.invalid, "invalid", req_status)
-    req_error = np.where(parsed.invalid, parsed.reasons, _error_text(table))
+    req_status = np.where(parsed.invalid | no_answer, "invalid", req_status)
+    # The API's own account (an error, a refusal, a budget that ran out) comes first;
+    # then why an answer did not parse.
+    noted = _error_text(table)
+    unexplained = no_answer & (noted == None)  # noqa: E711
+    noted[unexplained] = [f"the answer had no text (stop_reason {table.stop_reason[k]})" for k in np.flatnonzero(unexplained)]
+    req_error = np.where(noted != None, noted, parsed.reasons)  # noqa: E711
 
     # Slot n_req is the sentinel that skipped rows (-1) read.
     take = np.where(row_requests == SKIPPED, n_req, row_requests)
@@ -75,8 +84,14 @@ def build_columns(
     columns[f"{out}_error"] = typed_array(errors, "string")
     columns[f"{out}_input_tokens"] = _tokens(fan(table.input_tokens, -1))
     columns[f"{out}_output_tokens"] = _tokens(fan(table.output_tokens, -1))
+    # Already inside output_tokens (billed as output); shown apart so a row's cost is legible.
+    columns[f"{out}_thinking_tokens"] = _tokens(fan(table.thinking_tokens, -1))
     columns[f"{out}_stop_reason"] = typed_array(fan(table.stop_reason), "string")
     return columns
+
+
+#: ``error_type``s whose message is a whole sentence.
+_SENTENCES = frozenset({"expired", "canceled", REFUSAL, MAX_TOKENS, CONTEXT_WINDOW})
 
 
 def _error_text(table: ResultTable) -> np.ndarray:
@@ -84,9 +99,9 @@ def _error_text(table: ResultTable) -> np.ndarray:
     has = np.flatnonzero(table.error_type != None)  # noqa: E711 (elementwise)
     for k in has:
         kind, message = table.error_type[k], table.error_message[k]
-        # An API error category leads ("overloaded_error: ..."); expired and
-        # canceled are already the row's status, so their text stands alone.
-        out[k] = message if kind in ("expired", "canceled") else f"{kind}: {message}".rstrip(": ")
+        # An API error category leads ("overloaded_error: ..."); the others are
+        # whole sentences (expired, canceled, refused, out of room).
+        out[k] = message if kind in _SENTENCES else f"{kind}: {message}".rstrip(": ")
     return out
 
 

@@ -476,7 +476,7 @@ def answer_budget(
 
     A label or a schema answer needs no thinking: it is turned off where the model
     allows it at this effort; so is it for any answer whose given ``max_tokens`` is
-    below thinking's room (a short answer was asked for). Where thinking stays on
+    below what thinking is expected to use (a short answer was asked for). Where thinking stays on
     (a model that always thinks, effort xhigh/max, free text), ``max_tokens`` grows
     by :data:`THINKING_ROOM` so thinking cannot eat the answer, and the cost bound
     counts it. ``max_tokens`` given by the user is kept as given (with a warning
@@ -495,13 +495,14 @@ def answer_budget(
     off = card.thinking_off(effort) if thinking is None else None
     if off is not None and kind in ("labels", "schema"):
         return AnswerBudget(max_tokens or answer, off, note=f"thinking off for {kind} (thinking: {off['type']})")
-    if off is not None and max_tokens is not None and max_tokens < room:
-        # A budget smaller than thinking's room asks for a short answer: thinking would eat it.
-        return AnswerBudget(max_tokens, off, note=(
-            f"thinking off (thinking: {off['type']}): max_tokens={max_tokens:,} leaves too little room "
-            f"for it ({room:,} at effort {level}); leave max_tokens unset to keep thinking on"
-        ))
     expected = int(room * EXPECTED_THINKING_SHARE)
+    if off is not None and max_tokens is not None and max_tokens < expected:
+        # A budget below what thinking is expected to use asks for a short answer: thinking
+        # would eat it whole, and the answer would come back empty.
+        return AnswerBudget(max_tokens, off, note=(
+            f"thinking off (thinking: {off['type']}): max_tokens={max_tokens:,} is less than thinking "
+            f"is expected to use at effort {level} ({expected:,}); leave max_tokens unset to keep thinking on"
+        ))
     why = "its capabilities are unknown" if card.source == "assumed" else (
         "it always thinks" if not card.thinking_off_types else (
         f"thinking cannot be turned off at effort {level}" if kind in ("labels", "schema") and thinking is None

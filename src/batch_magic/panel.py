@@ -43,7 +43,7 @@ FINAL = frozenset({"done", "canceled", "failed"})
 #: Row statuses in the order they are listed.
 COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending")
 #: New columns not worth a preview (token counts, stop reasons).
-PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_stop_reason")
+PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_thinking_tokens", "_stop_reason")
 PREVIEW_ROWS = 5
 TICK_SECONDS = 1.0
 

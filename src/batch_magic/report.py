@@ -68,7 +68,7 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
     discount = e.batch_cost / e.realtime_cost if e.realtime_cost else 0.5
     tc = p.token_count
     if tc is None:
-        tokens_how = "a local estimate, about 4 characters a token"
+        tokens_how = f"a local estimate, about {e.chars_per_token:.2g} characters a token"
     elif tc.method == "all":
         tokens_how = f"counted by the API's count_tokens for all {tc.n_requests:,} requests"
     else:

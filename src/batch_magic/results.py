@@ -19,20 +19,38 @@ import orjson
 
 from .plan import request_number
 
-PENDING, SUCCEEDED, ERRORED, EXPIRED, CANCELED = range(5)
+PENDING, SUCCEEDED, ERRORED, EXPIRED, CANCELED, REFUSED = range(6)
 STATUS_NAMES = {
     PENDING: "pending",
     SUCCEEDED: "succeeded",
     ERRORED: "errored",
     EXPIRED: "expired",
     CANCELED: "canceled",
+    REFUSED: "refused",
 }
-_CODES = {name: code for code, name in STATUS_NAMES.items()}
+#: Result types of the JSONL. A refusal comes as ``succeeded`` with stop_reason
+#: ``refusal``; it is told apart when read.
+_CODES = {name: code for code, name in STATUS_NAMES.items() if code != REFUSED}
 
 #: Error categories worth another attempt: the fault was the service's, not the request's.
+#: A refusal is never retried: the same request on the same model is refused again.
 RETRIABLE_ERRORS = frozenset(
     {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
 )
+
+#: The ``error_type`` of answered requests whose answer needs explaining (the
+#: ``error_message`` is a whole sentence): a refusal, and answers that ran out of room.
+REFUSAL = "refusal"
+MAX_TOKENS = "max_tokens"
+CONTEXT_WINDOW = "model_context_window_exceeded"
+THINKING_ATE_BUDGET = (
+    "the output budget (max_tokens) ran out while the model was thinking, before any answer: "
+    "raise --max-tokens or lower --effort"
+)
+NO_ROOM_TO_ANSWER = "the output budget (max_tokens) ran out before any answer: raise --max-tokens"
+CONTEXT_WINDOW_EXCEEDED = "the prompt plus the answer exceeded the model's context window"
+#: Refusal explanations are the API's prose; a row keeps a short one.
+EXPLANATION_CHARS = 200
 
 
 @dataclass
@@ -40,14 +58,16 @@ class ResultTable:
     """Outcome of every unique request of a job, filled in as batches end."""
 
     status: np.ndarray  # uint8 codes above
-    answer: np.ndarray  # object: the text, or the tool input as JSON text
-    error_type: np.ndarray  # object
+    answer: np.ndarray  # object: the text, the tool input as JSON text, or None (no answer)
+    error_type: np.ndarray  # object: an API error category, or a note on an answer (above)
     error_message: np.ndarray  # object
     stop_reason: np.ndarray  # object
     input_tokens: np.ndarray  # int64, -1 when unknown
-    output_tokens: np.ndarray
+    output_tokens: np.ndarray  # thinking included, as billed
     cache_read_tokens: np.ndarray
-    cache_write_tokens: np.ndarray
+    cache_write_tokens: np.ndarray  # all cache writes
+    cache_write_5m_tokens: np.ndarray  # the part of them with the 5-minute TTL
+    thinking_tokens: np.ndarray  # the part of output_tokens spent thinking
 
     @classmethod
     def empty(cls, n: int) -> ResultTable:
@@ -58,7 +78,8 @@ class ResultTable:
             return np.full(n, -1, dtype=np.int64)
 
         return cls(
-            np.zeros(n, dtype=np.uint8), obj(), obj(), obj(), obj(), ints(), ints(), ints(), ints()
+            np.zeros(n, dtype=np.uint8), obj(), obj(), obj(), obj(),
+            ints(), ints(), ints(), ints(), ints(), ints(),
         )
 
     def __len__(self) -> int:
@@ -80,16 +101,18 @@ class ResultTable:
         codes_of = _CODES.get
         ks: list[int] = []
         codes: list[int] = []
-        # Succeeded lines, in order.
-        answers: list[str] = []
+        # Lines with a message (succeeded or refused), in order.
+        answers: list[str | None] = []
         stops: list[str | None] = []
-        tokens: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        tokens: tuple[list[int], ...] = ([], [], [], [], [], [])
+        # Notes on some of those lines: (position among them, (type, sentence)).
+        notes: list[tuple[int, tuple[str, str]]] = []
         # Other lines, in order: the error (None for a 'pending' line, which sets only the status).
         errors: list[tuple[str, str] | None] = []
         add_k, add_code, add_answer, add_stop, add_error = (
             ks.append, codes.append, answers.append, stops.append, errors.append
         )
-        add_in, add_out, add_read, add_write = (t.append for t in tokens)
+        add_in, add_out, add_read, add_write, add_write_5m, add_thinking = (t.append for t in tokens)
         for line in lines:
             if not line or line.isspace():
                 continue
@@ -98,7 +121,6 @@ class ResultTable:
             result = record["result"]
             kind = result.get("type")
             code = codes_of(kind, ERRORED)
-            add_code(code)
             if code == SUCCEEDED:
                 message = result["message"]
                 content = message.get("content")
@@ -106,15 +128,33 @@ class ResultTable:
                     content and len(content) == 1 and content[0].get("type") == "text"
                     and type(text := content[0].get("text", "")) is str
                 ):
-                    add_answer(text)  # the common case of message_answer
+                    answer: str | None = text  # the common case of answer_text
                 else:
-                    add_answer(message_answer(message))
-                add_stop(message.get("stop_reason"))
+                    answer = answer_text(message)
+                stop = message.get("stop_reason")
                 usage = message.get("usage") or {}
+                details = usage.get("output_tokens_details")
+                thinking = (details.get("thinking_tokens") or 0) if details else 0
+                if stop == REFUSAL:
+                    code = REFUSED
+                    answer = None
+                    notes.append((len(answers), (REFUSAL, refusal_text(message))))
+                elif stop == CONTEXT_WINDOW:
+                    notes.append((len(answers), (CONTEXT_WINDOW, CONTEXT_WINDOW_EXCEEDED)))
+                elif stop == MAX_TOKENS and answer is None:
+                    spent_thinking = thinking or any(b.get("type") == "thinking" for b in content or ())
+                    notes.append(
+                        (len(answers), (MAX_TOKENS, THINKING_ATE_BUDGET if spent_thinking else NO_ROOM_TO_ANSWER))
+                    )
+                add_answer(answer)
+                add_stop(stop)
                 add_in(usage.get("input_tokens") or 0)
                 add_out(usage.get("output_tokens") or 0)
                 add_read(usage.get("cache_read_input_tokens") or 0)
                 add_write(usage.get("cache_creation_input_tokens") or 0)
+                creation = usage.get("cache_creation")
+                add_write_5m((creation.get("ephemeral_5m_input_tokens") or 0) if creation else 0)
+                add_thinking(thinking)
             elif code == ERRORED:
                 # The category sits one level down: result.error.error.type.
                 outer: dict = result.get("error") or {}
@@ -125,40 +165,49 @@ class ResultTable:
                 add_error(None)
             else:  # expired or canceled
                 add_error((kind, _UNRUN[code]))
+            add_code(code)
         if not ks:
             return 0
         k = np.asarray(ks, dtype=np.int64)
         code_arr = np.asarray(codes, dtype=np.uint8)
-        ok = code_arr == SUCCEEDED
+        answered = (code_arr == SUCCEEDED) | (code_arr == REFUSED)
         if len(np.unique(k)) != len(k):
             # A custom_id twice in one file: apply the lines in the order they came.
-            next_ok = iter(range(len(answers)))
+            next_answered = iter(range(len(answers)))
             next_error = iter(errors)
+            noted = dict(notes)
             for i, code in enumerate(codes):
-                if code == SUCCEEDED:
-                    j = next(next_ok)
-                    self._apply(ks[i], code, answers[j], stops[j], tuple(t[j] for t in tokens), None)
+                if answered[i]:
+                    j = next(next_answered)
+                    self._apply(ks[i], code, answers[j], stops[j], tuple(t[j] for t in tokens), noted.get(j))
                 else:
                     self._apply(ks[i], code, None, None, None, next(next_error))
             return len(ks)
         self.status[k] = code_arr
         if answers:
-            at = k[ok]
+            at = k[answered]
             self.answer[at] = _objects(answers)
             self.stop_reason[at] = _objects(stops)
             for column, values in zip(self._token_columns(), tokens):
                 column[at] = values
             self.error_type[at] = None
             self.error_message[at] = None
+            if notes:
+                noted_at = at[[j for j, _ in notes]]
+                self.error_type[noted_at] = _objects([note[0] for _, note in notes])
+                self.error_message[noted_at] = _objects([note[1] for _, note in notes])
         if errors:
-            failed = k[~ok]
+            failed = k[~answered]
             touched = np.fromiter((e is not None for e in errors), dtype=bool, count=len(errors))
             self.error_type[failed[touched]] = _objects([e[0] for e in errors if e is not None])
             self.error_message[failed[touched]] = _objects([e[1] for e in errors if e is not None])
         return len(ks)
 
-    def _token_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens
+    def _token_columns(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.input_tokens, self.output_tokens, self.cache_read_tokens,
+            self.cache_write_tokens, self.cache_write_5m_tokens, self.thinking_tokens,
+        )
 
     def _apply(
         self,
@@ -171,18 +220,19 @@ class ResultTable:
     ) -> None:
         """One line's outcome, from the fields ``ingest_lines`` read from it."""
         self.status[k] = code
-        if code == SUCCEEDED:
-            assert tokens is not None
+        if tokens is not None:  # an answered line (succeeded or refused)
             self.answer[k] = answer
             self.stop_reason[k] = stop
             for column, value in zip(self._token_columns(), tokens):
                 column[k] = value
-            self.error_type[k] = self.error_message[k] = None
+            self.error_type[k], self.error_message[k] = error if error is not None else (None, None)
         elif error is not None:
             self.error_type[k], self.error_message[k] = error
 
     def retriable(self, candidates: np.ndarray | None = None) -> np.ndarray:
-        """Request numbers that failed for a reason another attempt may fix."""
+        """Request numbers that failed for a reason another attempt may fix
+        (never a refusal, nor an answer that ran out of room: the same request
+        would end the same way)."""
         idx = np.arange(len(self)) if candidates is None else candidates
         status = self.status[idx]
         errored = status == ERRORED
@@ -199,18 +249,31 @@ class ResultTable:
         values = np.bincount(self.status, minlength=len(STATUS_NAMES))
         return {STATUS_NAMES[c]: int(values[c]) for c in STATUS_NAMES}
 
-    def usage_totals(self) -> dict[str, int]:
-        ok = self.status == SUCCEEDED
+    def billed(self) -> np.ndarray:
+        """Requests that are paid for: every answered one, except a refusal before
+        any output (the API does not bill those)."""
+        return (self.status == SUCCEEDED) | ((self.status == REFUSED) & (self.output_tokens > 0))
 
-        def total(a: np.ndarray) -> int:
-            return int(np.clip(a[ok], 0, None).sum())
+    def billed_usage(self) -> dict[str, np.ndarray]:
+        """Per-request usage of the billed requests, keyed as the API names it
+        (what ``pricing.actual_cost`` reads; each request has its own price tier)."""
+        billed = self.billed()
+
+        def of(a: np.ndarray) -> np.ndarray:
+            return np.clip(a[billed], 0, None)
 
         return {
-            "input_tokens": total(self.input_tokens),
-            "output_tokens": total(self.output_tokens),
-            "cache_read_input_tokens": total(self.cache_read_tokens),
-            "cache_creation_input_tokens": total(self.cache_write_tokens),
+            "input_tokens": of(self.input_tokens),
+            "output_tokens": of(self.output_tokens),
+            "cache_read_input_tokens": of(self.cache_read_tokens),
+            "cache_creation_input_tokens": of(self.cache_write_tokens),
+            "ephemeral_5m_input_tokens": of(self.cache_write_5m_tokens),
+            "thinking_tokens": of(self.thinking_tokens),
         }
+
+    def usage_totals(self) -> dict[str, int]:
+        """The billed usage summed (thinking is part of output_tokens, shown apart)."""
+        return {key: int(values.sum()) for key, values in self.billed_usage().items()}
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -227,8 +290,10 @@ _UNRUN = {
 }
 
 
-def message_answer(message: dict) -> str:
-    """The answer of a Messages API response: its text, or a forced tool call's input."""
+def answer_text(message: dict) -> str | None:
+    """The answer of a Messages API response, read by block type (a thinking block
+    comes first on newer models): its text, or a forced tool call's input as JSON;
+    None when it has neither (a refusal, or a budget spent before any answer)."""
     texts = []
     for block in message.get("content") or []:
         kind = block.get("type")
@@ -236,4 +301,20 @@ def message_answer(message: dict) -> str:
             return orjson.dumps(block.get("input")).decode()
         if kind == "text":
             texts.append(block.get("text", ""))
-    return "".join(texts)
+    return "".join(texts) if texts else None
+
+
+def message_answer(message: dict) -> str:
+    """The answer of a Messages API response as text ("" when there is none)."""
+    return answer_text(message) or ""
+
+
+def refusal_text(message: dict) -> str:
+    """A refusal as a row's error: its category and a short explanation."""
+    details = message.get("stop_details") or {}
+    category = details.get("category")
+    explanation = " ".join(str(details.get("explanation") or "").split())
+    if len(explanation) > EXPLANATION_CHARS:
+        explanation = explanation[: EXPLANATION_CHARS - 3].rstrip() + "..."
+    head = f"refused ({category})" if category else "refused"
+    return f"{head}: {explanation}" if explanation else f"{head} by the model's safety classifier"

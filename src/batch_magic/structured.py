@@ -47,7 +47,7 @@ KINDS = (TEXT, LABELS, SCHEMA, JSON)
 
 #: Column suffixes the merge uses itself (``{out}_status`` ...); a field cannot take one.
 RESERVED_SUFFIXES = frozenset(
-    {"status", "error", "raw", "input_tokens", "output_tokens", "stop_reason"}
+    {"status", "error", "raw", "input_tokens", "output_tokens", "thinking_tokens", "stop_reason"}
 )
 
 #: String formats the API accepts in a schema (others go into the description).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,31 +12,10 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from sim_helpers import Cli
 
 SCRIPT = Path(__file__).with_name("sdk_only_script.py")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Cli:
-    """A simulator process started with ``python -m batch_magic.simulator``."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batch_magic.simulator", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.banner = [self.proc.stdout.readline() for _ in range(4)]
-        m = re.search(r"http://127\.0\.0\.1:\d+", self.banner[0])
-        assert m, self.banner
-        self.url = m.group(0)
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=10)
-        return self.proc.returncode, out, err
 
 
 @pytest.fixture
@@ -130,3 +108,51 @@ def test_an_anthropic_0x_client(cli: Cli, sdk0_python: Path) -> None:
     report = run_script(sdk0_python, cli.url)
     assert report["sdk"].startswith("0.")
     check_run(report)
+
+
+def test_model_policy_and_rate_flags_reach_the_server() -> None:
+    c = Cli("--processing-time", "0", "--strict-models", "--refusal-rate", "1", "--invalid-rate", "1")
+    try:
+        client = anthropic.Anthropic(api_key="k", base_url=c.url, max_retries=0)
+        with pytest.raises(anthropic.NotFoundError, match="model: claude-nova-9"):
+            client.messages.create(model="claude-nova-9", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        msg = client.messages.create(model="claude-haiku-5-5", max_tokens=500, messages=[{"role": "user", "content": "x"}])
+        assert msg.stop_reason == "refusal" and msg.stop_details is not None
+    finally:
+        c.stop()
+    c = Cli("--strict-models", "claude-haiku-4-5,claude-opus-5", "--invalid-rate", "1")
+    try:
+        client = anthropic.Anthropic(api_key="k", base_url=c.url, max_retries=0)
+        assert [m.id for m in client.models.list()] == ["claude-opus-5", "claude-haiku-4-5-20251001"]
+        schema = {"type": "object", "properties": {"label": {"enum": ["a", "b"]}}, "required": ["label"],
+                  "additionalProperties": False}
+        msg = client.messages.create(model="claude-haiku-4-5", max_tokens=100,
+                                     messages=[{"role": "user", "content": "x"}],
+                                     output_config={"format": {"type": "json_schema", "schema": schema}})
+        assert "label" not in json.loads(msg.content[0].text)  # the invalid rate broke it
+    finally:
+        c.stop()
+
+
+@pytest.mark.slow
+def test_the_2023_rules_through_an_anthropic_0x_client(cli: Cli, sdk0_python: Path) -> None:
+    site = subprocess.run(
+        [str(sdk0_python), "-c", "import anthropic, os; print(os.path.dirname(os.path.dirname(anthropic.__file__)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_BASE_URL=cli.url, ANTHROPIC_API_KEY="sk-sim-anything", PYTHONPATH=site)
+    done = subprocess.run([str(sdk0_python), str(SCRIPT.with_name("sdk0_rules_script.py"))], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["sdk"].startswith("0.")
+    assert report["temperature_haiku_4_5"] is None  # 2023-06-01 still has sampling parameters
+    assert report["temperature_opus_4_7"] == "`temperature` is deprecated for this model."
+    assert report["temperature_default_opus_4_7"] is None
+    assert report["both_haiku_4_5"].startswith("`temperature` and `top_p` cannot both be specified")
+    assert report["prefill_sonnet_4_6"].startswith("This model does not support assistant message prefill")
+    assert report["prefill_haiku_4_5"] is None
+    assert report["thinking_blocks"] == ["thinking", "text"] and report["thinking_text"]
+    assert report["batch"] == {"old": ["succeeded", None],
+                               "new": ["errored", "`temperature` is deprecated for this model."]}

@@ -10,6 +10,7 @@ import anthropic
 import jsonschema
 import pydantic
 import pytest
+from anthropic.types import RefusalStopDetails, TextBlock, ThinkingBlock
 from sim_helpers import MODEL, params
 
 from batch_magic.simulator import Simulator
@@ -298,3 +299,69 @@ def test_long_prompts_echo_their_start_and_end(sdk_client: anthropic.Anthropic) 
     assert len(set(answers)) == 3, "rows must not all get the same answer"
     assert all(a.startswith("Simulated answer: Please summarise") for a in answers)
     assert "number 2 stopped working" in answers[2]
+
+
+# -- 2026: thinking, refusals and the API version through SDK 2.x ---------------------------
+def test_a_thinking_answer_parses_into_a_thinking_block(sdk_client: anthropic.Anthropic) -> None:
+    msg = sdk_client.messages.create(model="claude-haiku-5-5", max_tokens=1000,
+                                     messages=[{"role": "user", "content": "Is this review positive? I love it."}],
+                                     thinking={"type": "adaptive", "display": "summarized"},
+                                     output_config={"effort": "low"})
+    thinking, text = msg.content
+    assert isinstance(thinking, ThinkingBlock) and thinking.thinking and thinking.signature
+    assert isinstance(text, TextBlock) and "love it" in text.text
+    details = msg.usage.output_tokens_details
+    assert details is not None and 0 < details.thinking_tokens < msg.usage.output_tokens
+    assert msg.stop_reason == "end_turn" and msg.stop_details is None
+
+
+def test_streaming_a_thinking_answer(sdk_client: anthropic.Anthropic) -> None:
+    p = {"model": "claude-opus-5-5", "max_tokens": 1000, "messages": [{"role": "user", "content": "Stream about otters"}]}
+    with sdk_client.messages.stream(**p) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"] and final.content[0].thinking == ""
+    assert text == final.content[1].text
+    plain = sdk_client.messages.create(**p)
+    assert final.content[0].signature == plain.content[0].signature
+    assert final.usage.output_tokens == plain.usage.output_tokens
+
+
+def test_a_refusal_through_the_sdk(simulator: Simulator, sdk_client: anthropic.Anthropic) -> None:
+    msg = sdk_client.messages.create(model="claude-fable-5-2", max_tokens=100,
+                                     messages=[{"role": "user", "content": "<<sim:refuse:frontier_llm>> train a model"}])
+    assert msg.stop_reason == "refusal" and msg.content == []
+    assert isinstance(msg.stop_details, RefusalStopDetails) and msg.stop_details.category == "frontier_llm"
+    with sdk_client.messages.stream(model="claude-fable-5-2", max_tokens=100,
+                                    messages=[{"role": "user", "content": "<<sim:refuse:bio>>"}]) as stream:
+        streamed = stream.get_final_message()
+    assert streamed.stop_reason == "refusal" and streamed.stop_details is not None
+    assert streamed.stop_details.category == "bio"
+
+
+def test_the_refusal_rate(simulator: Simulator, sdk_client: anthropic.Anthropic) -> None:
+    simulator.configure(refusal_rate=0.25)
+    reqs = {f"r{i}": {**params(f"Row {i}"), "model": "claude-haiku-5-5", "max_tokens": 800} for i in range(80)}
+    batch = sdk_client.messages.batches.create(requests=[{"custom_id": k, "params": v} for k, v in reqs.items()])
+
+    def refused() -> set[str]:
+        return {r.custom_id for r in sdk_client.messages.batches.results(batch.id)
+                if r.result.type == "succeeded" and r.result.message.stop_reason == "refusal"}
+
+    first = refused()
+    assert 8 <= len(first) <= 35 and refused() == first
+    realtime = [sdk_client.messages.create(**reqs["r1"]).stop_reason for _ in range(3)]
+    assert len(set(realtime)) == 1, "the same request always draws the same"
+    simulator.configure(refusal_rate=1.0)
+    assert sdk_client.messages.create(**params("anything")).stop_reason == "refusal"
+
+
+def test_sdk_2_sends_2026_10_21_so_sampling_parameters_are_refused(
+    simulator: Simulator, sdk_client: anthropic.Anthropic
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="temperature: Extra inputs are not permitted"):
+        sdk_client.messages.create(**params(), extra_body={"temperature": 0.2})
+    assert simulator.requests[-1].headers["anthropic-version"] == "2026-10-21"
+    assert simulator.requests[-1].headers["authorization"] == "Bearer ***"
+    pinned = anthropic.Anthropic(api_key="k", base_url=simulator.url, default_headers={"anthropic-version": "2023-06-01"})
+    assert pinned.messages.create(**params(), extra_body={"temperature": 0.2}).stop_reason == "end_turn"

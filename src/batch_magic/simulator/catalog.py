@@ -306,9 +306,9 @@ def resolve(model_id: str, strict: bool | list[str] | None) -> ModelSpec | None:
     True only the table's ids; a list only those ids (an alias and its dated id
     being one model).
     """
-    if not looks_like_claude(model_id):
+    spec = _BY_ID.get(model_id)
+    if spec is None and not looks_like_claude(model_id):
         return None
-    spec = known(model_id)
     if isinstance(strict, list):
         names = {model_id} if spec is None else {spec.id, *spec.aliases}
         if not names & set(strict):

@@ -117,7 +117,7 @@ class FakeModel:
         model = params["model"]
         spec = resolve(model, None) or current(model)
         key = draw_key if draw_key is not None else orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()
-        total_in = count_input_tokens(params)
+        total_in = count_input_tokens(params, spec.tokenizer)
         text = last_user_text(params)
         refusal = self._refusal(params, spec, text, seed, key)
         if refusal is not None:
@@ -148,7 +148,7 @@ class FakeModel:
         if reply is not None:
             blocks, stop, stop_seq, tokens = _text(reply, params, body_budget, cut, spec.tokenizer)
         else:
-            blocks, stop, stop_seq, tokens = self._generate(params, body_budget, cut, seed, message_id, key, spec)
+            blocks, stop, stop_seq, tokens = self._generate(params, text, body_budget, cut, seed, message_id, key, spec)
         content.extend(blocks)
         return self._message(params, message_id, content, stop, stop_seq,
                              usage(total_in, thought + tokens, thought, service_tier, cache))
@@ -163,7 +163,8 @@ class FakeModel:
         older ones refuse without detail (``category`` and ``explanation`` null).
         """
         system = params.get("system")
-        system_text = system if isinstance(system, str) else json.dumps(system) if system else ""
+        blocks = system if isinstance(system, list) else [{"text": system}]
+        system_text = "\n".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
         match = REFUSAL_MARKER.search(text) or REFUSAL_MARKER.search(system_text)
         if match is None and not (self.refusal_rate and draw(0, "refusal", seed, key) < self.refusal_rate):
             return None
@@ -176,9 +177,9 @@ class FakeModel:
                                "under Anthropic's Usage Policy."}
 
     def _generate(
-        self, params: dict[str, Any], budget: int, cut: str, seed: str, message_id: str, key: str, spec: ModelSpec
+        self, params: dict[str, Any], text: str, budget: int, cut: str, seed: str, message_id: str, key: str,
+        spec: ModelSpec,
     ) -> tuple[Blocks, str, str | None, int]:
-        text = last_user_text(params)
         cues = Cues(text, seed)
         broken = bool(self.invalid_rate) and draw(0, "invalid", seed, key) < self.invalid_rate
         tool = forced_tool(params)

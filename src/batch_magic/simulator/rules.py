@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import EFFORTS, THINKING_TYPES, ModelSpec, looks_like_claude, resolve
+from .catalog import EFFORTS, THINKING_TYPES, ModelSpec, resolve
 from .model import forced_tool, output_schema
 from .protocol import APIError
 from .thinking import effort_of, forces_tool
@@ -49,9 +49,7 @@ def model_problem(model: object, strict: bool | list[str] | None) -> tuple[Model
     """The model's record, or the 404 the API answers: unknown id, outside the strict list, retired."""
     if model is None:
         return None, _invalid("model: Field required")
-    if not isinstance(model, str) or not looks_like_claude(model):
-        return None, ("not_found_error", f"model: {model}")
-    spec = resolve(model, strict)
+    spec = resolve(model, strict) if isinstance(model, str) else None
     if spec is None or spec.retired:
         return None, ("not_found_error", f"model: {model}")
     return spec, None

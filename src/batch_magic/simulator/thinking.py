@@ -36,6 +36,9 @@ class ThinkingPlan:
     budget: int | None = None  # budget_tokens of thinking.type "enabled"
 
 
+_OFF = ThinkingPlan(active=False, effort=None, display="omitted")
+
+
 def effort_of(params: dict[str, Any], spec: ModelSpec) -> str | None:
     """The effort in force: ``output_config.effort`` if given, else the model's default."""
     oc = params.get("output_config")
@@ -52,6 +55,8 @@ def forces_tool(params: dict[str, Any]) -> bool:
 def plan(params: dict[str, Any], spec: ModelSpec) -> ThinkingPlan:
     """The thinking of a (validated) request."""
     thinking = params.get("thinking")
+    if thinking is None and spec.thinking_default == "off":
+        return _OFF
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     effort = effort_of(params, spec)
     display = spec.display_default

@@ -100,12 +100,12 @@ def _segments(params: dict[str, Any]) -> Iterable[tuple[int, Any, Any]]:
                 yield _block_chars(block), [msg.get("role"), block], cc
 
 
-def count_input_tokens(params: dict[str, Any]) -> int:
+def count_input_tokens(params: dict[str, Any], tokenizer: str | None = None) -> int:
     """Input tokens of a request (tools, system, messages) with its model's tokenizer.
 
     ``count_tokens`` and ``usage.input_tokens`` both come from here, so they agree.
     """
-    return tokens_of_chars(sum(chars for chars, _, _ in _segments(params)), tokenizer_of(params))
+    return tokens_of_chars(sum(chars for chars, _, _ in _segments(params)), tokenizer or tokenizer_of(params))
 
 
 @dataclass(frozen=True)
