@@ -270,7 +270,7 @@ The same fields as a pydantic (v2) model class. The model's JSON schema is sent,
 answer is validated by the model itself, so validators and constraints apply row by row.
 `Literal[...]` over the product names becomes an enum, hence a `category` column again.
 
-To show what an answer that does not fit looks like, this job sets `--max-tokens 25`,
+To show what an answer that does not fit looks like, this job sets `--max-tokens 32`,
 deliberately too small for some answers: those are cut off mid-JSON.
 """),
     code("""
@@ -286,7 +286,7 @@ class Ticket(BaseModel):
     urgent: bool
 """),
     code(f"""
-%%batch df --out parsed --schema Ticket --max-tokens 25 --wait
+%%batch df --out parsed --schema Ticket --max-tokens 32 --wait
 {EXTRACT}
 """),
     code("""
@@ -575,36 +575,73 @@ TEAMS = "{TEAMS}"
 TEMPLATE = \"\"\"{TRIAGE}\"\"\"
 """),
     md("""
-## Cost: what one request costs
+## Cost: Haiku 5.5 in a batch, Haiku 5.5 in realtime, Haiku 4.5
 
-`batch_magic.dry_run` plans the job without sending anything and estimates its tokens
-(about four characters a token) and cost, at both prices, from the package's price table.
-`max_tokens=20` is plenty for a one-word label and keeps the upper bound tight.
+`batch_magic.dry_run` plans the job without sending anything and estimates its tokens and
+cost at both prices. `claude-haiku-5-5` is the default model; `claude-haiku-4-5` is the
+model it succeeds. Here the dry run has no client (the simulator of this notebook serves
+the magic only), so what each model accepts comes from the snapshot bundled with the
+package, and the dry run says so in its notes.
 """),
     code("""
-plan = batch_magic.dry_run(df, TEMPLATE, labels=TEAMS, max_tokens=20)
-e = plan.estimate
-print(f"{e.n_requests} requests, about {e.input_tokens / e.n_requests:.0f} input tokens each")
-print(f"batch ${e.batch_cost:.4f} vs realtime ${e.realtime_cost:.4f} for {e.model}; prices of {e.prices_taken}")
+plan = batch_magic.dry_run(df, TEMPLATE, labels=TEAMS)
+plan
 """),
     md("""
-Scale that up to bigger data sets and other models. Costs grow linearly with the rows;
-the batch line is always half the realtime one.
+**Effort is the knob.** Haiku 5.5 thinks before answering, at an effort of `low`,
+`medium` (its default), `high`, `xhigh` or `max`. For a one-word label batch_magic turns
+thinking off where the model allows it (up to `high`), so those levels cost the same;
+at `xhigh` and `max` thinking stays on, `max_tokens` grows to leave it room, and the
+upper bound grows with it (thinking is billed as output). Haiku 4.5 has no effort
+setting. Every figure below comes from the plans and from `batch_magic.pricing`.
+"""),
+    code("""
+def plan_row(model, effort=None):
+    p = batch_magic.dry_run(df, TEMPLATE, labels=TEAMS, model=model, effort=effort)
+    e = p.estimate
+    return {
+        "model": model, "effort": effort or "-",
+        "thinking": "turned off" if p.plan.options.thinking else "on" if p.model.thinks_unasked else "off by default",
+        "max_tokens": p.plan.options.max_tokens,
+        "batch $": e.batch_cost, "batch $ at most": e.batch_cost_upper, "realtime $": e.realtime_cost,
+    }
+
+by_effort = pd.DataFrame(
+    [plan_row("claude-haiku-5-5", level) for level in ["low", "medium", "high", "xhigh", "max"]]
+    + [plan_row("claude-haiku-4-5")]
+)
+by_effort.round(4)
+"""),
+    md("""
+Scale that up to bigger data sets. Costs grow linearly with the rows: per row, the
+tokens of the plans above, priced by `pricing.estimate_cost` for each model at its
+default effort.
 """),
     code("""
 rows = np.array([300, 3_000, 30_000, 300_000, 1_000_000])
-in_per_row = e.input_tokens / e.n_requests
-out_per_row = e.expected_output_tokens / e.n_requests
+
+def per_row(model):
+    p = batch_magic.dry_run(df, TEMPLATE, labels=TEAMS, model=model)
+    e = p.estimate
+    return e.input_tokens / e.n_requests, e.expected_output_tokens / e.n_requests, p.plan.options.max_tokens
+
 table = []
-for model in ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"]:
+for model in ["claude-haiku-5-5", "claude-haiku-4-5"]:
+    in_per_row, out_per_row, max_tokens = per_row(model)
     for n in rows:
         est = estimate_cost(
             model, input_tokens=int(in_per_row * n), n_requests=int(n),
-            max_tokens=20, expected_output_per_request=int(out_per_row),
+            max_tokens=max_tokens, expected_output_per_request=int(out_per_row),
         )
         table.append({"model": model, "rows": n, "batch $": est.batch_cost, "realtime $": est.realtime_cost})
 costs = pd.DataFrame(table)
-costs.pivot(index="rows", columns="model", values=["batch $", "realtime $"]).round(2)
+new, old = (costs[costs["model"] == m].set_index("rows") for m in ("claude-haiku-5-5", "claude-haiku-4-5"))
+compare = pd.DataFrame({
+    "Haiku 5.5 batch $": new["batch $"],
+    "Haiku 5.5 realtime $": new["realtime $"],
+    "Haiku 4.5 batch $": old["batch $"],
+})
+compare.round(2)
 """),
     md("""
 ## Latency: when all the answers are in
@@ -626,19 +663,18 @@ side_by_side = pd.DataFrame({
     "rows": rows,
     "realtime: hours": realtime_hours.round(2),
     "batch: typical hours": BATCH_TYPICAL_HOURS,
-    "realtime $ (haiku)": costs.query("model == 'claude-haiku-4-5'")["realtime $"].to_numpy().round(2),
-    "batch $ (haiku)": costs.query("model == 'claude-haiku-4-5'")["batch $"].to_numpy().round(2),
+    "Haiku 5.5 realtime $": compare["Haiku 5.5 realtime $"].to_numpy().round(2),
+    "Haiku 5.5 batch $": compare["Haiku 5.5 batch $"].to_numpy().round(2),
 })
 side_by_side
 """),
     code("""
-haiku = costs[costs["model"] == "claude-haiku-4-5"]
 fig, (ax_cost, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
 
-ax_cost.plot(haiku["rows"], haiku["realtime $"], "o-", label="realtime")
-ax_cost.plot(haiku["rows"], haiku["batch $"], "o-", label="batch (half price)")
+for column, style in [("Haiku 5.5 realtime $", "o-"), ("Haiku 5.5 batch $", "o-"), ("Haiku 4.5 batch $", "s--")]:
+    ax_cost.plot(compare.index, compare[column], style, label=column.removesuffix(" $"))
 ax_cost.set(xscale="log", yscale="log", xlabel="rows", ylabel="US dollars",
-            title="Cost (claude-haiku-4-5, from the price table)")
+            title="Cost (from batch_magic.pricing)")
 ax_cost.legend()
 
 ax_time.plot(rows, realtime_hours, "o-", label="realtime (assumed rate)")

@@ -21,6 +21,17 @@ import pytest
 from batch_magic.simulator import FakeClock, RealClock, Simulator
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_answers() -> Iterator[None]:
+    """Each test asks the Models API anew: the answers are cached per session in the
+    library, and tests change what the simulator reports between them."""
+    from batch_magic.models import forget_models
+
+    forget_models()
+    yield
+    forget_models()
+
+
 @pytest.fixture(scope="session")
 def simulator_server() -> Iterator[Simulator]:
     """One simulator for the session, on 127.0.0.1 and a free port."""

@@ -143,6 +143,7 @@ OPTIONAL_OR_TRANSITIVE = {
     "pydantic",  # only when the user passes a pydantic model (they have it then)
     "IPython",  # the distribution is "ipython"
     "traitlets",  # comes with ipython
+    "PIL",  # the simulator reads image colours with Pillow when it is there, guarded
 }
 
 

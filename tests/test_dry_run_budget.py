@@ -68,12 +68,10 @@ def test_dry_run_display_says_everything_the_issue_lists():
         assert fragment in html
 
 
-def test_dry_run_shows_the_output_shape_and_tool_fallback():
+def test_dry_run_shows_the_output_shape():
     df = frame()
     labels = repr(dry_run(df, "{{ text }}", labels=["late", "fine"]))
     assert "labels: late, fine (a Categorical column)" in labels
-    old = repr(dry_run(df, "{{ text }}", labels=["late", "fine"], model="claude-3-5-haiku-20241022"))
-    assert "forced tool call" in old
     schema = {"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type": "boolean"}}}
     shown = repr(dry_run(df, "{{ text }}", schema=schema, out="x"))
     assert "schema fields: n (Int64), ok (boolean)" in shown and "x_n, x_ok" in shown
@@ -84,7 +82,8 @@ def test_dry_run_shows_the_output_shape_and_tool_fallback():
 def test_exact_tokens_counts_every_request_through_count_tokens_only(simulator, sdk_client):
     p = dry_run(frame(), "Summarise: {{ text }}", exact_tokens=True, client=sdk_client)
     endpoints = [r.endpoint for r in simulator.requests]
-    assert endpoints == ["count_tokens"] * 46  # every unique request, and nothing else
+    # What the model accepts (the free Models API), then every unique request counted.
+    assert endpoints == ["model"] + ["count_tokens"] * 46
     assert simulator.batch_ids() == []
     assert p.estimate.exact_input and p.token_count.method == "all"
     assert p.estimate.input_tokens == p.token_count.counted_tokens
@@ -133,7 +132,8 @@ def test_max_cost_below_the_upper_bound_refuses_before_anything_exists(simulator
     message = str(info.value)
     assert f"${p.estimate.batch_cost_upper:,.4f}" in message and f"${limit:,.4f}" in message
     assert "max_tokens" in message
-    assert simulator.requests == [] and simulator.batch_ids() == []
+    # Only the free Models API was asked; nothing was created.
+    assert [r.endpoint for r in simulator.requests] == ["model"] and simulator.batch_ids() == []
     assert list(journal.records()) == []
     assert "sent" not in df.columns and list(df.columns) == ["text"]
 

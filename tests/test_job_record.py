@@ -112,7 +112,7 @@ def test_a_format_1_journal_opens_migrated_and_merges_without_unpickling(tmp_pat
     info = records["info"]
     assert info.output.kind == "schema" and info.options.cache_system and info.options.system.startswith("You are terse.")
     assert info.options.output_schema == info.output.json_schema()
-    assert records["js"].output.kind == "json" and records["js"].options.temperature == 0.2
+    assert records["js"].output.kind == "json" and records["js"].options.extra == {"temperature": 0.2}
     tl = records["tl"]
     assert tl.options.use_tool and tl.options.extra == {"top_k": 5} and tl.output.labels == ("yes", "no")
     assert any(b.ids for b in records["rt"].batches) and records["rt"].state is JobState.DONE

@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.timeout(3600),
 ]
 
-MODEL = os.environ.get("BATCH_MAGIC_LIVE_MODEL", "claude-haiku-4-5")
+MODEL = os.environ.get("BATCH_MAGIC_LIVE_MODEL", "claude-haiku-5-5")
 
 
 def test_labels_round_trip_through_the_real_api(tmp_path):

@@ -196,7 +196,8 @@ def test_dry_run_sends_nothing(ip_sim: Any, simulator: Any, capsys: pytest.Captu
     df = reviews()
     ip_sim.user_ns["df"] = df
     ip_sim.run_cell("%%batch df --out x --dry-run\n{{ review }}")
-    assert simulator.requests == []
+    # Only the free Models API was asked what the model accepts.
+    assert [r.endpoint for r in simulator.requests] == ["model"]
     assert "x" not in df.columns
     assert journal().job_ids() == []
     shown = capsys.readouterr().out
@@ -209,7 +210,7 @@ def test_dry_run_with_exact_tokens_counts_through_the_api(
     ip_sim.user_ns["df"] = reviews()
     ip_sim.run_cell("%%batch df --out x --dry-run --exact-tokens\n{{ review }}")
     endpoints = {r.endpoint for r in simulator.requests}
-    assert endpoints == {"count_tokens"}  # counted, nothing created
+    assert endpoints == {"model", "count_tokens"}  # asked and counted, nothing created
     assert "count_tokens" in capsys.readouterr().out
     with pytest.raises(UsageError, match="--exact-tokens goes with --dry-run"):
         ip_sim.run_cell("%%batch df --out x --exact-tokens\n{{ review }}")
@@ -331,7 +332,7 @@ def test_help_lists_the_options(ip: Any, capsys: pytest.CaptureFixture[str]) -> 
     shown = capsys.readouterr().out
     for text in (doc, shown):
         for option in (
-            "--out", "--model", "--system", "--max-tokens", "--temperature", "--wait", "--force",
+            "--out", "--model", "--system", "--max-tokens", "--effort", "--wait", "--force",
             "--chunk-size", "--labels", "--schema", "--json", "--pilot", "--dry-run", "--max-cost",
             "%batch list", "%batch status", "%batch attach", "%batch cancel", "%batch retry",
             "%batch simulator start",

@@ -280,7 +280,12 @@ def test_batch_vs_realtime(tmp_path: Path, kernelspecs: Any) -> None:
     _common_checks(run, "batch vs realtime")
     plot = run.cell("plt.subplots")
     assert any("image/png" in o.get("data", {}) for o in plot.outputs), "the plot was not drawn"
-    assert "batch $" in run.output("costs.pivot")
+    assert "Haiku 4.5 batch $" in run.output("compare.round(2)")
+    # Effort as a knob: thinking turned off for labels up to high, room left for it above.
+    efforts = run.output("by_effort.round(4)")
+    assert "turned off" in efforts and "xhigh" in efforts and "claude-haiku-4-5" in efforts
+    # A dry run without a client says where the model facts came from.
+    assert "snapshot of" in run.output("plan = batch_magic.dry_run")
     assert "Pilot: 5 rows through the realtime API" in run.output("--pilot 5")
     assert "Dry run: nothing was sent." in run.output("--dry-run")
     refused = run.cell("--max-cost 0.001")

@@ -35,7 +35,8 @@ def test_pilot_answers_n_rows_through_messages_and_leaves_everything_else_alone(
     result = run_pilot(df, "Sentiment of: {{ review }}", n=5, client=sdk_client, labels=SENTIMENTS, out="s")
     assert isinstance(result, PilotResult)
     assert endpoint_calls(simulator, "messages") == 5
-    assert {r.endpoint for r in simulator.requests} == {"messages"}
+    # The free Models API once (what the model accepts), then the five realtime calls.
+    assert sorted(r.endpoint for r in simulator.requests) == ["messages"] * 5 + ["model"]
     assert simulator.batch_ids() == []
     pd.testing.assert_frame_equal(df, before)  # nothing merged, no column added
     assert list(tmp_path.iterdir()) == []  # nothing written to a journal

@@ -194,8 +194,11 @@ def test_a_haiku_5_5_job_shows_thinking_and_a_refusal_and_costs_only_what_is_bil
 
 def test_labels_whose_budget_goes_on_thinking_say_which_limit_to_raise(simulator, tmp_path):
     df = pd.DataFrame({"text": ["My parcel is late.", "Refund my order."]})
-    job = bm.submit(df, "Which team? {{ text }}", model=MODEL, labels="billing,shipping", max_tokens=16,
-                    client=simulator.client(), journal=Journal(tmp_path / "journal"), settings=FAST)
+    # Thinking asked for on purpose: for labels batch_magic otherwise turns it off.
+    with pytest.warns(UserWarning, match="leaves little room for thinking"):
+        job = bm.submit(df, "Which team? {{ text }}", model=MODEL, labels="billing,shipping", max_tokens=16,
+                        extra_params={"thinking": {"type": "adaptive"}},
+                        client=simulator.client(), journal=Journal(tmp_path / "journal"), settings=FAST)
     job.wait(timeout=60)
     assert list(df["answer_status"]) == ["invalid", "invalid"]
     assert df["answer"].isna().all()

@@ -11,12 +11,14 @@ import json
 import sys
 from typing import Literal
 
+import anthropic
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _gateway import gateway, model_info
 from batch_magic.api import prepare
 from batch_magic.errors import ConfigError
 from batch_magic.job import JobSettings
@@ -29,7 +31,6 @@ from batch_magic.structured import (
     api_schema,
     load_json_object,
     strip_fences,
-    supports_structured_output,
 )
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
@@ -350,31 +351,24 @@ def test_fences_and_json_loading():
     assert load_json_object("")[1] == "the answer is empty"
 
 
-@pytest.mark.parametrize(
-    "model, supported",
-    [
-        ("claude-haiku-4-5", True), ("claude-sonnet-4-5-20250929", True), ("claude-opus-4-6", True),
-        ("claude-sonnet-5", True), ("claude-opus-5-5", True), ("claude-future-model", True),
-        ("claude-sonnet-4-20250514", False), ("claude-opus-4-1-20250805", False), ("claude-opus-4-0", False),
-        ("claude-3-5-haiku-20241022", False), ("claude-3-7-sonnet-latest", False), ("claude-3-haiku-20240307", False),
-        ("claude-2.1", False), ("claude-instant-1.2", False),
-    ],
-)
-def test_which_models_get_structured_outputs(model, supported):
-    assert supports_structured_output(model) is supported
-
-
-def test_prepare_falls_back_to_a_forced_tool_for_older_models():
+def test_the_capabilities_choose_structured_outputs_or_a_forced_tool(simulator):
     df = pd.DataFrame({"t": ["good", "bad"]})
-    new = prepare(df, "{{ t }}", labels=SENTIMENTS, model="claude-haiku-4-5").plan.options.shared_params()
-    assert new["output_config"]["format"]["schema"]["properties"]["label"]["enum"] == SENTIMENTS
-    assert "tools" not in new
-    old = prepare(df, "{{ t }}", schema=TICKET_SCHEMA, model="claude-3-5-haiku-20241022").plan.options.shared_params()
-    assert "output_config" not in old
-    assert old["tool_choice"] == {"type": "tool", "name": "answer"}
-    assert old["tools"][0]["input_schema"]["properties"]["category"]["enum"][0] == "billing"
-    text = prepare(df, "{{ t }}", model="claude-3-5-haiku-20241022").plan.options.shared_params()
-    assert "tools" not in text and "output_config" not in text  # free text needs neither
+    new = prepare(df, "{{ t }}", labels=SENTIMENTS, model="claude-haiku-4-5", client=simulator.client())
+    params = new.plan.options.shared_params()
+    assert params["output_config"]["format"]["schema"]["properties"]["label"]["enum"] == SENTIMENTS
+    assert "tools" not in params
+    # The same id, reported by the Models API without structured outputs: a forced tool call.
+    older = {"claude-haiku-4-5": model_info("claude-haiku-4-5", structured_outputs=False)}
+    with gateway(simulator.url, older) as url:
+        client = anthropic.Anthropic(api_key="sk-sim", base_url=url, max_retries=0)
+        old = prepare(df, "{{ t }}", schema=TICKET_SCHEMA, model="claude-haiku-4-5", client=client)
+        text = prepare(df, "{{ t }}", model="claude-haiku-4-5", client=client)
+    params = old.plan.options.shared_params()
+    assert "output_config" not in params and params["tool_choice"] == {"type": "tool", "name": "answer"}
+    assert params["tools"][0]["input_schema"]["properties"]["category"]["enum"][0] == "billing"
+    assert "forced tool call" in repr(old)
+    free = text.plan.options.shared_params()
+    assert "tools" not in free and "output_config" not in free  # free text needs neither
 
 
 def test_prepare_takes_one_output_shape_only():
@@ -466,10 +460,14 @@ def test_schema_job_yields_one_typed_column_per_field(simulator, journal):
     assert json.loads(first)["category"] == df.loc[sent, "t_category"].iloc[0]
 
 
-def test_schema_job_through_a_forced_tool_on_an_older_model(simulator, journal):
+def test_schema_job_through_a_forced_tool_on_a_model_without_structured_outputs(simulator, journal):
     df = bm.load_tickets().head(15).copy()
-    job = run(df, "Ticket: {{ text }}", simulator, journal, out="t", schema=TICKET_SCHEMA,
-              model="claude-3-5-haiku-20241022")
+    older = {"claude-haiku-4-5": model_info("claude-haiku-4-5", structured_outputs=False)}
+    with gateway(simulator.url, older) as url:
+        client = anthropic.Anthropic(api_key="sk-sim", base_url=url, max_retries=0)
+        job = bm.submit(df, "Ticket: {{ text }}", out="t", schema=TICKET_SCHEMA, model="claude-haiku-4-5",
+                        max_tokens=200, client=client, journal=journal, settings=FAST)
+        job.wait(timeout=120)
     params = journal.read_record(job.id).options.shared_params()
     assert params["tool_choice"] == {"type": "tool", "name": "answer"} and "output_config" not in params
     sent = df["text"].notna()

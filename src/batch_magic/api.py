@@ -8,30 +8,33 @@ twice, and the results merged into the DataFrame it was given.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from . import pricing
-from .client import BatchClient, make_sdk_client
+from . import models, pricing
+from .client import BatchClient, installed_api_version, make_sdk_client
 from .destination import Destination, client_for_job
-from .errors import BudgetExceededError, ConfigError, PlanError
+from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, JobSettings, live_job
 from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .models import ModelCard
 from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
-from .structured import OutputSpec, supports_structured_output
+from .structured import OutputSpec
 from .template import Template
 
-DEFAULT_MODEL = "claude-haiku-4-5"
-DEFAULT_MAX_TOKENS = 1024
-#: A label answer is a few tokens of JSON; a small cap keeps the cost bound honest.
-LABELS_MAX_TOKENS = 64
+#: The model of new jobs: current, cheap, and it takes batches, effort and structured outputs.
+DEFAULT_MODEL = models.RECOMMENDED_MODEL
+DEFAULT_MAX_TOKENS = models.TEXT_ANSWER_TOKENS
+LABELS_MAX_TOKENS = models.LABEL_ANSWER_TOKENS
 DEFAULT_OUT = "answer"
 #: System prompts shorter than this are not worth a cache write (about 1,024 tokens).
 CACHE_MIN_CHARS = 4096
@@ -49,6 +52,14 @@ class Prepared:
     chunk_size: int | None
     #: How input tokens were counted with ``count_tokens`` (None: the quick local estimate).
     token_count: TokenCount | None = None
+    #: What the model accepts (from the Models API, or the bundled snapshot offline).
+    model: ModelCard | None = None
+    #: The ``anthropic-version`` the requests are checked against.
+    api_version: str = ""
+    #: Choices made and where facts came from, for the dry run ("thinking off for labels").
+    notes: tuple[str, ...] = ()
+    #: What may go wrong with these options (a deprecated model, no room to think).
+    warnings: tuple[str, ...] = field(default=())
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -65,6 +76,9 @@ class Prepared:
             "batch_cost_upper": e.batch_cost_upper,
             "realtime_cost_est": e.realtime_cost,
             "prices_taken": e.prices_taken,
+            "api_version": self.api_version,
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
 
     def __repr__(self) -> str:
@@ -99,6 +113,33 @@ def _client(client: Any | None) -> BatchClient:
     return BatchClient(client if client is not None else make_sdk_client())
 
 
+def _client_if_any(client: Any | None) -> BatchClient | None:
+    """The client given, else one from the environment, else None (no key: offline)."""
+    try:
+        return _client(client)
+    except MissingAPIKeyError:
+        return None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def refuses_sampling_params(func: Callable[P, R]) -> Callable[P, R]:
+    """``temperature=``, ``top_p=`` or ``top_k=`` given to the API: a clear error, not a
+    TypeError (these options were removed; :func:`batch_magic.models.sampling_refusal`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for name in models.SAMPLING_PARAMS:
+            if name in kwargs:
+                raise ConfigError(models.sampling_refusal(name))
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@refuses_sampling_params
 def prepare(
     df: pd.DataFrame,
     template: str | Template,
@@ -107,7 +148,7 @@ def prepare(
     model: str = DEFAULT_MODEL,
     system: str | None = None,
     max_tokens: int | None = None,
-    temperature: float | None = None,
+    effort: str | None = None,
     labels: Sequence[Any] | str | None = None,
     schema: Any | None = None,
     chunk_size: int | None = None,
@@ -115,23 +156,30 @@ def prepare(
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
     json: bool = False,
+    client: Any | None = None,
 ) -> Prepared:
-    """Validate and plan a job without sending anything.
+    """Validate and plan a job without sending any message.
 
     ``labels`` (a list, or a comma-separated string) asks for one label per row;
     ``schema`` (a JSON-schema dict, a pydantic v2 model class or an
     ``OutputSpec``) for one typed column per field; ``json=True`` parses free
-    JSON answers into columns. Models without structured outputs get the schema
-    through a forced tool call (``use_tool``) automatically.
+    JSON answers into columns. ``effort`` (low, medium, high, xhigh, max) sets
+    ``output_config.effort``.
+
+    What the model accepts comes from the Models API through ``client`` (asked
+    once per model and session), or, without a client, from the snapshot bundled
+    with the package; ``notes`` on the result say which. From it: structured
+    outputs, or a forced tool call (``use_tool``) on models without them; effort
+    levels checked; thinking turned off for labels and schemas where the model
+    allows it, else ``max_tokens`` raised to leave room for thinking.
     """
     if not isinstance(out, str) or not out.isidentifier():
         raise ConfigError(f"out={out!r} must be a column name made of letters, digits and _ (e.g. 'sentiment').")
+    models.check_effort_name(effort)
     tpl = template if isinstance(template, Template) else Template.compile(template)
     given = [name for name, value in (("labels", labels), ("schema", schema), ("json", json or None)) if value is not None]
     if len(given) > 1:
         raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")
-    if max_tokens is None:  # not chosen: enough for the answer's shape
-        max_tokens = LABELS_MAX_TOKENS if labels is not None else DEFAULT_MAX_TOKENS
     if labels is not None:
         spec = OutputSpec.from_labels(labels)
     elif schema is not None:
@@ -140,34 +188,86 @@ def prepare(
         spec = OutputSpec.json()
     else:
         spec = OutputSpec.text()
-    if spec.json_schema() is not None and not use_tool and not supports_structured_output(model):
-        use_tool = True  # older models: the same schema as a forced tool call
+    extra = dict(extra_params or {})
+    batch_client = None if client is None else _client(client)
+    api_version = batch_client.api_version if batch_client is not None else installed_api_version()
+    for name in models.SAMPLING_PARAMS:  # before the model is even looked up
+        if name in extra:
+            raise ConfigError(models.sampling_refusal(name, api_version=api_version))
+    _check_extra_output_config(extra, effort=effort)
+    card = models.model_card(model, batch_client, offline_ok=True)
+    notes = [card.provenance] if card.provenance else []
+    cautions = []
+    deprecation = models.check_usable(card, model)
+    if deprecation:
+        cautions.append(deprecation)
+    if spec.json_schema() is not None and not use_tool and not card.structured_outputs:
+        use_tool = True  # models without structured outputs: the same schema as a forced tool call
+    budget = models.answer_budget(
+        card, kind=spec.kind, effort=effort, max_tokens=max_tokens, thinking=extra.get("thinking")
+    )
+    if budget.note:
+        notes.append(budget.note)
+    if budget.warning:
+        cautions.append(budget.warning)
+        warnings.warn(budget.warning, models.AnswerRoomWarning, stacklevel=3)
     if cache_system is None:
         cache_system = bool(system) and len(system or "") >= CACHE_MIN_CHARS
     options = RequestOptions(
         model=model,
-        max_tokens=max_tokens,
+        max_tokens=budget.max_tokens,
         system=system,
-        temperature=temperature,
+        effort=effort,
+        thinking=budget.thinking,
         output_schema=spec.json_schema(),
         use_tool=use_tool,
         cache_system=cache_system,
-        extra=dict(extra_params or {}),
+        extra=extra,
     )
+    options.validate()
+    models.check_request(options.shared_params(), card, api_version=api_version, model=model)
     plan = build_plan(df, tpl, options, chunk_size=chunk_size)
-    estimate = quick_estimate(options, plan.prompts, spec)
-    return Prepared(plan, spec, out, tpl, estimate, chunk_size)
+    estimate = quick_estimate(options, plan.prompts, spec, thinking_tokens=budget.expected_thinking)
+    return Prepared(
+        plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
+        notes=tuple(notes), warnings=tuple(cautions),
+    )
 
 
-def quick_estimate(options: RequestOptions, prompts: list[str], spec: OutputSpec) -> Estimate:
-    """The local estimate (characters per token of the model's tokenizer), before anything is sent."""
+def _check_extra_output_config(extra: dict[str, Any], *, effort: str | None) -> None:
+    """An ``output_config`` in extra_params must not contradict effort= or the schema."""
+    oc = extra.get("output_config")
+    if oc is None:
+        return
+    if not isinstance(oc, dict):
+        raise ConfigError(f"extra_params output_config={oc!r} must be a dict such as {{'effort': 'low'}}.")
+    if effort is not None and oc.get("effort") not in (None, effort):
+        raise ConfigError(
+            f"effort={effort!r} and extra_params output_config.effort={oc['effort']!r} disagree; give one."
+        )
+    if oc.get("format") is not None:
+        raise ConfigError(
+            "extra_params output_config.format is set by batch_magic from labels=, schema= or json=; "
+            "give the schema as schema= (a JSON-schema dict or a pydantic model class)."
+        )
+
+
+def quick_estimate(
+    options: RequestOptions, prompts: list[str], spec: OutputSpec, *, thinking_tokens: int = 0
+) -> Estimate:
+    """The local estimate (characters per token of the model's tokenizer), before anything is sent.
+
+    ``thinking_tokens`` per request are expected on top of the answer (thinking is
+    billed as output); the upper bound is every request at ``max_tokens``, which
+    already holds the room left for thinking.
+    """
     system_chars = len(options.system or "")
     fixed = system_chars
     schema = spec.json_schema()
     if schema is not None:
         fixed += len(orjson.dumps(schema))
     chars = np.fromiter(map(len, prompts), dtype=np.int64, count=len(prompts)) + fixed
-    expected = {"labels": 10, "schema": 150}.get(spec.kind, 200)
+    expected = {"labels": 10, "schema": 150}.get(spec.kind, 200) + thinking_tokens
     return pricing.estimate_cost(
         options.model,
         prompt_tokens=pricing.estimate_request_tokens(options.model, chars),
@@ -186,6 +286,7 @@ def _schema_spec(schema: Any) -> OutputSpec:
     return OutputSpec.from_schema(schema)
 
 
+@refuses_sampling_params
 def submit(
     df: pd.DataFrame,
     template: str | Template,
@@ -194,7 +295,7 @@ def submit(
     model: str = DEFAULT_MODEL,
     system: str | None = None,
     max_tokens: int | None = None,
-    temperature: float | None = None,
+    effort: str | None = None,
     labels: Sequence[Any] | str | None = None,
     schema: Any | None = None,
     wait: bool = False,
@@ -217,21 +318,30 @@ def submit(
     token columns when the job ends. An identical job already in the journal is
     re-attached instead of paid for again, unless ``force=True``. With
     ``wait=True`` this returns once the columns are merged.
+
+    Before anything is written or sent, the Models API is asked what ``model``
+    accepts: an unknown or retired model, or one without batch support, is an
+    error; a deprecated one runs with a warning giving its retirement date.
     """
+    batch_client = _client_if_any(client)
+    if batch_client is not None:
+        # Strict here (a job never plans from the snapshot when it can ask); cached for prepare.
+        models.model_card(model, batch_client)
     prepared = prepare(
         df, template, out=out, model=model, system=system, max_tokens=max_tokens,
-        temperature=temperature, labels=labels, schema=schema, chunk_size=chunk_size,
+        effort=effort, labels=labels, schema=schema, chunk_size=chunk_size,
         cache_system=cache_system, use_tool=use_tool, extra_params=extra_params, json=json,
+        client=batch_client,
     )
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     fingerprint = _job_fingerprint(prepared)
     existing = None if force else jr.find_by_fingerprint(fingerprint)
-    batch_client = None
     if existing is None:
         check_output_columns(df, prepared, jr)
         if max_cost is not None:
             check_budget(prepared.estimate, max_cost)
-        batch_client = _client(client)  # fails here, before anything is written, without a key
+        if batch_client is None:
+            batch_client = _client(client)  # no key: the error says how to set one or use the simulator
         job_id = create_job(
             jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=Destination.of(batch_client)
         )
@@ -245,8 +355,12 @@ def submit(
                 running.wait()
             return running
         record = jr.read_record(job_id)
-        if not record.ended:  # a failed job too: it resumes
-            batch_client = client_for_job(job_id, record.sent_to, client)
+        if record.ended:
+            batch_client = None  # an ended job is read from the journal alone
+        else:  # a failed job too: it resumes, on the server it was sent to
+            batch_client = client_for_job(
+                job_id, record.sent_to, batch_client if batch_client is not None else client
+            )
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
     )
@@ -317,10 +431,15 @@ def dry_run(
     are counted by the API's ``count_tokens`` (which creates nothing): every
     unique request up to 1,000, else a deterministic sample of 200 that
     calibrates the characters-per-token ratio.
+
+    With a client (``client=``, or a key in the environment) the Models API says
+    what the model accepts; without one, or when it cannot be reached, the
+    snapshot bundled with the package does, and the dry run says so.
     """
-    prepared = prepare(df, template, **options)
+    batch_client = _client_if_any(client)
+    prepared = prepare(df, template, client=batch_client, **options)
     if exact_tokens:
-        prepared = count_exact(prepared, client)
+        prepared = count_exact(prepared, client if batch_client is None else batch_client)
     return prepared
 
 

@@ -117,6 +117,18 @@ def describe_error(exc: BaseException) -> str:
     return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
 
 
+def installed_api_version() -> str:
+    """The ``anthropic-version`` the installed SDK sends by default (2026-10-21 from SDK 2.x,
+    2023-06-01 before), for when there is no client object to read it from."""
+    import importlib
+
+    try:
+        constants = importlib.import_module("anthropic._constants")
+    except ImportError:
+        return "2023-06-01"
+    return str(getattr(constants, "ANTHROPIC_API_VERSION", "2023-06-01"))
+
+
 def make_sdk_client(api_key: str | None = None, base_url: str | None = None) -> Any:
     """An ``anthropic.Anthropic`` from arguments or the environment, never a silent fake."""
     import anthropic
@@ -152,6 +164,14 @@ class BatchClient:
     def is_local(self) -> bool:
         return is_local_url(self.base_url)
 
+    @property
+    def api_version(self) -> str:
+        """The ``anthropic-version`` header this client sends: its default headers hold it,
+        with any ``default_headers=`` override the user gave already applied."""
+        headers = getattr(self.sdk, "default_headers", None) or {}
+        version = headers.get("anthropic-version") if hasattr(headers, "get") else None
+        return version if isinstance(version, str) else installed_api_version()
+
     @functools.cached_property
     def is_simulator(self) -> bool:
         """Are the answers simulated? A simulator of this process, or a local server
@@ -181,6 +201,13 @@ class BatchClient:
                 "/v1/messages/batches", cast_to=MessageBatch, body=orjson.loads(body), options=opts
             )
         return BatchInfo.from_api(batch)
+
+    def retrieve_model(self, model: str) -> dict[str, Any]:
+        """``GET /v1/models/{model}``: the raw ``ModelInfo`` JSON (lifecycle, limits,
+        capabilities). Raw, so fields an older SDK has no type for still arrive."""
+        raw = self.sdk.models.with_raw_response.retrieve(model, timeout=30.0)
+        data: dict[str, Any] = orjson.loads(raw.http_response.content)
+        return data
 
     def retrieve(self, batch_id: str) -> BatchInfo:
         return BatchInfo.from_api(self.sdk.messages.batches.retrieve(batch_id))

@@ -3,7 +3,8 @@
 A project can pin its model, token limit or budget next to its notebooks::
 
     [tool.batch_magic]
-    model = "claude-haiku-4-5"
+    model = "claude-haiku-5-5"
+    effort = "low"
     max_tokens = 512
     max_cost = 5.0
 
@@ -23,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 SECTION = ("tool", "batch_magic")
+#: Keys of earlier versions, and why they are gone.
+REMOVED_KEYS = {
+    name: f"{name} was removed: the API no longer takes it (see the README, 'Why no temperature'); "
+    "set effort to \"low\" (or medium, high, xhigh, max) to trade quality for speed and cost"
+    for name in ("temperature", "top_p", "top_k")
+}
 FILENAME = "pyproject.toml"
 
 
@@ -100,6 +107,9 @@ def apply_to(configurable: Any, path: str | os.PathLike[str] | None = None) -> d
         already = set(config[cls_name].keys())
     applied: dict[str, Any] = {}
     for key, value in section.items():
+        if key in REMOVED_KEYS and key not in known:
+            warnings.warn(f"[tool.batch_magic] {key} in {file} is ignored: {REMOVED_KEYS[key]}.", ConfigWarning, stacklevel=2)
+            continue
         if key not in known:
             warnings.warn(
                 f"Unknown key {key!r} in [tool.batch_magic] of {file}{suggest(key, known)}",

@@ -24,6 +24,10 @@ class ConfigError(BatchMagicError):
     """An option or configuration value is invalid."""
 
 
+class ModelNotUsableError(ConfigError):
+    """The model is unknown to the API, retired, or takes no batches (nothing was sent)."""
+
+
 class MissingAPIKeyError(ConfigError):
     """No API key was found and no simulator was asked for."""
 

@@ -802,7 +802,6 @@ def _migrate_v1(old: dict[str, Any], where: str) -> dict[str, Any]:
         "model": params.pop("model", None),
         "max_tokens": params.pop("max_tokens", None),
         "system": system or None,
-        "temperature": params.pop("temperature", None),
         "output_schema": schema,
         "use_tool": tools is not None,
         "cache_system": cache_system,

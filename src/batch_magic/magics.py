@@ -26,6 +26,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Enum, Float, Int, Unicode, default
 from traitlets.config import Configurable
 
+from .models import EFFORT_LEVELS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from .panel import JobPanel, TextStatus
 
 #: Row statuses ``%batch retry`` sends again.
+#: Flags of sampling parameters the API no longer takes (refused with the reason).
+SAMPLING_FLAGS = {"--temperature": "temperature", "-t": "temperature", "--top-p": "top_p", "--top-k": "top_k"}
 SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "trust", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
 _BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
@@ -142,13 +146,17 @@ class BatchMagic(Magics, Configurable):
     max_tokens = Int(
         0,
         help="Largest answer per row, in tokens (--max-tokens overrides); 0 picks it: "
-        "64 for --labels, 1024 otherwise.",
+        "64 for --labels, 1024 otherwise, plus room for thinking on a model that keeps thinking on.",
     ).tag(config=True)
     system = Unicode(None, allow_none=True, help="System prompt for every row (--system overrides).").tag(
         config=True
     )
-    temperature = Float(
-        None, allow_none=True, help="Sampling temperature, 0 to 1; None: the API's default."
+    effort = Enum(
+        EFFORT_LEVELS,
+        None,
+        allow_none=True,
+        help="Effort for new jobs: low, medium, high, xhigh or max (--effort overrides); None: "
+        "the model's default. Lower is faster and cheaper.",
     ).tag(config=True)
     journal_dir = Unicode(
         None,
@@ -183,6 +191,22 @@ class BatchMagic(Magics, Configurable):
 
         return DEFAULT_MODEL
 
+    def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
+        """``%config BatchMagic.temperature = ...`` (or a profile setting it): the reason it
+        is gone and what to use, instead of traitlets' bare "not recognized"."""
+        section = cfg.get(type(self).__name__) if hasattr(cfg, "get") else None
+        removed = [k for k in (section or {}) if k in SAMPLING_FLAGS.values()]
+        if removed:
+            import warnings
+
+            from .config import REMOVED_KEYS
+
+            cfg = cfg.copy()
+            for name in removed:
+                warnings.warn(f"BatchMagic.{name} is ignored: {REMOVED_KEYS[name]}.", UserWarning, stacklevel=2)
+                del cfg[type(self).__name__][name]
+        super()._load_config(cfg, section_names=section_names, traits=traits)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         #: Jobs started or attached in this session, by id (live ones are driven here).
@@ -205,7 +229,7 @@ class BatchMagic(Magics, Configurable):
     @ma.argument("--model", "-m", help="Model (default: BatchMagic.model).")
     @ma.argument("--system", "-s", help="System prompt, quoted.")
     @ma.argument("--max-tokens", type=int, help="Largest answer per row, in tokens.")
-    @ma.argument("--temperature", "-t", type=float, help="Sampling temperature, 0 to 1.")
+    @ma.argument("--effort", "-e", metavar="LEVEL", help="low, medium, high, xhigh or max: how hard the model thinks (default: the model's own).")
     @ma.argument("--wait", "-w", action="store_true", help="Block the cell until the columns are merged.")
     @ma.argument("--force", "-f", action="store_true", help="Send again even if an identical job exists.")
     @ma.argument("--chunk-size", type=int, help="Most requests per batch.")
@@ -247,10 +271,8 @@ class BatchMagic(Magics, Configurable):
             raise UsageError("--exact-tokens goes with --dry-run.")
         if args.dry_run:
             _check_accepts(api.prepare, kwargs)
-            if args.exact_tokens:
-                prepared = api.dry_run(df, template, exact_tokens=True, client=self._client(), **kwargs)
-            else:
-                prepared = api.prepare(df, template, **kwargs)
+            # With the session simulator or a key, the Models API is asked; else the snapshot.
+            prepared = api.dry_run(df, template, exact_tokens=args.exact_tokens, client=self._client(), **kwargs)
             max_cost = args.max_cost if args.max_cost is not None else self.max_cost
             self._show(prepared)
             if max_cost is not None:
@@ -266,6 +288,12 @@ class BatchMagic(Magics, Configurable):
         if bracket:
             line = line[bracket.end():]
         words = _split(line)  # a clear message for bad quoting before argparse sees it
+        for word in words:
+            name = SAMPLING_FLAGS.get(word.split("=", 1)[0])
+            if name is not None:
+                from .models import sampling_refusal
+
+                raise UsageError(sampling_refusal(name, flag=True))
         try:
             args = self.batch.parser.parse_args(words)
         except UsageError as exc:
@@ -455,7 +483,7 @@ class BatchMagic(Magics, Configurable):
             "model": args.model or self.model,
             "system": args.system if args.system is not None else self.system,
             "max_tokens": args.max_tokens if args.max_tokens is not None else (self.max_tokens or None),
-            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "effort": args.effort if args.effort is not None else self.effort,
             "chunk_size": args.chunk_size if args.chunk_size is not None else self.chunk_size,
         }
         labels = self._labels(args.labels)

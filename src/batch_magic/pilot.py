@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import pricing
+from . import models, pricing
 from .api import Prepared, _client, prepare
 from .client import describe_error
 from .errors import ConfigError
@@ -90,8 +90,10 @@ def run_pilot(
         raise ConfigError(f"n={n!r} must be a whole number of rows of at least 1 (e.g. n=5).")
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number of at least 1.")
-    prepared = prepare(df, template, **options)
     batch_client = _client(client)
+    # What the model accepts, asked before any call is paid for (cached for prepare).
+    models.model_card(str(options.get("model", models.RECOMMENDED_MODEL)), batch_client)
+    prepared = prepare(df, template, client=batch_client, **options)
     plan = prepared.plan
     shared = plan.options.shared_params()
     model = plan.options.model

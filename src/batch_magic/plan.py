@@ -39,23 +39,25 @@ class RequestOptions:
     model: str
     max_tokens: int
     system: str | None = None
-    temperature: float | None = None
+    #: ``output_config.effort`` (low, medium, high, xhigh, max); None: the model's default.
+    effort: str | None = None
+    #: The ``thinking`` param (``{"type": "disabled"}`` to leave room for a short answer).
+    thinking: dict[str, Any] | None = None
     #: A JSON schema for ``output_config.format`` (labels, --schema, --json).
     output_schema: dict[str, Any] | None = None
     #: Use a forced tool call instead of ``output_config`` (models without it).
     use_tool: bool = False
     #: Mark the system prompt for caching (1-hour TTL, as advised for batches).
     cache_system: bool = False
-    #: Extra Messages API params, passed through as given (e.g. top_p, metadata).
+    #: Extra Messages API params, passed through as given (e.g. metadata, stop_sequences);
+    #: an ``output_config`` here is merged with ours.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
-            raise PlanError(f"model={self.model!r} is not a model name; use e.g. 'claude-haiku-4-5'.")
+            raise PlanError(f"model={self.model!r} is not a model name; use e.g. 'claude-haiku-5-5'.")
         if not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 1:
             raise PlanError(f"max_tokens={self.max_tokens!r} must be a whole number of at least 1.")
-        if self.temperature is not None and not 0.0 <= float(self.temperature) <= 1.0:
-            raise PlanError(f"temperature={self.temperature!r} must be between 0 and 1.")
 
     def shared_params(self) -> dict[str, Any]:
         """The params every request shares; ``messages`` is added per request."""
@@ -71,8 +73,13 @@ class RequestOptions:
                 ]
             else:
                 params["system"] = self.system
-        if self.temperature is not None:
-            params["temperature"] = float(self.temperature)
+        if self.thinking is not None:
+            params["thinking"] = dict(self.thinking)
+        extra = dict(self.extra)
+        # One output_config: the user's own keys, then the format and effort chosen here.
+        output_config: dict[str, Any] = dict(extra.pop("output_config", None) or {})
+        if self.effort is not None:
+            output_config["effort"] = self.effort
         if self.output_schema is not None:
             if self.use_tool:
                 params["tools"] = [
@@ -84,10 +91,10 @@ class RequestOptions:
                 ]
                 params["tool_choice"] = {"type": "tool", "name": "answer"}
             else:
-                params["output_config"] = {
-                    "format": {"type": "json_schema", "schema": self.output_schema}
-                }
-        params.update(self.extra)
+                output_config["format"] = {"type": "json_schema", "schema": self.output_schema}
+        if output_config:
+            params["output_config"] = output_config
+        params.update(extra)
         return params
 
 

@@ -108,6 +108,9 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         "prices_taken": e.prices_taken,
         "columns": [*spec.column_names(p.out), f"{p.out}_status", f"{p.out}_error"],
         "prompts": plan.prompts[:SHOWN_PROMPTS],
+        # What the model accepts and what was chosen from it (models.py), then cautions.
+        "notes": list(p.notes),
+        "warnings": list(p.warnings),
     }
 
 
@@ -133,6 +136,8 @@ def prepared_text(p: Prepared) -> str:
         lines.append("  note:      this model has no structured outputs; the schema goes as a forced tool call")
     if f["cached_system"]:
         lines.append(f"  note:      the system prompt ({f['system_chars']:,} characters) is cached (1-hour TTL)")
+    lines += [f"  note:      {note}" for note in f["notes"]]
+    lines += [f"  warning:   {w}" for w in f["warnings"]]
     lines.append(f"  columns:   {', '.join(f['columns'])}")
     for i, prompt in enumerate(f["prompts"], 1):
         lines.append(f"--- prompt {i} " + "-" * 40)
@@ -182,6 +187,8 @@ def prepared_html(p: Prepared) -> str:
         rows.append(("note", "this model has no structured outputs; the schema goes as a forced tool call"))
     if f["cached_system"]:
         rows.append(("note", f"the system prompt ({f['system_chars']:,} characters) is cached (1-hour TTL)"))
+    rows += [("note", e(note)) for note in f["notes"]]
+    rows += [("warning", f"<span class='bm-bad'>{e(w)}</span>") for w in f["warnings"]]
     table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     prompts = "".join(
         f"<details{' open' if i == 0 else ''}><summary>prompt {i + 1}</summary><pre>{e(_clip(pr, PROMPT_CHARS))}</pre></details>"

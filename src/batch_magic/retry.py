@@ -80,7 +80,9 @@ def submit_options(record: JobRecord) -> dict[str, Any]:
         "model": o.model,
         "max_tokens": o.max_tokens,
         "system": o.system,
-        "temperature": o.temperature,
+        # The effort as asked; thinking is chosen again by prepare from the same answers
+        # (off for labels and schemas where the model allows it), as it was the first time.
+        "effort": o.effort,
         "cache_system": o.cache_system,
         "use_tool": o.use_tool,
         "extra_params": dict(o.extra),

@@ -50,13 +50,6 @@ RESERVED_SUFFIXES = frozenset(
     {"status", "error", "raw", "input_tokens", "output_tokens", "thinking_tokens", "stop_reason"}
 )
 
-#: The first model version with structured outputs (``output_config.format``).
-#: Older models (``claude-3-*``, ``claude-sonnet-4-20250514``, ``claude-opus-4-1``)
-#: get the same schema through a forced tool call instead.
-STRUCTURED_OUTPUT_SINCE = (4, 5)
-_NEW_STYLE = re.compile(r"^claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?!\d)")
-_OLD_STYLE = re.compile(r"^claude-(\d+)(?:[-.](\d{1,2}))?(?!\d)")
-
 #: String formats the API accepts in a schema (others go into the description).
 _STRING_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
@@ -69,24 +62,6 @@ _INT64_MAX = 2**63 - 1
 #: from the journal in the same process (which records only the schema) still
 #: validates rows with the model. Weak: a model that is gone is not kept alive.
 _MODELS: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
-
-
-def supports_structured_output(model: str) -> bool:
-    """Whether ``model`` takes ``output_config.format``; False means use a forced tool.
-
-    The one rule in one place: Claude 4.5 and later do; older ids do not. An
-    id that does not look like a dated Claude family (a newer naming scheme, a
-    custom deployment) is assumed to.
-    """
-    m = str(model).strip().lower()
-    if m.startswith("claude-instant"):
-        return False
-    for pattern in (_NEW_STYLE, _OLD_STYLE):
-        match = pattern.match(m)
-        if match:
-            version = (int(match.group(1)), int(match.group(2) or 0))
-            return version >= STRUCTURED_OUTPUT_SINCE
-    return True
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from .cache import PromptCache
 from .catalog import listed, resolve
 from .clock import Clock, RealClock
 from .faults import FaultPlan, validate_error_rates
+from .files import GB, MB, FileStore, StoredFile, file_too_large
 from .model import FakeModel, Responder
+from .multipart import parse_form
 from .protocol import APIError, new_batch_id, new_message_id
 from .results import result_lines
 from .rules import V2023, Context, validate_params
@@ -54,12 +56,18 @@ class Options:
     max_requests: int = 100_000
     max_body_bytes: int = 256 * 1024 * 1024
     cache_min_tokens: int = 0
+    max_file_bytes: int = 500 * MB
+    files_storage_bytes: int = 500 * GB
 
     def __post_init__(self) -> None:
         self.check()
 
     def check(self) -> None:
         """Reject nonsense early, with the offending value."""
+        for name in ("max_file_bytes", "files_storage_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number of bytes >= 1, not {value!r}")
         for name in ("processing_time", "per_request_time", "cancel_delay", "retention_days"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
@@ -97,6 +105,8 @@ class App:
         self.options = options
         self.clock: Clock = clock or RealClock()
         self.store = Store(state_dir)
+        self.files = FileStore(state_dir)
+        self.files.load()
         self.cache = PromptCache()
         self.faults = FaultPlan(seed=options.seed)
         self._lock = threading.Lock()
@@ -270,6 +280,90 @@ class App:
         except Exception as exc:
             raise APIError("api_error", f"responder raised {type(exc).__name__}: {exc}") from exc
         return message, bool(params.get("stream"))
+
+    # -- files ------------------------------------------------------------------------------
+    def body_limit(self, endpoint: str) -> tuple[int, APIError]:
+        """How many body bytes an endpoint reads, and the 413 it answers beyond that."""
+        if endpoint == "file_upload":
+            limit = self.options.max_file_bytes
+            # The multipart envelope adds headers and boundaries around the file itself.
+            return limit + 64 * 1024, file_too_large(None, limit)
+        limit = self.options.max_body_bytes
+        return limit, APIError(
+            "request_too_large",
+            f"Request exceeds the maximum allowed number of bytes. The maximum request size is {limit} bytes.",
+            413,
+        )
+
+    def upload(self, body: bytes, content_type: str | None, *, downloadable: bool = False) -> StoredFile:
+        """``POST /v1/files``: a multipart form with a ``file`` part (and ``expires_in_seconds``)."""
+        form = parse_form(body, content_type)
+        part = form.get("file")
+        if part is None:
+            raise APIError("invalid_request_error", "file: Field required (send the file as a multipart part named 'file')")
+        expires_in: int | None = None
+        raw_expiry = form.get("expires_in_seconds")
+        if raw_expiry is not None:
+            text = raw_expiry.data.decode("utf-8", "replace").strip()
+            try:
+                expires_in = int(text)
+            except ValueError:
+                raise APIError("invalid_request_error",
+                               f"expires_in_seconds: Input should be a valid integer, not {text!r}") from None
+        return self.add_file(part.data, part.filename, part.content_type, expires_in=expires_in,
+                             downloadable=downloadable)
+
+    def add_file(self, data: bytes, filename: str | None, content_type: str | None = None, *,
+                 expires_in: int | None = None, downloadable: bool = False) -> StoredFile:
+        opts = self.options
+        return self.files.add(data, filename=filename, declared_type=content_type, now=self.now(),
+                              max_file_bytes=opts.max_file_bytes, storage_bytes=opts.files_storage_bytes,
+                              expires_in=expires_in, speed=opts.speed, downloadable=downloadable)
+
+    def list_files(self, query: dict[str, str], ids: Sequence[str] | None) -> dict[str, Any]:
+        """``GET /v1/files``: newest first; ``limit`` with ``after_id``/``before_id`` (``has_more``,
+        ``first_id``, ``last_id``) or the SDK 2.x cursor ``page`` (``next_page``), or ``ids``."""
+        wanted: list[str] | None = None
+        if ids is not None:
+            if "limit" in query or "page" in query:
+                raise APIError("invalid_request_error", "ids: cannot be combined with page or limit")
+            wanted = [*dict.fromkeys(ids)]
+            if len(wanted) > 100:
+                raise APIError("invalid_request_error", f"ids: at most 100 ids are allowed, not {len(wanted)}")
+        raw = query.get("limit", "20")
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, not {raw!r}") from None
+        if not 1 <= limit <= 1000:
+            raise APIError("invalid_request_error", f"limit: must be between 1 and 1000, not {limit}")
+        after_id, before_id = query.get("after_id") or None, query.get("before_id") or None
+        page_token = query.get("page") or None
+        if page_token is not None:
+            if not page_token.startswith("page_") or after_id or before_id:
+                raise APIError("invalid_request_error", f"page: not a page cursor from a previous list: {page_token!r}")
+            after_id = page_token[len("page_"):]
+        if after_id and before_id:
+            raise APIError("invalid_request_error", "after_id and before_id cannot both be given")
+        page, has_more = self.files.page(limit, after_id, before_id, wanted)
+        data = [f.to_json() for f in page]
+        return {
+            "data": data,
+            "has_more": has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "next_page": f"page_{data[-1]['id']}" if has_more and data and not before_id else None,
+        }
+
+    def file(self, file_id: str) -> StoredFile:
+        return self.files.get(file_id)
+
+    def delete_file(self, file_id: str) -> dict[str, Any]:
+        self.files.delete(file_id)
+        return {"id": file_id, "type": "file_deleted"}
+
+    def file_content(self, file_id: str) -> tuple[StoredFile, bytes]:
+        return self.files.content(file_id, self.now())
 
     # -- models -----------------------------------------------------------------------------
     def models(self, query: dict[str, str], lifecycles: Sequence[str] | None = None) -> dict[str, Any]:

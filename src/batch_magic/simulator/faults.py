@@ -32,6 +32,11 @@ ENDPOINTS: tuple[str, ...] = (
     "count_tokens",
     "models",
     "model",
+    "file_upload",
+    "file_list",
+    "file_metadata",
+    "file_delete",
+    "file_content",
 )
 
 #: Error categories a per-request error rate may name, with the message used.

@@ -84,6 +84,10 @@ def new_message_id() -> str:
     return "msg_01" + random_base62(22)
 
 
+def new_file_id() -> str:
+    return "file_011C" + random_base62(20)
+
+
 def new_request_id() -> str:
     return "req_011C" + random_base62(20)
 
@@ -97,20 +101,25 @@ def rfc3339_or_none(ts: float | None) -> str | None:
     return None if ts is None else rfc3339(ts)
 
 
-def error_body(error_type: str, message: str | None, request_id: str) -> dict[str, Any]:
-    """The envelope of every non-2xx answer."""
-    return {
-        "type": "error",
-        "error": {"type": error_type, "message": message or DEFAULT_MESSAGES.get(error_type, "Error")},
-        "request_id": request_id,
-    }
+def error_body(
+    error_type: str, message: str | None, request_id: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The envelope of every non-2xx answer; ``details`` (``{"error_code": ...}``) names the cause
+    where the API gives one (SDK ``types/shared/error_details.py``)."""
+    error: dict[str, Any] = {"type": error_type, "message": message or DEFAULT_MESSAGES.get(error_type, "Error")}
+    if details:
+        error["details"] = details
+    return {"type": "error", "error": error, "request_id": request_id}
 
 
 class APIError(Exception):
     """Raised inside the simulator to answer with an error status and body."""
 
-    def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, error_type: str, message: str, status: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.status = status if status is not None else STATUS_OF_ERROR.get(error_type, 400)
+        self.details = details

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 
@@ -28,6 +28,7 @@ from .results import blocks
 from .rules import check_version
 
 _BATCH = r"/v1/messages/batches/(?P<id>[^/]+)"
+_FILE = r"/v1/files/(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/v1/messages/batches"), "create"),
     ("GET", re.compile(r"/v1/messages/batches"), "list"),
@@ -39,6 +40,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/v1/models"), "models"),
     ("GET", re.compile(r"/v1/models/(?P<id>[^/]+)"), "model"),
     ("POST", re.compile(r"/v1/messages"), "messages"),
+    ("POST", re.compile(r"/v1/files"), "file_upload"),
+    ("GET", re.compile(r"/v1/files"), "file_list"),
+    ("GET", re.compile(_FILE + r"/content"), "file_content"),
+    ("GET", re.compile(_FILE), "file_metadata"),
+    ("DELETE", re.compile(_FILE), "file_delete"),
 ]
 #: Bodies larger than this are not even drained: the connection is closed.
 _DRAIN_LIMIT = 4 * 1024**3
@@ -46,9 +52,9 @@ _REASONS = {529: "Overloaded", 413: "Request Entity Too Large"}
 _SECRET_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization")
 
 
-def _lifecycles(query: dict[str, list[str]]) -> list[str] | None:
-    """``lifecycle`` filter values, in any spelling clients use (``lifecycle[]=a``, repeated, comma-separated)."""
-    values = [v for key in ("lifecycle", "lifecycle[]") for raw in query.get(key, []) for v in raw.split(",") if v]
+def _multi(query: dict[str, list[str]], name: str) -> list[str] | None:
+    """A list parameter in any spelling clients use (``name[]=a``, repeated, comma-separated)."""
+    values = [v for key in (name, f"{name}[]") for raw in query.get(key, []) for v in raw.split(",") if v]
     return values or None
 
 
@@ -188,7 +194,8 @@ class Handler(BaseHTTPRequestHandler):
         self._pending = (method, endpoint, rid, args.get("id"))
         self._logged = False
         try:
-            body = self._read_body(app.options.max_body_bytes)
+            limit, too_large = app.body_limit(endpoint)
+            body = self._read_body(limit, too_large)
             if found is None:
                 raise APIError("not_found_error", f"Not found: {method} {path}")
             app.check_key(self._api_key())
@@ -203,8 +210,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._send_error(err, rid, fault.retry_after)
                     return
                 drop_after = fault.drop_after_lines
-            self._dispatch(endpoint, args, query, body, rid, drop_after, version,
-                           _lifecycles(query_all))
+            self._dispatch(endpoint, args, query, body, rid, drop_after, version, query_all)
         except APIError as err:
             self._send_error(err, rid, None)
         except OSError:
@@ -248,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
         rid: str,
         drop_after: int | None,
         version: str,
-        lifecycles: list[str] | None,
+        query_all: dict[str, list[str]],
     ) -> None:
         app = self.server.app
         base = self._base_url()
@@ -289,15 +295,29 @@ class Handler(BaseHTTPRequestHandler):
         elif endpoint == "count_tokens":
             self._send_json(200, app.count_tokens(body, version), rid)
         elif endpoint == "models":
-            self._send_json(200, app.models(query, lifecycles), rid)
+            self._send_json(200, app.models(query, _multi(query_all, "lifecycle")), rid)
         elif endpoint == "model":
             self._send_json(200, app.model_info(args["id"]), rid)
+        elif endpoint == "file_upload":
+            self._send_json(200, app.upload(body, self.headers.get("Content-Type")).to_json(), rid)
+        elif endpoint == "file_list":
+            self._send_json(200, app.list_files(query, _multi(query_all, "ids")), rid)
+        elif endpoint == "file_metadata":
+            self._send_json(200, app.file(args["id"]).to_json(), rid)
+        elif endpoint == "file_delete":
+            self._send_json(200, app.delete_file(args["id"]), rid)
+        elif endpoint == "file_content":
+            stored, content = app.file_content(args["id"])
+            self._send_bytes(content, rid, {
+                "Content-Type": stored.mime_type,
+                "Content-Disposition": f"attachment; filename*=utf-8''{quote(stored.filename)}",
+            })
 
     # -- reading ----------------------------------------------------------------------------
-    def _read_body(self, limit: int) -> bytes:
-        """The request body; 413 (after discarding it) when it is over ``limit``."""
+    def _read_body(self, limit: int, too_large: APIError) -> bytes:
+        """The request body; ``too_large`` (after discarding the body) when it is over ``limit``."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(limit)
+            return self._read_chunked(limit, too_large)
         raw = self.headers.get("Content-Length")
         if not raw:
             return b""
@@ -313,13 +333,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             else:
                 self._discard(n)
-            raise self._too_large(limit)
+            raise too_large
         body = self.rfile.read(n)
         if len(body) < n:
             raise ConnectionError("client closed the connection while sending the body")
         return body
 
-    def _read_chunked(self, limit: int) -> bytes:
+    def _read_chunked(self, limit: int, too_large: APIError) -> bytes:
         parts: list[bytes] = []
         total = 0
         while True:
@@ -337,7 +357,7 @@ class Handler(BaseHTTPRequestHandler):
             if total <= limit:
                 parts.append(chunk)
         if total > limit:
-            raise self._too_large(limit)
+            raise too_large
         return b"".join(parts)
 
     def _discard(self, n: int) -> None:
@@ -346,14 +366,6 @@ class Handler(BaseHTTPRequestHandler):
             if not piece:
                 raise ConnectionError("client closed the connection while sending the body")
             n -= len(piece)
-
-    @staticmethod
-    def _too_large(limit: int) -> APIError:
-        return APIError(
-            "request_too_large",
-            f"Request exceeds the maximum allowed number of bytes. The maximum request size is {limit} bytes.",
-            413,
-        )
 
     def _api_key(self) -> str | None:
         key = self.headers.get("x-api-key")
@@ -404,12 +416,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _send_bytes(self, data: bytes, rid: str, headers: dict[str, str]) -> None:
+        self._start(200, rid, headers)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _send_error(self, err: APIError, rid: str, retry_after: float | None) -> None:
         headers: dict[str, str] = {}
         if retry_after is not None:
             headers["retry-after"] = str(int(-(-retry_after // 1)))  # whole seconds, rounded up
             headers["retry-after-ms"] = str(int(retry_after * 1000))
-        self._send_json(err.status, error_body(err.error_type, err.message, rid), rid, headers)
+        self._send_json(err.status, error_body(err.error_type, err.message, rid, err.details), rid, headers)
 
     def _send_chunked(self, chunks: Iterator[bytes], rid: str, headers: dict[str, str], finish: bool = True) -> None:
         """Stream ``chunks`` with chunked encoding; without ``finish``, cut the connection after them."""

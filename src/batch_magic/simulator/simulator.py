@@ -89,6 +89,8 @@ class Simulator:
     max_requests = _Option()
     max_body_bytes = _Option()
     cache_min_tokens = _Option()
+    max_file_bytes = _Option()
+    files_storage_bytes = _Option()
 
     def __init__(
         self,
@@ -114,6 +116,8 @@ class Simulator:
         max_requests: int = 100_000,
         max_body_bytes: int = 256 * 1024 * 1024,
         cache_min_tokens: int = 0,
+        max_file_bytes: int = 500 * 1024 * 1024,
+        files_storage_bytes: int = 500 * 1024**3,
     ) -> None:
         self._initial = Options(
             processing_time=processing_time,
@@ -132,6 +136,8 @@ class Simulator:
             max_requests=max_requests,
             max_body_bytes=max_body_bytes,
             cache_min_tokens=cache_min_tokens,
+            max_file_bytes=max_file_bytes,
+            files_storage_bytes=files_storage_bytes,
         )
         self._app = App(self._initial.copy(), clock, None if state_dir is None else os.fspath(state_dir))
         self._requested = (host, port)
@@ -293,12 +299,35 @@ class Simulator:
         base = self._url or "http://127.0.0.1"
         return self._app.store.get(batch_id).to_json(self._app.now(), base)
 
+    def file_ids(self) -> list[str]:
+        """Ids of the uploaded files that exist (not deleted), oldest first."""
+        return self._app.files.ids()
+
+    def add_file(
+        self,
+        data: bytes,
+        filename: str,
+        mime_type: str | None = None,
+        *,
+        downloadable: bool = False,
+        expires_in_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """Store a file as if uploaded (no request is logged) and return its ``FileMetadata``.
+
+        ``downloadable=True`` stands for a file a tool created (the only kind the
+        API lets ``GET /v1/files/{id}/content`` download).
+        """
+        stored = self._app.add_file(data, filename, mime_type, expires_in=expires_in_seconds,
+                                    downloadable=downloadable)
+        return stored.to_json()
+
     def reset(self, *, keep_options: bool = False) -> None:
-        """Forget batches (also on disk), the request log, faults and the prompt cache.
+        """Forget batches and files (also on disk), the request log, faults and the prompt cache.
 
         Options go back to the constructor's unless ``keep_options``.
         """
         self._app.store.clear()
+        self._app.files.clear()
         self._app.cache.clear()
         self._app.faults.clear()
         self.clear_requests()
@@ -307,7 +336,7 @@ class Simulator:
 
     def __repr__(self) -> str:
         where = self._url if self._server is not None else "stopped"
-        return f"<Simulator {where} batches={len(self.batch_ids())}>"
+        return f"<Simulator {where} batches={len(self.batch_ids())} files={len(self.file_ids())}>"
 
 
 __all__ = ["Clock", "FakeClock", "RealClock", "Simulator", "is_simulator_url", "running_simulators"]
