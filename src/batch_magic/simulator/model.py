@@ -322,6 +322,8 @@ def reading_cues(prompt: str, media: list[MediaInfo], seed: str) -> Cues:
     ``Name: value`` lines of a document (the first one of a name wins), then a
     PDF's title, author and page count, an image's colour and size.
     """
+    if not media:
+        return Cues(prompt, seed)
     texts = [prompt]
     notes: list[str] = []
     colours: list[str] = []

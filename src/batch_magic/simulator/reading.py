@@ -5,17 +5,19 @@ A block's source is one of the API's: ``base64`` (decoded here), ``url``
 through a :data:`FileLookup`), and for documents also ``text`` and
 ``content``. :func:`resolve` answers a :class:`~.media.MediaInfo` or raises
 :class:`MediaProblem` with the API's error. Base64 payloads are decoded once
-per distinct payload (a small cache), so a batch that repeats an image pays
-for it once.
+per distinct payload (a small cache keyed by a digest), so a batch that
+repeats an image pays for it once.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from .media import (
@@ -127,9 +129,32 @@ def resolve(item: MediaBlock, files: FileLookup | None) -> MediaInfo:
     return found
 
 
-@lru_cache(maxsize=256)
+_CACHE: OrderedDict[tuple[str, bytes], MediaInfo | str] = OrderedDict()
+_CACHE_SIZE = 512
+_CACHE_LOCK = threading.Lock()
+
+
 def _decoded(media_type: str, data: str) -> MediaInfo | str:
-    """The facts of a base64 payload, or the message of why it cannot be read (cached)."""
+    """The facts of a base64 payload, or the message of why it cannot be read.
+
+    Cached by a digest of the payload (not the payload itself: a few hundred
+    cached photos must not hold their megabytes).
+    """
+    key = (media_type, hashlib.blake2b(data.encode("ascii", "replace"), digest_size=16).digest())
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return found
+    found = _read_base64(media_type, data)
+    with _CACHE_LOCK:
+        _CACHE[key] = found
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return found
+
+
+def _read_base64(media_type: str, data: str) -> MediaInfo | str:
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -177,19 +202,20 @@ def last_turn_media(params: dict[str, Any], files: FileLookup | None) -> list[Me
     messages = params.get("messages")
     if not isinstance(messages, list):
         return []
-    last = next((i for i in range(len(messages) - 1, -1, -1)
-                 if isinstance(messages[i], dict) and messages[i].get("role") == "user"), None)
-    if last is None:
-        return []
-    prefix = f"messages.{last}."
-    out: list[MediaInfo] = []
-    for item in media_blocks(params):
-        if item.path.startswith(prefix):
-            try:
-                out.append(resolve(item, files))
-            except MediaProblem:
-                continue
-    return out
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if not isinstance(content, list):
+                return []  # a plain string turn: the common case, nothing to read
+            out: list[MediaInfo] = []
+            for item in _blocks_in(content, f"messages.{i}.content", "user"):
+                try:
+                    out.append(resolve(item, files))
+                except MediaProblem:
+                    continue
+            return out
+    return []
 
 
 def is_pdf(info: MediaInfo, item: MediaBlock) -> bool:

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .catalog import resolve
@@ -72,12 +73,17 @@ def image_tokens(width: int, height: int, vision: str = "standard") -> int:
     return min(cap, max(1, math.ceil(sw * sh / PIXELS_PER_TOKEN)))
 
 
-@dataclass(frozen=True)
 class _Measure:
-    """How media is measured for one request: where uploads are looked up, the model's resolution."""
+    """How media is measured for one request: where uploads are looked up, the model's resolution
+    (found only when the request has media)."""
 
-    files: FileLookup | None
-    vision: str
+    def __init__(self, params: dict[str, Any], files: FileLookup | None) -> None:
+        self.params = params
+        self.files = files
+
+    @cached_property
+    def vision(self) -> str:
+        return vision_of(self.params)
 
 
 def _media_size(block: dict[str, Any], path: str, measure: _Measure) -> tuple[int, int]:
@@ -133,7 +139,7 @@ def _segments(params: dict[str, Any], files: FileLookup | None) -> Iterable[tupl
 
     The API caches a prefix in the order tools -> system -> messages.
     """
-    measure = _Measure(files, vision_of(params))
+    measure = _Measure(params, files)
     tools = params.get("tools")
     if isinstance(tools, list):
         for tool in tools:
