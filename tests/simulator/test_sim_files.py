@@ -141,6 +141,11 @@ def test_filenames_types_and_bad_forms(http: httpx2.Client) -> None:
     assert no_file.status_code == 400 and "file: Field required" in no_file.json()["error"]["message"]
     not_form = http.post("/v1/files", json={"file": "abc"})
     assert not_form.status_code == 400 and "multipart/form-data" in not_form.json()["error"]["message"]
+    assert upload_raw(http, "façade résumé.txt", b"x", "text/plain").json()["filename"] == "façade résumé.txt"
+    rfc2231 = (b"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename*=utf-8''na%C3%AFve.txt\r\n"
+               b"Content-Type: text/plain\r\n\r\nhi\r\n--XX--\r\n")
+    spelled = http.post("/v1/files", content=rfc2231, headers={"content-type": "multipart/form-data; boundary=XX"})
+    assert (spelled.json()["filename"], spelled.json()["size_bytes"]) == ("naïve.txt", 2)
     expiry = upload_raw(http, "a.txt", b"a", "text/plain", expires_in_seconds="60")
     assert expiry.status_code == 400 and "expires_in_seconds" in expiry.json()["error"]["message"]
 
