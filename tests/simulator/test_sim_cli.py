@@ -156,3 +156,23 @@ def test_the_2023_rules_through_an_anthropic_0x_client(cli: Cli, sdk0_python: Pa
     assert report["thinking_blocks"] == ["thinking", "text"] and report["thinking_text"]
     assert report["batch"] == {"old": ["succeeded", None],
                                "new": ["errored", "`temperature` is deprecated for this model."]}
+
+
+@pytest.mark.slow
+def test_the_files_api_through_an_anthropic_0x_client(cli: Cli, sdk0_python: Path) -> None:
+    site = subprocess.run(
+        [str(sdk0_python), "-c", "import anthropic, os; print(os.path.dirname(os.path.dirname(anthropic.__file__)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(ANTHROPIC_BASE_URL=cli.url, ANTHROPIC_API_KEY="sk-sim-anything", PYTHONPATH=site)
+    done = subprocess.run([str(sdk0_python), str(SCRIPT.with_name("sdk0_files_script.py"))], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["sdk"].startswith("0.")
+    assert report["uploaded"] == ["red.png", "image/png", True, False]
+    assert report["listed"] is True and report["retrieved"] == "n0.txt"
+    assert report["download"] == "File is not downloadable"
+    assert report["answer"] == "Simulated answer: a red image, 40x30 pixels. What is it?"
+    assert report["deleted"] == [True, "file_deleted"]

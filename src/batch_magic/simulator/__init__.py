@@ -3,8 +3,9 @@
 The official ``anthropic`` SDK (or any client) is pointed at it with
 ``base_url`` and cannot tell it from the real service on the paths it uses:
 create / retrieve / list / cancel / delete / results, plus realtime
-``/v1/messages`` and ``/v1/messages/count_tokens`` and the Models API, all
-answered by a deterministic fake model. It speaks API versions 2023-06-01
+``/v1/messages`` and ``/v1/messages/count_tokens``, the Models API and the
+Files API, all answered by a deterministic fake model that reads the images
+and PDFs it is shown (colour and size, text and metadata). It speaks API versions 2023-06-01
 and 2026-10-21 and applies each model's rules from its model table
 (``catalog.py``). See ``docs/simulator.md``.
 

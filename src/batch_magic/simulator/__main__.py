@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local simulator of Anthropic's Message Batches API (binds 127.0.0.1 only).",
     )
     p.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default 8765)")
-    p.add_argument("--state", metavar="DIR", help="keep batches in DIR so they survive a restart")
+    p.add_argument("--state", metavar="DIR", help="keep batches and uploaded files in DIR so they survive a restart")
     p.add_argument("--processing-time", type=float, default=3.0, metavar="S",
                    help="simulated seconds a batch takes to end (default 3)")
     p.add_argument("--per-request-time", type=float, default=0.0, metavar="S",
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    kept = f", batches kept in {args.state}" if args.state else ""
+    kept = f", batches and files kept in {args.state}" if args.state else ""
     print(f"batch_magic simulator listening on {sim.url}{kept}", flush=True)
     print("Point a client at it with:", flush=True)
     print(f"  export ANTHROPIC_BASE_URL={sim.url}", flush=True)

@@ -23,9 +23,11 @@ from .catalog import listed, resolve
 from .clock import Clock, RealClock
 from .faults import FaultPlan, validate_error_rates
 from .files import GB, MB, FileStore, StoredFile, file_too_large
+from .media import FileView
 from .model import FakeModel, Responder
 from .multipart import parse_form
 from .protocol import APIError, new_batch_id, new_message_id
+from .reading import FileLookup
 from .results import result_lines
 from .rules import V2023, Context, validate_params
 from .store import Batch, BatchPolicy, Packer, Store
@@ -178,16 +180,20 @@ class App:
         cache_info: dict[int, tuple[str, int, str, bool]] = {}
         # stdlib json here: orjson's large per-call buffers make 100k small dumps slow on a cold heap.
         encoder = json.JSONEncoder(separators=(",", ":")).encode
-        ctx = Context(version=version, in_batch=True, strict_models=opts.strict_models, betas=betas)
+        # A batch keeps what it saw of each upload it names: deleting the file later does not change
+        # its answers ("files ... may persist in active Messages API calls", Files API page).
+        media: dict[str, FileView] = {}
+        files = self._file_lookup(record=media)
+        ctx = Context(version=version, in_batch=True, strict_models=opts.strict_models, betas=betas, files=files)
         for i, r in enumerate(reqs):
             p = r["params"]
             raw = encoder(p).encode()
             packer.add(cids[i], raw)
             err = validate_params(p, ctx, size_hint=_size_hint(raw))
             if err is not None:
-                pre_errors[i] = err
+                pre_errors[i] = (err.error_type, err.message)
             elif b'"cache_control"' in raw:
-                prefix = cache_prefix(p)
+                prefix = cache_prefix(p, files)
                 if prefix is not None and prefix.tokens >= opts.cache_min_tokens:
                     wrote = self.cache.claim(prefix.key, f"{batch_id}/{cids[i]}")
                     cache_info[i] = (prefix.key, prefix.tokens, prefix.ttl, wrote)
@@ -212,6 +218,7 @@ class App:
             policy=policy,
             pre_errors=pre_errors,
             cache_info=cache_info,
+            media=media,
             packed=packer.finish(),
         )
         self.store.add(batch)
@@ -263,19 +270,21 @@ class App:
     def message(self, body: bytes, version: str = V2023) -> tuple[dict[str, Any], bool]:
         """A realtime answer, and whether the client asked for it streamed."""
         params = parse_json(body)
-        ctx = Context(version=version, strict_models=self.options.strict_models)
+        files = self._file_lookup()
+        ctx = Context(version=version, strict_models=self.options.strict_models, files=files)
         err = validate_params(params, ctx, size_hint=_size_hint(body))
         if err is not None:
-            raise APIError(*err)
+            raise APIError(err.error_type, err.message, details=err.details)
         cache = None
-        prefix = cache_prefix(params)
+        prefix = cache_prefix(params, files)
         if prefix is not None and prefix.tokens >= self.options.cache_min_tokens:
             msg_owner = new_message_id()
             cache = (prefix, self.cache.claim(prefix.key, msg_owner))
         msg_id = new_message_id()
         try:
             message = self.model.answer(
-                params, message_id=msg_id, seed=str(self.options.seed), service_tier="standard", cache=cache
+                params, message_id=msg_id, seed=str(self.options.seed), service_tier="standard", cache=cache,
+                files=files,
             )
         except Exception as exc:
             raise APIError("api_error", f"responder raised {type(exc).__name__}: {exc}") from exc
@@ -412,11 +421,24 @@ class App:
 
     def count_tokens(self, body: bytes, version: str = V2023) -> dict[str, Any]:
         params = parse_json(body)
-        ctx = Context(version=version, strict_models=self.options.strict_models, counting=True)
+        files = self._file_lookup()
+        ctx = Context(version=version, strict_models=self.options.strict_models, counting=True, files=files)
         err = validate_params(params, ctx)
         if err is not None:
-            raise APIError(*err)
-        return {"input_tokens": count_input_tokens(params)}
+            raise APIError(err.error_type, err.message, details=err.details)
+        return {"input_tokens": count_input_tokens(params, files=files)}
+
+    def _file_lookup(self, record: dict[str, FileView] | None = None) -> FileLookup:
+        """Looks uploads up as they are now; with ``record``, also keeps every file it finds there."""
+        now = self.now()
+
+        def lookup(file_id: str) -> FileView | None:
+            view = self.files.view(file_id, now)
+            if record is not None and view is not None:
+                record[file_id] = view
+            return view
+
+        return lookup
 
 
 def _size_hint(raw: bytes) -> int | None:

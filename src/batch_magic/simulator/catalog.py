@@ -91,6 +91,9 @@ class ModelSpec:
     display_default: str
     #: Max output in a batch with the ``output-300k-2026-03-24`` beta (None: no such beta).
     batch_max_tokens: int | None = None
+    #: Image resolution: "standard" (long edge 1568 px, about 1,600 tokens at most) or "high"
+    #: (Claude 4.7 and later: long edge 2576 px, 4,784 tokens at most).
+    vision: str = "standard"
     aliases: tuple[str, ...] = ()
     features: Features = field(default_factory=Features)
     #: The docs page this record comes from.
@@ -178,7 +181,7 @@ _CLAUDE_4_6: dict[str, Any] = dict(  # adaptive thinking arrives, extended think
 )
 _CLAUDE_4_7: dict[str, Any] = dict(  # adaptive only, sampling parameters fixed, newer tokenizer
     _CLAUDE_4_6, thinking_types=frozenset({"adaptive", "disabled"}), efforts=EFFORTS, sampling="defaults_only",
-    tokenizer="new", display_default="omitted", batch_max_tokens=300_000,
+    tokenizer="new", display_default="omitted", batch_max_tokens=300_000, vision="high",
 )
 _ADAPTIVE_ON: dict[str, Any] = dict(_CLAUDE_4_7, thinking_default="on")  # Sonnet 5, Opus 5, Haiku 5.5
 _ALWAYS_ON: dict[str, Any] = dict(  # Fable, Mythos, Opus 5.5: thinking cannot be turned off
@@ -208,6 +211,8 @@ MODELS: tuple[ModelSpec, ...] = (
           lifecycle="retired", deprecated_at="2025-08-13", retires_at="2025-10-22",
           aliases=("claude-3-5-sonnet-latest",), source=_DEPRECATIONS),
     _spec("claude-3-haiku-20240307", "Claude Haiku 3", "2024-03-07", _CLAUDE_3, line="haiku", max_tokens=4096,
+          features=Features(code_execution=False, clear_tool_uses=False, clear_thinking=False,
+                            structured_outputs=False, pdf_input=False),  # PDFs: Claude 3.5 and later
           lifecycle="retired", deprecated_at="2026-02-19", retires_at="2026-04-20", source=_DEPRECATIONS),
     _spec("claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22", _CLAUDE_3, line="haiku",
           lifecycle="retired", deprecated_at="2025-12-19", retires_at="2026-02-19",

@@ -21,7 +21,9 @@ import orjson
 from . import thinking
 from .catalog import ModelSpec, current, resolve
 from .faults import draw
+from .media import ImageInfo, MediaInfo, PdfInfo, TextInfo, labelled_fields
 from .protocol import hashed_base62
+from .reading import FileLookup, last_turn_media
 from .schema import Cues, break_value, fake_value, stem
 from .tokens import (
     CHARS_PER_TOKEN,
@@ -105,19 +107,20 @@ class FakeModel:
         service_tier: str,
         cache: tuple[CachePrefix, bool] | None = None,
         draw_key: str | None = None,
+        files: FileLookup | None = None,
     ) -> dict[str, Any]:
         """A Message dict for ``params`` (already validated).
 
         ``cache`` is the prompt's cache prefix and whether this call wrote it
         (True) or read it (False). ``draw_key`` identifies the request for the
         refusal and invalid draws (default: the params themselves, so the same
-        realtime request always draws the same). Exceptions of the responder
-        propagate.
+        realtime request always draws the same). ``files`` looks up the
+        uploads that media blocks name. Exceptions of the responder propagate.
         """
         model = params["model"]
         spec = resolve(model, None) or current(model)
         key = draw_key if draw_key is not None else orjson.dumps(params, option=orjson.OPT_SORT_KEYS).decode()
-        total_in = count_input_tokens(params, spec.tokenizer)
+        total_in = count_input_tokens(params, spec.tokenizer, files)
         text = last_user_text(params)
         refusal = self._refusal(params, spec, text, seed, key)
         if refusal is not None:
@@ -148,7 +151,8 @@ class FakeModel:
         if reply is not None:
             blocks, stop, stop_seq, tokens = _text(reply, params, body_budget, cut, spec.tokenizer)
         else:
-            blocks, stop, stop_seq, tokens = self._generate(params, text, body_budget, cut, seed, message_id, key, spec)
+            cues = reading_cues(text, last_turn_media(params, files), seed)
+            blocks, stop, stop_seq, tokens = self._generate(params, cues, body_budget, cut, message_id, key, spec)
         content.extend(blocks)
         return self._message(params, message_id, content, stop, stop_seq,
                              usage(total_in, thought + tokens, thought, service_tier, cache))
@@ -177,10 +181,10 @@ class FakeModel:
                                "under Anthropic's Usage Policy."}
 
     def _generate(
-        self, params: dict[str, Any], text: str, budget: int, cut: str, seed: str, message_id: str, key: str,
+        self, params: dict[str, Any], cues: Cues, budget: int, cut: str, message_id: str, key: str,
         spec: ModelSpec,
     ) -> tuple[Blocks, str, str | None, int]:
-        cues = Cues(text, seed)
+        seed = cues.seed
         broken = bool(self.invalid_rate) and draw(0, "invalid", seed, key) < self.invalid_rate
         tool = forced_tool(params)
         if isinstance(tool, dict) and isinstance(tool.get("input_schema"), dict):
@@ -294,14 +298,61 @@ def usage(
 
 
 def plain_answer(cues: Cues) -> str:
-    """A short answer that visibly reflects the prompt.
+    """A short answer that visibly reflects the prompt: what its images and documents show, then
+    its words.
 
     Long prompts are echoed by their start and their end, since a row's data
     usually sits before or after the template's fixed instruction.
     """
-    words = cues.text.split()
-    if not words:
-        return "Simulated answer: (empty prompt)"
+    words = cues.prompt.split()
     if len(words) <= 16:
-        return f"Simulated answer: {' '.join(words)}"
-    return f"Simulated answer: {' '.join(words[:6])} ... {' '.join(words[-10:])}"
+        echo = " ".join(words)
+    else:
+        echo = f"{' '.join(words[:6])} ... {' '.join(words[-10:])}"
+    seen = "; ".join(cues.notes)
+    if seen:
+        return f"Simulated answer: {seen}." + (f" {echo}" if echo else "")
+    return f"Simulated answer: {echo}" if echo else "Simulated answer: (empty prompt)"
+
+
+def reading_cues(prompt: str, media: list[MediaInfo], seed: str) -> Cues:
+    """What the model reads: the prompt's words, the text of its documents, what its images show.
+
+    Fields for structured answers come from what the media say of themselves:
+    ``Name: value`` lines of a document (the first one of a name wins), then a
+    PDF's title, author and page count, an image's colour and size.
+    """
+    if not media:
+        return Cues(prompt, seed)
+    texts = [prompt]
+    notes: list[str] = []
+    colours: list[str] = []
+    fields: dict[str, str] = {}
+    for info in media:
+        if isinstance(info, ImageInfo):
+            notes.append(info.describe())
+            texts.append(f"[{info.describe()}]")
+            if info.colour:
+                colours.append(info.colour)
+                for name in ("colour", "color", "dominant_colour", "dominant_color"):
+                    fields.setdefault(name, info.colour)
+            fields.setdefault("width", str(info.width))
+            fields.setdefault("height", str(info.height))
+            fields.setdefault("size", f"{info.width}x{info.height}")
+        elif isinstance(info, (PdfInfo, TextInfo)):
+            snippet = " ".join(info.text.split()[:12])
+            more = "..." if len(info.text.split()) > 12 else ""
+            notes.append(f'{info.describe()}, reading "{snippet}{more}"' if snippet else info.describe())
+            texts.append(info.text)
+            for name, labelled in labelled_fields(info.text).items():
+                fields.setdefault(name, labelled)
+            if isinstance(info, PdfInfo):
+                for names, meta in ((("title",), info.title), (("author",), info.author),
+                                    (("pages", "page_count", "num_pages"), str(info.pages))):
+                    for name in names:
+                        if meta:
+                            fields.setdefault(name, meta)
+        else:
+            notes.append(info.describe())
+    return Cues("\n".join(t for t in texts if t), seed, prompt=prompt, notes=tuple(notes), colours=tuple(colours),
+                fields=fields)

@@ -43,7 +43,7 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, FormPart]:
     if len(pieces) < 3:
         raise APIError("invalid_request_error", "malformed multipart/form-data body: no parts found")
     parts: dict[str, FormPart] = {}
-    headers_parser = email.parser.BytesHeaderParser()
+    headers_parser = email.parser.HeaderParser()
     for piece in pieces[1:]:
         if piece.startswith(b"--"):
             break  # the closing delimiter
@@ -54,7 +54,8 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, FormPart]:
             raise APIError("invalid_request_error", "malformed multipart/form-data body: a part has no headers")
         if data.endswith(b"\r\n"):
             data = data[:-2]
-        headers = headers_parser.parsebytes(head + b"\r\n\r\n")
+        # Clients send a filename's UTF-8 bytes as they are (as browsers do), or RFC 2231 ``filename*=``.
+        headers = headers_parser.parsestr(head.decode("utf-8", "replace") + "\r\n\r\n")
         name = headers.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue

@@ -56,6 +56,7 @@ def succeeded(batch: Batch, model: FakeModel, idx: int, cid: str, raw: bytes, se
             service_tier="batch",
             cache=cache,
             draw_key=f"{batch.id}/{cid}",  # a request resubmitted in a new batch draws afresh
+            files=batch.media.get,
         )
     except Exception as exc:  # a user responder's bug becomes this request's error
         return errored("api_error", f"responder raised {type(exc).__name__}: {exc}")

@@ -11,11 +11,14 @@ nothing else. Each rule names its source page in ``docs/simulator.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .catalog import EFFORTS, THINKING_TYPES, ModelSpec, resolve
+from .media import ImageInfo
 from .model import forced_tool, output_schema
 from .protocol import APIError
+from .reading import FileLookup, MediaProblem, is_pdf, media_blocks
+from .reading import resolve as resolve_media
 from .thinking import effort_of, forces_tool
 from .tokens import count_input_tokens
 
@@ -27,7 +30,20 @@ SAMPLING = ("temperature", "top_p", "top_k")
 #: The beta that lifts a batch request's max_tokens to the model's batch maximum.
 OUTPUT_300K_BETA = "output-300k-2026-03-24"
 
-Problem = tuple[str, str]
+#: Images per request: 100 on models with a context window of 200K tokens or less, else 600.
+MAX_IMAGES = (100, 600)
+#: Longest side of an image: 8000 px, or 2000 px when a request has more than 20 images.
+MAX_IMAGE_SIDE, MAX_IMAGE_SIDE_MANY, MANY_IMAGES = 8000, 2000, 20
+#: PDF pages per request: 100 when the context window is under 1M tokens, else 600.
+MAX_PDF_PAGES = (100, 600)
+
+
+class Problem(NamedTuple):
+    """What the API answers for a request: error type, message and, for some, ``details``."""
+
+    error_type: str
+    message: str
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +55,11 @@ class Context:
     strict_models: bool | list[str] | None = None
     betas: frozenset[str] = field(default_factory=frozenset)
     counting: bool = False  # /v1/messages/count_tokens: no max_tokens, no output rules
+    files: FileLookup | None = None  # where the uploads that media blocks name are looked up
 
 
 def _invalid(message: str) -> Problem:
-    return "invalid_request_error", message
+    return Problem("invalid_request_error", message)
 
 
 def model_problem(model: object, strict: bool | list[str] | None) -> tuple[ModelSpec | None, Problem | None]:
@@ -51,7 +68,7 @@ def model_problem(model: object, strict: bool | list[str] | None) -> tuple[Model
         return None, _invalid("model: Field required")
     spec = resolve(model, strict) if isinstance(model, str) else None
     if spec is None or spec.retired:
-        return None, ("not_found_error", f"model: {model}")
+        return None, Problem("not_found_error", f"model: {model}")
     return spec, None
 
 
@@ -68,13 +85,13 @@ def validate_params(params: Any, ctx: Context, size_hint: int | None = None) -> 
     spec, problem = model_problem(params.get("model"), ctx.strict_models)
     if problem is not None or spec is None:
         return problem
-    for check in (_max_tokens, _messages, _version_rules, _sampling, _prefill, _effort, _thinking, _tool_choice,
-                  _output_shape):
+    for check in (_max_tokens, _messages, _media, _version_rules, _sampling, _prefill, _effort, _thinking,
+                  _tool_choice, _output_shape):
         problem = check(params, spec, ctx)
         if problem is not None:
             return problem
     if not ctx.counting:
-        return _prompt_length(params, spec, size_hint)
+        return _prompt_length(params, spec, size_hint, ctx.files)
     return None
 
 
@@ -119,6 +136,44 @@ def _messages(params: dict[str, Any], spec: ModelSpec, ctx: Context) -> Problem 
             return _invalid(f"messages.{i}: all messages must have non-empty content")
     if ctx.in_batch and params.get("stream"):
         return _invalid("stream: streaming is not supported in a message batch")
+    return None
+
+
+# -- images and documents (/docs/en/build-with-claude/vision, pdf-support, files) -------------
+def _media(params: dict[str, Any], spec: ModelSpec, ctx: Context) -> Problem | None:
+    images: list[tuple[str, ImageInfo]] = []
+    pages = n_images = 0
+    for item in media_blocks(params):
+        try:
+            info = resolve_media(item, ctx.files)
+        except MediaProblem as exc:
+            return Problem(exc.error_type, exc.message, exc.details)
+        if item.kind == "image":
+            n_images += 1
+            if not spec.features.image_input:
+                return _invalid(f"{item.path}: {spec.id} does not support image input (capabilities.image_input)")
+            if isinstance(info, ImageInfo):
+                images.append((item.path, info))
+        elif is_pdf(info, item):
+            if not spec.features.pdf_input:
+                return _invalid(f"{item.path}: {spec.id} does not support PDF input (capabilities.pdf_input)")
+            pages += getattr(info, "pages", 1)
+    limit = MAX_IMAGES[0] if spec.max_input_tokens <= 200_000 else MAX_IMAGES[1]
+    if n_images > limit:
+        return _invalid(f"messages: too many images: {n_images} > {limit}, the most one request may hold for {spec.id}")
+    side = MAX_IMAGE_SIDE_MANY if n_images > MANY_IMAGES else MAX_IMAGE_SIDE
+    too_big = [path for path, info in images if max(info.width, info.height) > side]
+    if too_big:
+        many = " for many-image requests" if n_images > MANY_IMAGES else ""
+        return Problem(
+            "invalid_request_error",
+            f"{too_big[0]}.image.source: At least one of the image dimensions exceed max allowed size{many}: "
+            f"{side} pixels",
+            {"error_code": "image_dimensions_too_large", "max_side_length_pixels": side, "paths": too_big},
+        )
+    page_limit = MAX_PDF_PAGES[0] if spec.max_input_tokens < 1_000_000 else MAX_PDF_PAGES[1]
+    if pages > page_limit:
+        return _invalid(f"A maximum of {page_limit} PDF pages may be provided.")
     return None
 
 
@@ -292,11 +347,13 @@ def _output_shape(params: dict[str, Any], spec: ModelSpec, ctx: Context) -> Prob
     return None
 
 
-def _prompt_length(params: dict[str, Any], spec: ModelSpec, size_hint: int | None) -> Problem | None:
+def _prompt_length(
+    params: dict[str, Any], spec: ModelSpec, size_hint: int | None, files: FileLookup | None
+) -> Problem | None:
     # Counting costs a pass over the prompt; a body too small to reach the window cannot fail.
     if size_hint is not None and size_hint * 0.4 < spec.max_input_tokens:
         return None
-    n = count_input_tokens(params)
+    n = count_input_tokens(params, files=files)
     if n > spec.max_input_tokens:
         return _invalid(f"prompt is too long: {n} tokens > {spec.max_input_tokens} maximum")
     return None

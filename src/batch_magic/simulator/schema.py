@@ -28,6 +28,8 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
+from .media import field_key
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -82,11 +84,30 @@ _SENTIMENT_STEMS = _stems(_POSITIVE) | _stems(_NEGATIVE)
 
 
 class Cues:
-    """What the fake model reads from the prompt; computed lazily (cheap when unused)."""
+    """What the fake model reads from the prompt; computed lazily (cheap when unused).
 
-    def __init__(self, text: str, seed: str = "") -> None:
+    ``text`` is everything it reads (the prompt, its documents' text, notes on its
+    images); ``prompt`` the user's own words; ``notes`` one line per image or
+    document it saw; ``colours`` the dominant colours of its images, in order;
+    ``fields`` the values its documents label (``Total: 12.50``), by :func:`field_key`.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        seed: str = "",
+        *,
+        prompt: str | None = None,
+        notes: tuple[str, ...] = (),
+        colours: tuple[str, ...] = (),
+        fields: dict[str, str] | None = None,
+    ) -> None:
         self.text = text
         self.seed = seed
+        self.prompt = text if prompt is None else prompt
+        self.notes = notes
+        self.colours = colours
+        self.fields = fields or {}
 
     @cached_property
     def words(self) -> list[str]:
@@ -142,10 +163,32 @@ class Cues:
         return int.from_bytes(h.digest(), "big")
 
 
+#: Other spellings of the colour names the fake model uses (``media.COLOURS``).
+_COLOUR_WORDS: dict[str, tuple[str, ...]] = {
+    "gray": ("gray", "grey"), "purple": ("purple", "violet"), "pink": ("pink", "magenta"),
+    "cyan": ("cyan", "turquoise", "teal"),
+}
+
+
+def colour_option(options: list[Any], colours: tuple[str, ...]) -> Any:
+    """The first option naming one of ``colours`` (the first image's colour first), or None."""
+    for colour in colours:
+        words = _COLOUR_WORDS.get(colour, (colour,))
+        for opt in options:
+            if isinstance(opt, str) and any(w.lower() in words for w in _WORD.findall(opt.replace("_", " "))):
+                return opt
+    return None
+
+
 def choose_option(options: list[Any], cues: Cues, path: str = "") -> Any:
-    """The enum value that best matches the prompt; stable on ties."""
+    """The enum value that best matches the prompt; stable on ties. An option naming the dominant
+    colour of an image in the prompt wins outright."""
     if not options:
         return None
+    if cues.colours:
+        named = colour_option(options, cues.colours)
+        if named is not None:
+            return named
     has_sentiment = any(s in cues.stems for s in _SENTIMENT_STEMS)
 
     def score(opt: Any) -> float:
@@ -262,6 +305,12 @@ class SchemaFaker:
         schema = self.resolve(schema)
         if "const" in schema:
             return schema["const"]
+        if name and self.cues.fields:
+            labelled = self.cues.fields.get(field_key(name))
+            if labelled is not None:
+                found = self.from_label(schema, labelled)
+                if found is not None:
+                    return found
         if isinstance(schema.get("enum"), list) and schema["enum"]:
             return choose_option(schema["enum"], self.cues, path)
         for key in ("anyOf", "oneOf"):
@@ -287,6 +336,56 @@ class SchemaFaker:
         if kind == "boolean":
             return self.boolean(name)
         return self.string(schema, name, path)
+
+    def from_label(self, schema: dict[str, Any], label: str) -> Any:
+        """A document's labelled value made to fit the field's schema, or None when it does not fit."""
+        options = schema.get("enum")
+        if isinstance(options, list):
+            return next((o for o in options if isinstance(o, str) and o.strip().lower() == label.strip().lower()), None)
+        branches = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(branches, list):
+            for branch in branches:
+                resolved = self.resolve(branch)
+                if resolved.get("type") != "null":
+                    found = self.from_label(resolved, label)
+                    if found is not None:
+                        return found
+            return None
+        kind = self.kind(schema)
+        if kind in ("number", "integer"):
+            m = re.search(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+", label.replace("\u00a0", ""))
+            if m is None:
+                return None
+            number = float(m.group(0).replace(",", ""))
+            if kind == "integer":
+                if number != int(number):
+                    return None
+                number = int(number)
+            lo, hi, lo_open, hi_open = _bounds(schema)
+            mult = schema.get("multipleOf")
+            if not _inside(number, lo, hi, lo_open, hi_open) or (
+                    isinstance(mult, (int, float)) and mult > 0 and not _is_multiple(number, mult)):
+                return None
+            return number
+        if kind == "boolean":
+            word = label.strip().lower()
+            return True if word in ("yes", "true", "y", "1") else False if word in ("no", "false", "n", "0") else None
+        if kind != "string":
+            return None
+        fmt = schema.get("format")
+        if fmt == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", label):
+            return None
+        if fmt in ("email",) and not _EMAIL.fullmatch(label):
+            return None
+        fitted = fit_string(label, schema)
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                if not re.search(pattern, fitted):
+                    return None
+            except re.error:
+                return None
+        return fitted
 
     @staticmethod
     def kind(schema: dict[str, Any]) -> str:

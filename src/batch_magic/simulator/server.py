@@ -191,7 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in query_all.items()}
         found = route(method, path)
         endpoint, args = found if found else ("unknown", {})
-        self._pending = (method, endpoint, rid, args.get("id"))
+        # The log's batch_id names batches (and models, as before); a file id is not a batch id.
+        self._pending = (method, endpoint, rid, None if endpoint.startswith("file_") else args.get("id"))
         self._logged = False
         try:
             limit, too_large = app.body_limit(endpoint)

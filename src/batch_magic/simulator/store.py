@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .faults import REQUEST_ERROR_MESSAGES, draw, pick_error
+from .media import FileView, view_from_json, view_to_json
 from .protocol import APIError, rfc3339, rfc3339_or_none
 
 #: (cache key, prefix tokens, ttl, whether this request wrote the cache)
@@ -65,6 +66,8 @@ class Batch:
     policy: BatchPolicy
     pre_errors: dict[int, tuple[str, str]] = field(default_factory=dict)
     cache_info: dict[int, CacheInfo] = field(default_factory=dict)
+    #: What the batch saw of each upload its requests name, when it was created.
+    media: dict[str, FileView] = field(default_factory=dict)
     cancel_initiated_at: float | None = None
     packed: bytes = b""
     _order: list[int] | None = None
@@ -312,6 +315,7 @@ class Store:
             "cancel_initiated_at": batch.cancel_initiated_at,
             "pre_errors": [[i, t, m] for i, (t, m) in batch.pre_errors.items()],
             "cache_info": [[i, *info] for i, info in batch.cache_info.items()],
+            "media": [view_to_json(v) for v in batch.media.values()],
         }
         self._write_atomic(self.state_dir / "batches" / f"{batch.id}.json", [json.dumps(meta).encode()])
 
@@ -335,6 +339,7 @@ class Store:
                     pre_errors={int(i): (t, m) for i, t, m in meta["pre_errors"]},
                     cache_info={int(r[0]): (str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in meta["cache_info"]},
                     cancel_initiated_at=meta["cancel_initiated_at"],
+                    media={v["file_id"]: view_from_json(v) for v in meta.get("media", [])},
                     packed=req_path.read_bytes(),
                 )
             except (OSError, ValueError, KeyError, TypeError):
