@@ -30,7 +30,14 @@ import numpy as np
 import pandas as pd
 
 from . import pricing
-from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
+from .client import (
+    BatchClient,
+    BatchInfo,
+    FailureKind,
+    classify,
+    create_body_columns,
+    describe_error,
+)
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
@@ -41,12 +48,8 @@ from .status import DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
 
-#: How a transient failure looks from the SDK (status codes it retries itself too).
-TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 #: Identical short downloads of one batch after which the file is taken as complete.
 SHORT_DOWNLOADS_ACCEPTED = 3
-#: Failures after which a create may have reached the server anyway.
-AMBIGUOUS_STATUS = frozenset({408, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class JobSettings:
     poll_min: float = 1.0
     poll_max: float = 60.0
     poll_fraction: float = 0.1
-    #: Backoff for transient failures (seconds), doubled per failure up to the max.
+    #: Backoff for transient failures (seconds), doubled per failure in a row up to the
+    #: max (an outage is not hammered), back to the min after a call that worked.
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     #: After a create whose answer was lost (timeout, dropped connection, 5xx), the
@@ -115,6 +119,7 @@ class BatchJob:
         self._merge_error: BaseException | None = None
         self._settled = False  # the driver has finished (merged, refused or failed)
         self._last_listing = 0.0  # monotonic time the batch list was last read for duplicates
+        self._outage_wait = self.settings.backoff_min  # the next wait after a failed poll
         self._typical: DurationHint | None = None
         self._status = self._snapshot()
 
@@ -439,13 +444,8 @@ class BatchJob:
             try:
                 info = await asyncio.to_thread(client.create, body)
             except Exception as exc:
-                status = getattr(exc, "status_code", None)
-                if not _is_transient(exc):
-                    # Refused outright (a 4xx): no batch was made; it waits to be sent.
-                    entry.move_to(BatchState.PENDING)
-                    self._save()
-                    raise APIError(f"Creating a batch was refused: {describe_error(exc)}") from None
-                if status is None or status in AMBIGUOUS_STATUS:
+                failure = classify(exc, create=True)
+                if failure.kind is FailureKind.AMBIGUOUS:
                     # It may have been created all the same: no re-send before the grace.
                     entry.unsure_at = now_iso()
                     self._save()
@@ -455,14 +455,22 @@ class BatchJob:
                         return True
                     self._set(
                         reconnecting=True,
-                        message=f"create failed ({describe_error(exc)}); looking for its batch "
+                        message=f"create failed ({failure.detail}); looking for its batch "
                         f"for {self.settings.create_grace:.0f} s before sending it again",
                     )
                     return False
-                # 429/529: refused before anything was made; wait as asked, send again.
-                wait = _retry_after(exc) or backoff
-                self._set(reconnecting=True, message=f"create failed ({describe_error(exc)}); retrying in {wait:.0f} s")
-                await asyncio.sleep(wait)
+                if failure.kind is not FailureKind.TRANSIENT:
+                    # Refused outright: no batch was made; it waits to be sent.
+                    entry.move_to(BatchState.PENDING)
+                    self._save()
+                    raise APIError(f"Creating a batch was refused: {failure.detail}") from None
+                # Refused before anything was made (a rate limit, an overload): wait as
+                # asked, send again.
+                wait = failure.retry_after or backoff
+                self._set(reconnecting=True, message=f"create failed ({failure.detail}); retrying in {wait:.0f} s")
+                await self._sleep(wait)
+                if self._cancel_requested:
+                    return False  # the next round drops it, after looking for its batch
                 backoff = min(self.settings.backoff_max, backoff * 2)
                 continue
             self._record_created(entry, info)
@@ -541,13 +549,18 @@ class BatchJob:
         try:
             info = await asyncio.to_thread(self.client.retrieve, entry.batch_id)
         except Exception as exc:
-            if getattr(exc, "status_code", None) == 404:
+            failure = classify(exc)
+            if failure.kind is FailureKind.NOT_FOUND:
                 raise APIError(batch_gone_message(self.record.sent_to, entry.batch_id)) from None
-            if not _is_transient(exc):
-                raise APIError(f"Polling batch {entry.batch_id} failed: {describe_error(exc)}") from None
-            self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
-            await asyncio.sleep(_retry_after(exc) or self.settings.backoff_min)
+            if not failure.retriable:
+                raise APIError(f"Polling batch {entry.batch_id} failed: {failure.detail}") from None
+            # The wait grows while the outage lasts, unless the server says how long.
+            wait = failure.retry_after or self._outage_wait
+            self._outage_wait = min(self.settings.backoff_max, self._outage_wait * 2)
+            self._set(reconnecting=True, message=f"reconnecting in {wait:.0f} s ({failure.detail})")
+            await self._sleep(wait)
             return False
+        self._outage_wait = self.settings.backoff_min
         if self._reconnecting:
             self._set(reconnecting=False, message="reconnected")
         if info.processing_status != "ended":
@@ -580,12 +593,13 @@ class BatchJob:
                         raise ConnectionError(f"download cut short: {lines} of {entry.size} results")
                 break
             except Exception as exc:
-                if getattr(exc, "status_code", None) == 404:
+                failure = classify(exc)
+                if failure.kind is FailureKind.NOT_FOUND:
                     raise APIError(batch_gone_message(self.record.sent_to, batch_id)) from None
-                if not (_is_transient(exc) or isinstance(exc, ValueError)):
-                    raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
-                self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
-                await asyncio.sleep(backoff)
+                if not failure.retriable:
+                    raise APIError(f"Downloading results of {batch_id} failed: {failure.detail}") from None
+                self._set(reconnecting=True, message=f"download interrupted ({failure.detail}); starting it again")
+                await asyncio.sleep(failure.retry_after or backoff)
                 backoff = min(self.settings.backoff_max, backoff * 2)
         if entry.adopted and not await asyncio.to_thread(self._results_match, entry, part):
             # An adopted batch that is not ours after all (same size, same minutes):
@@ -653,11 +667,12 @@ class BatchJob:
                     await asyncio.to_thread(self.client.cancel, entry.batch_id)
                     entry.move_to(BatchState.CANCELING)
                 except Exception as exc:
-                    status = getattr(exc, "status_code", None)
-                    if status not in (400, 409):  # 400/409: it ended meanwhile; the poll collects it
+                    failure = classify(exc)
+                    if failure.retriable:
                         self._save()
-                        self._set(reconnecting=True, message=f"cancel failed ({describe_error(exc)}); trying again")
+                        self._set(reconnecting=True, message=f"cancel failed ({failure.detail}); trying again")
                         return
+                    # Refused (it ended meanwhile) or gone: the poll collects it, or says so.
                     entry.move_to(BatchState.CANCELING)
         self._save()
         self._cancel_requested = False
@@ -852,31 +867,6 @@ def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame 
         f"matched by their index labels, but {index.reason}. Until then it merges by position "
         "into a DataFrame of the same rows. The results are kept in the journal."
     )
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import anthropic
-
-    if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError, ConnectionError, TimeoutError)):
-        return True
-    if is_network_error(exc):  # e.g. a results stream cut mid-body, below the SDK
-        return True
-    status = getattr(exc, "status_code", None)
-    return status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait, capped so a bad header cannot stall a job."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            with contextlib.suppress(ValueError):
-                return min(120.0, max(0.0, float(value) * scale))
-    return None
 
 
 __all__ = ["BatchJob", "JobSettings", "JobStatus"]
