@@ -38,13 +38,14 @@ from .client import (
     create_body_columns,
     describe_error,
 )
+from .columns import job_columns
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import DurationHint, JobStatus, epoch
+from .status import DISPLAY_STATE, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
 
@@ -722,11 +723,11 @@ class BatchJob:
             index = plan_index(self.journal, self.id, len(rows), target)
             if target is not None:
                 self._drop_stale_columns(target, columns)
-                summary = merge_into(target, columns, index)
+                summary = merge_into(target, columns, index, out=record.out)
                 self._result = target
             else:
                 frame = pd.DataFrame(index=index)
-                summary = merge_into(frame, columns, index)
+                summary = merge_into(frame, columns, index, out=record.out)
                 self._result = frame
         except BatchMagicError as exc:
             self._merge_error = exc
@@ -750,7 +751,7 @@ class BatchJob:
         for other in self.journal.records():
             if other.out == out and other.job_id != self.id:
                 stale.update(other.columns)
-        stale.add(f"{out}_raw")
+        stale.add(job_columns(out).raw)
         drop = [c for c in df.columns if c in stale and c not in columns]
         for name in drop:
             del df[name]  # in place: the user's own object
@@ -834,18 +835,6 @@ class BatchJob:
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
         return replace(base, **changes)
-
-
-#: The snapshot's word for each recorded job state (displays keep their vocabulary:
-#: a running job shows "in_progress" until a step says what it is doing).
-DISPLAY_STATE: dict[JobState, str] = {
-    JobState.PLANNED: "planned",
-    JobState.RUNNING: "in_progress",
-    JobState.CANCELING: "canceling",
-    JobState.DONE: "done",
-    JobState.CANCELED: "canceled",
-    JobState.FAILED: "failed",
-}
 
 
 def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:

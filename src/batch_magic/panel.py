@@ -20,37 +20,20 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from .columns import job_columns
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from .status import JobStatus
 
-#: The word shown for each engine state.
-STATE_WORDS = {
-    "planned": "planned",
-    "submitting": "submitting",
-    "queued": "queued",
-    "in_progress": "in progress",
-    "collecting": "collecting",
-    "retrying": "retrying",
-    "merging": "merging",
-    "done": "done",
-    "canceling": "canceling",
-    "canceled": "canceled",
-    "failed": "failed",
-}
-FINAL = frozenset({"done", "canceled", "failed"})
 #: Row statuses in the order they are listed.
 COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending")
-#: New columns not worth a preview (token counts, stop reasons).
-PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_thinking_tokens", "_stop_reason")
 PREVIEW_ROWS = 5
 #: Characters of a cell shown in the preview.
 PREVIEW_CHARS = 80
 #: Rows not succeeded shown in the preview besides the first ones, with their error.
 PREVIEW_PROBLEMS = 3
-#: Bookkeeping columns of a job, shown after its answer columns.
-BOOKKEEPING = ("_status", "_error", "_raw")
 TICK_SECONDS = 1.0
 #: What the API says of batch durations, shown while this journal has no history.
 NO_HISTORY_HINT = "most batches end within an hour (the API's estimate)"
@@ -98,7 +81,8 @@ def settled(job: Any) -> bool:
 
 # -- the one pure formatter ----------------------------------------------------
 def state_word(state: str) -> str:
-    return STATE_WORDS.get(state, state.replace("_", " "))
+    """A display state (``status.STATES``) as a person reads it: ``in_progress`` is "in progress"."""
+    return state.replace("_", " ")
 
 
 def format_interval(seconds: float | None) -> str:
@@ -133,7 +117,7 @@ def format_counts(counts: dict[str, int]) -> str:
 
 def format_status(status: JobStatus) -> str:
     """One short line: state, batches, elapsed, time to expiry, cost, counts."""
-    final = status.state in FINAL
+    final = status.done
     parts = [state_word(status.state)]
     if status.reconnecting and not final:
         parts[0] += " (reconnecting)"
@@ -184,7 +168,8 @@ def format_summary(status: JobStatus) -> str:
     if status.actual_cost is not None:
         line += f"; cost {format_cost(status.actual_cost)}"
     if status.columns:
-        line += f"; new columns: {', '.join(c for c in status.columns if not c.endswith(PREVIEW_SKIP))}"
+        details = job_columns(status.out).details
+        line += f"; new columns: {', '.join(c for c in status.columns if c not in details)}"
     if status.simulated:
         line += " (SIMULATED)"
     return line
@@ -193,14 +178,14 @@ def format_summary(status: JobStatus) -> str:
 def preview_columns(status: JobStatus, frame: pd.DataFrame) -> list[str]:
     """The answer first (for a schema or JSON job: its fields, not the wide raw JSON),
     then status and error, then the raw text."""
-    out = status.out
-    shown = [c for c in status.columns if c in frame.columns and not c.endswith(PREVIEW_SKIP)]
-    bookkeeping = [f"{out}{suffix}" for suffix in BOOKKEEPING]
-    fields = [c for c in shown if c.startswith(f"{out}_") and c not in bookkeeping]
-    answer = fields or [c for c in shown if c == out]
+    names = job_columns(status.out)
+    shown = [c for c in status.columns if c in frame.columns and c not in names.details]
+    bookkeeping = names.bookkeeping
+    fields = [c for c in shown if c != names.answer and c not in bookkeeping]
+    answer = fields or [c for c in shown if c == names.answer]
     raw = [c for c in shown if c not in answer and c not in bookkeeping]  # the raw JSON of fields
-    tail = [c for c in (f"{out}_raw",) if c in shown]
-    middle = [c for c in (f"{out}_status", f"{out}_error") if c in shown]
+    tail = [c for c in (names.raw,) if c in shown]
+    middle = [c for c in (names.status, names.error) if c in shown]
     return answer + middle + raw + tail
 
 
@@ -208,7 +193,7 @@ def preview_rows(status: JobStatus, frame: pd.DataFrame) -> tuple[list[int], int
     """Row positions to preview: the first rows, then a few that did not succeed (not
     skipped ones first); and how many rows did not succeed in all."""
     first = list(range(min(PREVIEW_ROWS, len(frame))))
-    column = f"{status.out}_status"
+    column = job_columns(status.out).status
     if column not in frame.columns:
         return first, 0
     states = frame[column].astype("object").to_numpy()
@@ -302,7 +287,7 @@ class JobPanel:
         self._render_details(status)
         if status.error:
             self._show_error(status.error)
-        if status.state in FINAL and not self._final and settled(self.job):
+        if status.done and not self._final and settled(self.job):
             self._finish(status)
 
     def _render_cancel(self, status: JobStatus) -> None:
@@ -314,7 +299,7 @@ class JobPanel:
         elif status.state == "canceled":
             self.cancel_button.disabled = True
             self.cancel_button.description = "Canceled"
-        elif status.state in FINAL:  # ended before a cancel could: nothing left to cancel
+        elif status.done:  # ended before a cancel could: nothing left to cancel
             self.cancel_button.disabled = True
             self.cancel_button.description = "Cancel"
 
@@ -330,7 +315,7 @@ class JobPanel:
         total = max(1, status.batches_total)
         self.bar.max = total
         self.bar.description = f"{status.batches_ended}/{status.batches_total}"
-        if status.state in FINAL:
+        if status.done:
             self.bar.value = total
             self.bar.remove_class("batch-magic-indeterminate")
             outcome = status.outcome or "danger"
@@ -355,7 +340,7 @@ class JobPanel:
 
     def _render_details(self, status: JobStatus) -> None:
         # The step under way; once final, the summary line says it all.
-        show = status.message and status.state not in FINAL
+        show = status.message and not status.done
         message = f"<br><small>{escape(status.message)}</small>" if show else ""
         self.details.value = f"{escape(format_status(status))}{message}"
 
@@ -445,7 +430,7 @@ class JobPanel:
         line = format_status(status)
         if status.error:
             line += f"\nerror: {status.error}"
-        if status.state in FINAL:
+        if status.done:
             line += "\n" + format_summary(status)
         return f"batch {status.job_id}: {line}"
 
@@ -511,13 +496,13 @@ class TextStatus:
         key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error)
         if key == self._key or self._final:
             return
-        if status.state in FINAL and not settled(self.job):
+        if status.done and not settled(self.job):
             return  # the journal says it ended; the merge into the DataFrame comes next
         self._key = key
         self._write(f"batch {status.job_id}: {format_status(status)}")
         if status.error:
             self._write(f"batch {status.job_id}: error: {status.error}")
-        if status.state in FINAL:
+        if status.done:
             self._final = True
             self._write(f"batch {status.job_id}: {format_summary(status)}")
             self.close()

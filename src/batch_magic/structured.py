@@ -40,15 +40,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from .columns import BOOKKEEPING_SUFFIXES, job_columns
 from .errors import ConfigError
 
 TEXT, LABELS, SCHEMA, JSON = "text", "labels", "schema", "json"
 KINDS = (TEXT, LABELS, SCHEMA, JSON)
 
 #: Column suffixes the merge uses itself (``{out}_status`` ...); a field cannot take one.
-RESERVED_SUFFIXES = frozenset(
-    {"status", "error", "raw", "input_tokens", "output_tokens", "thinking_tokens", "stop_reason"}
-)
+RESERVED_SUFFIXES = frozenset(BOOKKEEPING_SUFFIXES)
 
 #: String formats the API accepts in a schema (others go into the description).
 _STRING_FORMATS = frozenset(
@@ -196,9 +195,8 @@ class OutputSpec:
 
     def column_names(self, out: str) -> list[str]:
         """The answer columns a job with this spec adds (besides status, error, tokens)."""
-        names = [out]
-        names += [f"{out}_{f.name}" for f in self.fields()]
-        return names
+        columns = job_columns(out)
+        return [columns.answer, *(columns.field(f.name) for f in self.fields())]
 
     # -- what comes back --------------------------------------------------------------------
     def parse(self, answers: np.ndarray, succeeded: np.ndarray) -> Parsed:
