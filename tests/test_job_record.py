@@ -75,7 +75,7 @@ def test_what_a_display_shows_follows_the_recorded_state():
     from batch_magic.status import DISPLAY_STATE, FINAL_STATES, STATES, JobStatus
 
     assert set(DISPLAY_STATE) == set(JobState)  # every recorded state shows, under one word
-    assert FINAL_STATES == {DISPLAY_STATE[s] for s in (JobState.DONE, JobState.CANCELED, JobState.FAILED)}
+    assert {DISPLAY_STATE[s] for s in (JobState.DONE, JobState.CANCELED, JobState.FAILED)} == FINAL_STATES
     assert set(DISPLAY_STATE.values()) <= set(STATES)
     required = [f.name for f in fields(JobStatus) if f.default is MISSING and f.default_factory is MISSING]
     blank: dict[str, object] = dict.fromkeys(required, 0)
