@@ -92,14 +92,14 @@ def ip(tmp_path, monkeypatch):
     shell.config.pop("BatchMagic", None)  # %config of an earlier test
     shell.run_cell("%load_ext batch_magic")
     yield shell
-    magic = shell.magics_manager.registry.get("BatchMagic")
-    if magic is not None:
-        for job in list(magic.registry.values()):
-            if not job.done:
-                try:
-                    job.cancel()
-                except Exception:
-                    pass
+    from batch_magic.job import session_jobs
+
+    for job in session_jobs():
+        if not job.done:
+            try:
+                job.cancel()
+            except Exception:
+                pass
     shell.run_cell("%unload_ext batch_magic")
     shell.config.pop("BatchMagic", None)
     shell.reset_namespace()

@@ -76,14 +76,32 @@ class JobSettings:
     create_grace: float = 600.0
 
 
-#: Jobs being driven in this process, by (journal folder, job id): a re-run cell
-#: gets the running job back instead of a second driver.
-_LIVE: dict[tuple[str, str], BatchJob] = {}
+#: The jobs this process has started, running or ended, by (journal folder, job id),
+#: the latest started last: the one registry the Python API and the magics share. A
+#: re-run cell gets its running job back instead of a second driver, and ``%batch
+#: wait`` finds a job that ``batch_magic.submit()`` started.
+_JOBS: dict[tuple[str, str], BatchJob] = {}
+
+
+def _registry_key(journal: Journal, job_id: str) -> tuple[str, str]:
+    return str(journal.root.resolve()), job_id
 
 
 def live_job(journal: Journal, job_id: str) -> BatchJob | None:
-    job = _LIVE.get((str(journal.root.resolve()), job_id))
+    """The job's object in this process if it is still being driven."""
+    job = _JOBS.get(_registry_key(journal, job_id))
     return job if job is not None and not job.done else None
+
+
+def session_job(journal: Journal, job_id: str) -> BatchJob | None:
+    """The job's object in this process, running or ended (None: not started here)."""
+    return _JOBS.get(_registry_key(journal, job_id))
+
+
+def session_jobs(journal: Journal | None = None) -> list[BatchJob]:
+    """The jobs started in this process (of one journal, or of all), oldest first."""
+    root = None if journal is None else str(journal.root.resolve())
+    return [job for (where, _), job in _JOBS.items() if root is None or where == root]
 
 
 class BatchJob:
@@ -153,6 +171,9 @@ class BatchJob:
         """Drive the job in the background; returns at once."""
         if self.done or self._task is not None or self._thread is not None:
             return self
+        key = _registry_key(self.journal, self.id)
+        _JOBS.pop(key, None)
+        _JOBS[key] = self  # the latest started, last
         if self.record.ended:
             # Everything is in the journal already: merge now, no API call.
             try:
@@ -165,7 +186,6 @@ class BatchJob:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        _LIVE[(str(self.journal.root.resolve()), self.id)] = self
         if loop is not None:
             self._task = loop.create_task(self._drive())
         else:
@@ -248,7 +268,6 @@ class BatchJob:
             raise
         finally:
             self._settled = True
-            _LIVE.pop((str(self.journal.root.resolve()), self.id), None)
             self._set()  # observers see the settled state
 
     async def _run(self) -> None:
