@@ -203,7 +203,7 @@ def test_the_list_command_shows_failed_jobs_and_how_to_resume(ip_sim, simulator,
     ip_sim.run_cell("%%batch df --out x\n{{ text }}")
     time.sleep(0.1)
     simulator.add_fault("retrieve", 401, times=1)
-    job = next(iter(ip_sim.magics_manager.registry["BatchMagic"].registry.values()))
+    job = ip_sim.magics_manager.registry["BatchMagic"]._session_jobs()[-1]
     with pytest.raises(APIError):
         job.wait(30)
     capsys.readouterr()
