@@ -212,9 +212,8 @@ def _count(text: str, status: str) -> int:
 def test_quickstart(tmp_path: Path, kernelspecs: Any) -> None:
     run = execute("01_quickstart.ipynb", tmp_path, kernelspecs)
     _common_checks(run, "quickstart")
-    # The cell without --wait returned at once: its panel had not seen the job end.
-    assert "done" not in run.output("%%batch df --out team").split("·")[0]
-    # The cell after it ran while the job was still going.
+    # The cell without --wait returned at once: the cell after it ran while the job was
+    # still going. (Its panel's saved text may read "done": the panel refreshes it at the end.)
     assert re.search(r"(planned|submitting|in progress|queued)", run.output("%batch status"))
     assert "['team', 'team_status', 'team_error'" in run.output("print([c for c in df.columns")
     counts = run.output('df["team_status"].value_counts()')
