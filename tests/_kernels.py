@@ -35,8 +35,12 @@ IPK6_KERNEL = "batch-magic-ipk6"
 THIS_KERNEL = "batch-magic-this"
 THIS_IPYKERNEL = version("ipykernel")
 
-#: What a wedged or re-entered kernel prints; never in any output of a healthy run.
-BAD_SIGNS = ("Task was destroyed", "already entered", "was never awaited")
+#: What a wedged or re-entered kernel prints, or an error raised where nobody hears
+#: it; never in any output of a healthy run.
+BAD_SIGNS = (
+    "Task was destroyed", "already entered", "was never awaited",
+    "exception was never retrieved", "Exception in thread",
+)
 
 
 def ipk6_spec_dir() -> Path:
@@ -123,6 +127,8 @@ class CellRun:
     idle: bool = False
     texts: list[str] = field(default_factory=list)  # streams, text/plain, tracebacks
     error: str | None = None  # "ename: evalue"
+    #: Widget updates the kernel sent while this cell ran: (the widget's CSS classes, value).
+    widget_updates: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
 
     def text(self) -> str:
         return "\n".join(self.texts)
@@ -144,6 +150,7 @@ class QueuedKernel:
         self.km = KernelManager(kernel_name=name, kernel_spec_manager=specs)
         self.stderr_path = cwd / f"kernel-{os.getpid()}-{id(self)}.stderr"
         self.replies_in_order: list[str] = []  # msg_ids of execute_replies, as they came
+        self.widget_classes: dict[str, tuple[str, ...]] = {}  # comm_id -> the widget's CSS classes
         self._stderr: Any = None
         self.kc: Any = None
 
@@ -199,10 +206,15 @@ class QueuedKernel:
                     self.replies_in_order.append(run.msg_id)
 
     def _route(self, msg: dict[str, Any], by_id: dict[str, CellRun]) -> None:
+        kind, content = msg["msg_type"], msg["content"]
+        state = content.get("data", {}).get("state", {}) if kind in ("comm_open", "comm_msg") else {}
+        if "_dom_classes" in state:  # which widget is which (a panel's have batch-magic-* classes)
+            self.widget_classes[content["comm_id"]] = tuple(state["_dom_classes"])
         run = by_id.get(msg["parent_header"].get("msg_id"))
         if run is None:
             return
-        kind, content = msg["msg_type"], msg["content"]
+        if kind == "comm_msg" and "value" in state:
+            run.widget_updates.append((self.widget_classes.get(content["comm_id"], ()), state["value"]))
         if kind == "status" and content["execution_state"] == "idle":
             run.idle = True
         elif kind == "execute_input":
@@ -235,7 +247,8 @@ def assert_ran_in_order(kernel: QueuedKernel, runs: list[CellRun], where: str) -
             f"{where}: cell {run.index} ended {run.status} ({run.error}), expected {expected}:\n"
             f"{run.source}\n---\n{run.text()[-3000:]}"
         )
-    assert kernel.replies_in_order[-len(runs):] == [r.msg_id for r in runs], f"{where}: replies out of order"
+    replies = [kernel.replies_in_order.index(r.msg_id) for r in runs]
+    assert replies == sorted(replies), f"{where}: replies came out of order: {replies}"
     counts = [r.execution_count for r in runs]
     assert all(c is not None for c in counts) and counts == sorted(counts), f"{where}: ran out of order: {counts}"
     assert len(set(counts)) == len(counts), f"{where}: execution counts repeat: {counts}"

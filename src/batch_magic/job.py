@@ -7,7 +7,8 @@ panel, text printers) receive immutable ``JobStatus`` snapshots; they never
 drive the job.
 
 Where it runs: always on a daemon thread of its own, with its own event loop
-(SDK calls, which block, go to worker threads through ``asyncio.to_thread``).
+(SDK calls, which block, are made on that thread: ``asyncio.to_thread`` runs
+them in place, as nothing else shares the thread).
 It never runs on, or re-enters, the loop of the kernel that started it, so a
 blocking ``wait()`` in a cell cannot wedge the kernel (JupyterLab's Run All
 queues every cell as a task on that loop). What users see happens on the
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,8 @@ WAIT_TICK_SECONDS = 1.0
 HOME_CHECK_SECONDS = 0.5
 
 log = logging.getLogger("batch_magic")
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,12 @@ class BatchJob:
 
     # -- running ------------------------------------------------------------
     def _thread_main(self) -> None:
-        asyncio.run(self._drive())
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(_InPlaceExecutor())
+        try:
+            loop.run_until_complete(self._drive())
+        finally:
+            loop.close()
 
     async def _drive(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -289,14 +297,17 @@ class BatchJob:
         try:
             await self._run()
         except Exception as exc:  # kept as raised: wait() raises it; the panel and journal show it
+            if _exiting():
+                return  # the process ends under the job: the journal stays as it was, to resume
             self._error = exc
             log.debug("job %s failed", self.id, exc_info=exc)
             self._fail(str(exc) if isinstance(exc, BatchMagicError) else f"{type(exc).__name__}: {exc}")
         finally:
             self._settled = True
             _LIVE.pop((str(self.journal.root.resolve()), self.id), None)
-            self._set()  # observers see the settled state
-            await self._until_delivered()
+            if not _exiting():
+                self._set()  # observers see the settled state
+                await self._until_delivered()
 
     async def _until_delivered(self) -> None:
         """Stay until the home has given observers the end (or is gone: then give it here)."""
@@ -909,6 +920,30 @@ class BatchJob:
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
         return replace(base, **changes)
+
+
+def _exiting() -> bool:
+    """Is the interpreter shutting down (the main thread has finished)?"""
+    return not threading.main_thread().is_alive()
+
+
+class _InPlaceExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The driver loop's executor: runs each blocking call at once, on the driver's thread.
+
+    That thread is the job's alone, so a blocking call there holds up nothing else.
+    Unlike a pool it keeps working while the interpreter exits (a pool then refuses
+    work, which the job would take for a failure and record in the journal). A
+    ThreadPoolExecutor only because asyncio wants its default executor to be one:
+    it never starts a thread.
+    """
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
 
 class _Observer:
