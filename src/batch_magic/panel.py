@@ -221,7 +221,7 @@ class JobPanel:
 
     # -- observer ---------------------------------------------------------------
     def update(self, status: JobStatus) -> None:
-        """Called by the job (on the kernel's loop) with every new snapshot."""
+        """Called by the job (on the kernel's thread) with every new snapshot."""
         try:
             self._render(status)
         except Exception as exc:  # a display bug must show, not vanish into the engine
