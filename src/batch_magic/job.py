@@ -6,12 +6,12 @@ died is picked up by the next one exactly where it stopped. Observers (the
 panel, text printers) receive immutable ``JobStatus`` snapshots; they never
 drive the job.
 
-Where it runs: always on a daemon thread of its own, with its own event loop
-(SDK calls, which block, are made on that thread: ``asyncio.to_thread`` runs
-them in place, as nothing else shares the thread).
-It never runs on, or re-enters, the loop of the kernel that started it, so a
-blocking ``wait()`` in a cell cannot wedge the kernel (JupyterLab's Run All
-queues every cell as a task on that loop). What users see happens on the
+Where it runs: always on a daemon thread of its own, with its own event loop;
+SDK calls, which block, are made on that thread (``asyncio.to_thread`` runs
+them in place there, as nothing else shares the thread). It never runs on, or
+re-enters, the loop of the kernel that started it, so a blocking ``wait()`` in
+a cell cannot wedge the kernel (JupyterLab's Run All queues every cell as a
+task on that loop). What users see happens on the
 *home* thread, the one that started the job: observers are called there (the
 panel's widgets; ipykernel 7 drops comm traffic from other threads) and the
 results are merged into the DataFrame there, between cells or during a
