@@ -16,7 +16,9 @@ ipykernel 6 one (see tests/_kernels.py):
   the rest), in order, within the timeout, and nothing says a task was
   destroyed or a context already entered;
 - the smallest reproduction (``%%batch``, ``%batch wait``, ``print``) queued
-  at once, ROUNDS times in one kernel: the print always runs.
+  at once, ROUNDS times in one kernel, waiting in turn with ``%batch wait``,
+  ``--wait``, ``job.wait()`` and ``submit(..., wait=True)``: the print always
+  runs, after the columns are merged.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 #: blocking wait wedged 3 runs of 3 on ipykernel 7.
 REPEATS = 3
 RUN_TIMEOUT = 240  # seconds for one Run All of one notebook (about 20 s normally)
-#: Rounds of the three-cell reproduction (it failed about one round in three).
-ROUNDS = 15
+#: Rounds of the three-cell reproduction (it failed about one round in three), four
+#: of each way to wait.
+ROUNDS = 16
 
 
 def notebook_cells(path: Path) -> list[tuple[str, bool]]:
@@ -102,27 +105,44 @@ def test_run_all_finishes_every_cell(notebook: str, kernel_name: str, kernel_spe
 
 
 REVIEWS = ["great product, works well", "awful, broke on day one", "fine I guess", "love it"]
+PROMPT = "One word for this review: {{ review }}"
+
+
+def three_cells(i: int) -> list[tuple[str, bool]]:
+    """Submit, wait, print: round ``i`` waits in one of the four blocking ways."""
+    out = f"a{i}"
+    check = (f"print('after', {i}, list(df['{out}_status'].unique()))", False)
+    way = i % 4
+    if way == 0:  # %batch wait
+        return [(f"%%batch df --out {out}\n{PROMPT}", False), ("%batch wait", False), check]
+    if way == 1:  # --wait
+        return [(f"%%batch df --out {out} --wait\n{PROMPT}", False), ("%batch status", False), check]
+    if way == 2:  # job.wait() in a cell
+        return [(f"%%batch df --out {out}\n{PROMPT}", False), ("job = %batch job\n_ = job.wait()", False), check]
+    # submit(..., wait=True) in a cell
+    return [
+        (f"_ = bm.submit(df, {PROMPT!r}, out={out!r}, client=sim_client, wait=True)", False),
+        ("%batch list", False),
+        check,
+    ]
 
 
 @pytest.mark.timeout(ROUNDS * 30 + 90)
 def test_submit_wait_print_queued_at_once(kernel_name: str, kernel_specs: Any, tmp_path: Path) -> None:
+    """The reproduction, in the four ways to block a cell on a job: %batch wait,
+    --wait, job.wait() and submit(wait=True)."""
     with QueuedKernel(kernel_specs, kernel_name, tmp_path) as k:
         check_kernel_version(k, kernel_name)
         k.run(
             "%load_ext batch_magic\n"
             "%batch simulator start --processing-time 0.3\n"
             "import pandas as pd\n"
+            "import batch_magic as bm\n"
+            "sim_client = get_ipython().magics_manager.registry['BatchMagic'].simulator.client()\n"
             f"df = pd.DataFrame({{'review': {REVIEWS!r}}})"
         )
         for i in range(ROUNDS):
-            runs = k.run_all(
-                [
-                    (f"%%batch df --out a{i}\nOne word for this review: {{{{ review }}}}", False),
-                    ("%batch wait", False),
-                    (f"print('after', {i}, list(df['a{i}_status'].unique()))", False),
-                ],
-                timeout=60,
-            )
+            runs = k.run_all(three_cells(i), timeout=60)
             assert_ran_in_order(k, runs, f"round {i + 1} of {ROUNDS} on {kernel_label(kernel_name)}")
             # The print ran after the wait, which returned once the columns were merged.
             assert runs[2].text().strip() == f"after {i} ['succeeded']", runs[2].text()
