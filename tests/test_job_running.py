@@ -180,3 +180,25 @@ def test_while_waiting_ticks_during_a_blocking_wait(sim: Simulator, journal: Jou
 
     count, threads, home = asyncio.run(main())
     assert count >= 2 and threads == {home}
+
+
+def test_an_observer_may_act_on_the_job_when_first_called(sim: Simulator, journal: Journal) -> None:
+    """observe() calls back at once; a callback that cancels must not deadlock."""
+    df = ROWS.copy()
+
+    async def main() -> tuple[list[str], str]:
+        job = submit(df, sim, journal, out="x", start=False)
+        states: list[str] = []
+
+        def cancel_at_once(status: JobStatus) -> None:
+            states.append(status.state)
+            if status.state == "planned":
+                job.cancel()
+
+        job.observe(cancel_at_once)
+        job.wait(30)
+        return states, job.status.state
+
+    states, final = asyncio.run(main())
+    assert final == "canceled" and states[:2] == ["planned", "canceling"] and states[-1] == "canceled"
+    assert df["x_status"].tolist() == ["canceled"] * 3

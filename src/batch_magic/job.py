@@ -11,13 +11,14 @@ SDK calls, which block, are made on that thread (``asyncio.to_thread`` runs
 them in place there, as nothing else shares the thread). It never runs on, or
 re-enters, the loop of the kernel that started it, so a blocking ``wait()`` in
 a cell cannot wedge the kernel (JupyterLab's Run All queues every cell as a
-task on that loop). What users see happens on the
-*home* thread, the one that started the job: observers are called there (the
-panel's widgets; ipykernel 7 drops comm traffic from other threads) and the
-results are merged into the DataFrame there, between cells or during a
-blocking wait, never under a running cell's feet. Without a running loop (a
-script, terminal IPython) there is no home to wait for: the driver's thread
-calls observers and merges itself.
+task on that loop).
+
+What users see happens on the *home* thread, the one that started the job:
+observers are called there (the panel's widgets; ipykernel 7 drops comm
+traffic from other threads) and the results are merged into the DataFrame
+there, between cells or during a blocking wait, never under a running cell's
+feet. Without a running loop (a script, terminal IPython) there is no home to
+wait for: the driver's thread calls observers and merges itself.
 """
 
 from __future__ import annotations
@@ -165,11 +166,17 @@ class BatchJob:
         an event loop: a notebook's kernel), never twice with the same snapshot.
         """
         observer = _Observer(callback)
-        if self._delivering == threading.get_ident():  # from an observer: already in order
+        me = threading.get_ident()
+        if self._delivering == me:  # from an observer: already in order
             self._add_observer(observer)
         else:
             with self._deliver_lock:
-                self._add_observer(observer)
+                self._delivering = me  # what the callback posts is delivered below
+                try:
+                    self._add_observer(observer)
+                finally:
+                    self._delivering = None
+            self._deliver_soon()
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
@@ -353,6 +360,9 @@ class BatchJob:
             self._status = snapshot
             self._posted += 1
             self._mail.notify_all()
+        self._deliver_soon()
+
+    def _deliver_soon(self) -> None:
         if self._is_home() or not self._home_live():
             self._flush()
         else:
