@@ -18,6 +18,8 @@ import anthropic
 import httpx2
 import pytest
 
+# Both Jupyter kernels (ipykernel 7 and 6) for the end-to-end tests.
+from _kernels import kernel_name, kernel_specs  # noqa: F401
 from batch_magic.simulator import FakeClock, RealClock, Simulator
 
 

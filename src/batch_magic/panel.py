@@ -5,10 +5,11 @@ notebook bar and its text bar both render ``format_meter``. The panel only
 observes the job (``job.observe(panel.update)``): it never drives it. The one
 thing a person can ask of it is Cancel, which calls ``job.cancel()``.
 
-Widgets are touched only on the kernel's event loop: the job's observers are
-called from its task there, and the clock that keeps "elapsed" ticking is a
-small asyncio task on the same loop (ipykernel 7 drops widget traffic sent
-from other threads).
+Widgets are touched only on the kernel's thread: the job calls its observers
+there (between cells through the kernel's loop, during a blocking wait from the
+waiting cell), and the clock that keeps "elapsed" ticking is a small asyncio
+task on that loop, ticked by the job while a blocking wait holds the loop
+(ipykernel 7 drops widget traffic sent from other threads).
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ class JobPanel:
         self._danger = False
         self._unsubscribe: Callable[[], None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._untick: Callable[[], None] | None = None
         self._last: JobStatus = job.status
         self._display_handle: Any = None
 
@@ -271,7 +273,7 @@ class JobPanel:
 
     # -- observer ---------------------------------------------------------------
     def update(self, status: JobStatus) -> None:
-        """Called by the job (on the kernel's loop) with every new snapshot."""
+        """Called by the job (on the kernel's thread) with every new snapshot."""
         try:
             self._render(status)
         except Exception as exc:  # a display bug must show, not vanish into the engine
@@ -400,16 +402,26 @@ class JobPanel:
         except RuntimeError:
             return  # no loop (a script): the details refresh on each change only
         self._ticker = loop.create_task(self._tick())
+        # A blocking wait() holds the loop; the job ticks the clock meanwhile.
+        while_waiting = getattr(self.job, "while_waiting", None)
+        if while_waiting is not None:
+            self._untick = while_waiting(self._tick_once)
 
     async def _tick(self) -> None:
         while not self._final:
             await asyncio.sleep(TICK_SECONDS)
             if self._final:
                 break
-            with contextlib.suppress(Exception):
-                self._render_details(self.job.status)
+            self._tick_once()
+
+    def _tick_once(self) -> None:
+        with contextlib.suppress(Exception):
+            self._render_details(self.job.status)
 
     def _stop_ticker(self) -> None:
+        untick, self._untick = self._untick, None
+        if untick is not None:
+            untick()
         task, self._ticker = self._ticker, None
         if task is not None and not task.done():
             with contextlib.suppress(RuntimeError):
