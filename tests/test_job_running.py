@@ -118,7 +118,7 @@ def test_observe_print_prints_each_snapshot_once(sim: Simulator, journal: Journa
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3
     assert all(a != b for a, b in itertools.pairwise(lines))
-    assert [line for line in lines if "state='done'" in line] == lines[-1:]
+    assert [line for line in lines if f"{job.id}: done ·" in line] == lines[-1:]
 
 
 def test_cancel_of_an_unstarted_job_inside_a_running_loop(sim: Simulator, journal: Journal) -> None:

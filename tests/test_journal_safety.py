@@ -321,27 +321,20 @@ df = pd.DataFrame({"review": ["alpha one", "bravo two", "charlie three", "delta 
 """
 
 
-@pytest.fixture(scope="module")
-def kernelspecs(tmp_path_factory):
-    from test_kernel_e2e import kernelspecs as make_specs
-
-    return make_specs.__wrapped__(tmp_path_factory)
-
-
 @pytest.mark.slow
-def test_a_tz_categorical_multiindex_survives_a_kernel_restart(tmp_path, kernelspecs):
+def test_a_tz_categorical_multiindex_survives_a_kernel_restart(tmp_path, kernel_specs):
+    from _kernels import THIS_KERNEL
     from test_kernel_e2e import WAIT_CELL, Kernel, kernel_env
 
-    specs = kernelspecs
     with Simulator(processing_time=0.2) as sim:
         env = kernel_env(sim, tmp_path / "journal")
-        with Kernel(specs, tmp_path, env) as k:
+        with Kernel(kernel_specs, THIS_KERNEL, tmp_path, env) as k:
             k.run("%load_ext batch_magic")
             k.run(FRAME)
             k.run("%%batch df --out x\nSummarise: {{ review }}")
             cell, _ = k.run(WAIT_CELL)
             assert "STATE done True" in k.text(cell), k.text(cell)
-        with Kernel(specs, tmp_path, env) as k:
+        with Kernel(kernel_specs, THIS_KERNEL, tmp_path, env) as k:
             k.run("%load_ext batch_magic")
             k.run(FRAME + "later = df.iloc[[3, 0, 2]].copy()")
             k.run("%batch attach last later")

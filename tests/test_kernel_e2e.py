@@ -367,10 +367,11 @@ def test_observers_are_called_once_per_snapshot_on_the_kernel_thread(
             "job.wait(60)",
             timeout=90,
         )
-        lines = [line for line in printed.text().splitlines() if line.startswith("JobStatus(")]
+        # print(status) is one line: "<job id>: <state> · <batches> · ...".
+        lines = [line for line in printed.text().splitlines() if re.match(r"\d{8}-\d{6}-\w+: ", line)]
         assert len(lines) >= 3, printed.text()
         assert all(a != b for a, b in itertools.pairwise(lines)), "a snapshot was printed twice in a row"
-        assert [line for line in lines if "state='done'" in line] == lines[-1:], lines
+        assert [line for line in lines if re.match(r"\S+: done · ", line)] == lines[-1:], lines
         # Between cells: the kernel's loop delivers, on the kernel's thread too.
         k.run(
             "seen2, threads2 = [], set()\n"

@@ -56,7 +56,7 @@ def test_costs_are_text_and_words_are_whole_in_jupyterlab(notebook) -> None:
     panel = notebook.run_cell(5, timeout_ms=60_000)
     expect(panel.locator(".batch-magic-state")).to_contain_text("done", timeout=60_000)
     listing = notebook.run_cell(6)
-    expect(listing).to_contain_text("claude-haiku-4-5")
+    expect(listing).to_contain_text("claude-haiku-5-5")
     notebook.page.wait_for_timeout(1500)  # MathJax typesets a moment after an output appears
     for name, output in (("dry-run", dry_run), ("pilot", pilot), ("list", listing)):
         output.scroll_into_view_if_needed()
