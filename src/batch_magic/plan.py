@@ -104,7 +104,8 @@ class RequestOptions:
         return params
 
 
-def request_params(shared: dict[str, Any], prompt: str) -> dict[str, Any]:
+def request_params(shared: dict[str, Any], prompt: str | list[dict[str, Any]]) -> dict[str, Any]:
+    """One request's params: the shared ones and a user turn (a prompt, or content blocks)."""
     return {**shared, "messages": [{"role": "user", "content": prompt}]}
 
 

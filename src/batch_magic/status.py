@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 #: Job states, in the order a job normally passes through them.
 STATES = (
-    "planned", "submitting", "queued", "in_progress", "collecting", "retrying",
+    "planned", "uploading", "submitting", "queued", "in_progress", "collecting", "retrying",
     "merging", "done", "canceling", "canceled", "failed",
 )
 FINAL_STATES = frozenset({"done", "canceled", "failed"})
@@ -67,6 +67,9 @@ class JobStatus:
     row_counts: dict[str, int] = field(default_factory=dict)
     #: How long similar earlier batches took (None: no history in the journal).
     typical_duration: DurationHint | None = None
+    #: Images and PDFs of the job, and how many are uploaded (recorded) so far.
+    uploads_total: int = 0
+    uploads_done: int = 0
 
     def __str__(self) -> str:
         """One line a person reads: id, state, batches, row counts, cost."""
