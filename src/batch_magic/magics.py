@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 #: Row statuses ``%batch retry`` sends again.
 #: Flags of sampling parameters the API no longer takes (refused with the reason).
 SAMPLING_FLAGS = {"--temperature": "temperature", "-t": "temperature", "--top-p": "top_p", "--top-k": "top_k"}
-SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "trust", "simulator", "help")
+SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "files", "trust", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
 _BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
 
@@ -53,7 +53,12 @@ With %%batch df.review and a body without {{ }}, the body is the
 instructions and each row's review text follows it. The cell returns at
 once and a panel shows the job (--wait blocks until it ends); the answers
 land in df as OUT, OUT_status, OUT_error and token columns. Re-running an
-identical cell re-attaches to its job instead of paying again."""
+identical cell re-attaches to its job instead of paying again.
+
+Images and PDFs: {{ image(photo) }}, {{ pdf(invoice) }} or {{ media(file) }}
+put a row's file (a path, bytes or a PIL image) where the prompt needs it;
+with %%batch df.photo the column's file goes first, then the body. Each
+distinct file is uploaded once through the Files API (%batch files JOB)."""
 
 LINE_HELP = """\
 Line commands (``%batch ...``):
@@ -66,6 +71,8 @@ Line commands (``%batch ...``):
   %batch cancel JOB                cancel the batches still running
   %batch retry JOB [DF] [--wait]   send again only the rows that errored, expired or
                                    were invalid; their columns are updated in place
+  %batch files [JOB] [--delete]    a job's uploaded images and PDFs (file id, name, size);
+                                   --delete removes them from the server (an ended job only)
   %batch trust JOB                 a job from an older journal: convert its pickled index
                                    (index.pkl) to data; only for a journal you trust
   %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...] [--state DIR]
@@ -427,7 +434,9 @@ class BatchMagic(Magics, Configurable):
                     f"The cell uses {{{{ }}}} placeholders, so name the DataFrame alone: %%batch {name} ... "
                     f"(the {name}.{column} form sends the cell's text followed by that column)."
                 )
-            return Template.instructions_then_column(body, column)
+            from .media import looks_like_media
+
+            return Template.instructions_then_column(body, column, media=looks_like_media(df[column].head(50)))
         template = Template.compile(body)
         if not template.variables:
             text_cols = [str(c) for c in df.columns][:5]
@@ -755,6 +764,26 @@ class BatchMagic(Magics, Configurable):
         self.registry[job.id] = job
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
+
+    def _cmd_files(self, rest: str) -> Any:
+        from .uploads import delete_job_files, job_files
+
+        p = _parser("%batch files", "A job's uploads (images and PDFs sent through the Files API).")
+        p.add_argument("job", nargs="?", default="last")
+        p.add_argument("--delete", action="store_true", help="delete them from the server and the journal")
+        args = p.parse_argstring(rest)
+        jr = self._journal()
+        if args.job in ("last", "latest") and not jr.job_ids():
+            raise UsageError("No jobs yet: %%batch df ... starts one.")
+        full = jr.resolve(args.job)
+        if args.delete:
+            print(f"Job {full}: {delete_job_files(full, client=self._client(), journal=jr)}")
+            return None
+        frame = job_files(full, journal=jr)
+        if frame.empty:
+            print(f"Job {full} shows no image or PDF; it uploaded nothing.")
+            return None
+        return frame
 
     def _cmd_trust(self, rest: str) -> None:
         p = _parser(

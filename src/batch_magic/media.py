@@ -413,7 +413,7 @@ class MediaCollector:
     def _check(self, item: MediaItem, want: str | None, name: str) -> None:
         if want is not None and item.kind != want:
             other = "pdf" if item.kind == PDF else "image"
-            raise _Unusable(f"{name}() was given a {'PDF' if item.kind == PDF else 'image'}; use {other}() for it")
+            raise _Unusable(f"{name}() was given {'a PDF' if item.kind == PDF else 'an image'}; use {other}() for it")
         if item.size > MAX_FILE_BYTES:
             raise _Unusable(f"{human_bytes(item.size)}, over the Files API's 500 MB a file")
         if item.kind == IMAGE:
