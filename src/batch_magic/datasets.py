@@ -64,7 +64,10 @@ def load_tickets() -> pd.DataFrame:
 
 def _data_path(*parts: str) -> str:
     """The path of a file shipped in ``batch_magic/data`` (installed as plain files)."""
-    return str(resources.files("batch_magic").joinpath("data", *parts))
+    path = resources.files("batch_magic").joinpath("data")
+    for part in parts:
+        path = path.joinpath(part)
+    return str(path)
 
 
 def load_products() -> pd.DataFrame:
@@ -78,7 +81,7 @@ def load_products() -> pd.DataFrame:
     """
     import pandas as pd
 
-    with resources.files("batch_magic").joinpath("data", "products.csv").open("rb") as fh:
+    with resources.files("batch_magic").joinpath("data").joinpath("products.csv").open("rb") as fh:
         raw = pd.read_csv(fh, dtype=str, keep_default_na=False, encoding="utf-8")
     df = pd.DataFrame({
         "product_id": raw["product_id"].astype("string"),
@@ -103,7 +106,7 @@ def load_invoices() -> pd.DataFrame:
     """
     import pandas as pd
 
-    with resources.files("batch_magic").joinpath("data", "invoices.csv").open("rb") as fh:
+    with resources.files("batch_magic").joinpath("data").joinpath("invoices.csv").open("rb") as fh:
         raw = pd.read_csv(fh, dtype=str, keep_default_na=False, encoding="utf-8")
     return pd.DataFrame({
         "invoice": [_data_path("invoices", f) for f in raw["file"]],
