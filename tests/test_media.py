@@ -328,3 +328,21 @@ def test_the_estimate_counts_files_once_per_request_and_says_it_is_approximate(t
     assert any("approximate" in n for n in prepared.notes)
     assert "for images and PDFs, approximate" in repr(prepared)
     assert "[image a.png, 1500x1000 px] x" in repr(prepared)
+
+
+def test_the_shipped_data_sets_come_from_their_script(tmp_path: Path) -> None:
+    """scripts/make_media.py makes the shipped files: the PDFs byte for byte, the photos
+    pixel for pixel, and each data set is small."""
+    from _scripts import load_script
+
+    from batch_magic import load_invoices, load_products
+
+    load_script("make_media").main(["--out", str(tmp_path)])
+    invoices, products = load_invoices(), load_products()
+    for path in invoices["invoice"]:
+        assert (tmp_path / "invoices" / Path(path).name).read_bytes() == Path(path).read_bytes()
+    for path in products["photo"]:
+        made = np.asarray(Image.open(tmp_path / "products" / Path(path).name))
+        assert (made == np.asarray(Image.open(path))).all()
+    assert len(products) == 12 and 4 <= len(invoices) <= 6
+    assert all(Path(p).stat().st_size < 8_000 for p in [*products["photo"], *invoices["invoice"]])
