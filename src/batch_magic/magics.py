@@ -775,7 +775,8 @@ class BatchMagic(Magics, Configurable):
         jr = self._journal()
         if args.job in ("last", "latest") and not jr.job_ids():
             raise UsageError("No jobs yet: %%batch df ... starts one.")
-        full = jr.resolve(args.job)
+        live = self._find(args.job) if args.job in ("last", "latest") else None
+        full = live.id if live is not None else jr.resolve(args.job)  # last: this session's, if any
         if args.delete:
             print(f"Job {full}: {delete_job_files(full, client=self._client(), journal=jr)}")
             return None

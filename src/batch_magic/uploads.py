@@ -437,13 +437,15 @@ def job_files(job_id: str, *, journal: Journal | str | None = None) -> pd.DataFr
     items = jr.read_media(full)
     store = UploadStore(jr)
     users = _users(jr, set(items))
-    rows = []
-    recorded = {(u.sha256): u for u in store.records(items)}
+    by_sha: dict[str, list[Upload]] = {}
     for upload in store.records(items):
-        rows.append(_row(items[upload.sha256], upload, sorted(users.get(upload.sha256, set()) - {full})))
-    for sha, item in items.items():
-        if sha not in recorded:
-            rows.append(_row(item, None, sorted(users.get(sha, set()) - {full})))
+        by_sha.setdefault(upload.sha256, []).append(upload)
+    rows = []
+    for sha, item in items.items():  # in the order the job first shows them
+        others = sorted(users.get(sha, set()) - {full})
+        uploaded: list[Upload | None] = list(by_sha.get(sha, []))
+        for upload in uploaded or [None]:
+            rows.append(_row(item, upload, others))
     columns = ["file_id", "name", "size", "mime", "server", "uploaded_at", "sha256", "other_jobs"]
     return pd.DataFrame(rows, columns=columns)
 
