@@ -438,8 +438,8 @@ def job_files(job_id: str, *, journal: Journal | str | None = None) -> pd.DataFr
     store = UploadStore(jr)
     users = _users(jr, set(items))
     by_sha: dict[str, list[Upload]] = {}
-    for upload in store.records(items):
-        by_sha.setdefault(upload.sha256, []).append(upload)
+    for record in store.records(items):
+        by_sha.setdefault(record.sha256, []).append(record)
     rows = []
     for sha, item in items.items():  # in the order the job first shows them
         others = sorted(users.get(sha, set()) - {full})
