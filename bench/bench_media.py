@@ -91,7 +91,7 @@ def submit_with_uploads(client: Any, journal: Any, prepared: Any, tag: str) -> d
         upload_all, client.files, UploadStore(journal), items, destination_url(client.base_url),
         read=lambda item: item.read(),
     )
-    w_body, c_body, body = bc.timed(file_body, prepared, {s: u.file_id for s, u in done.items()}, tag)
+    w_body, _, body = bc.timed(file_body, prepared, {s: u.file_id for s, u in done.items()}, tag)
     w_post, _, info = bc.timed(client.create, body)
     return {"upload": w_up, "upload_cpu": c_up, "uploaded": progress.uploaded, "reused": progress.reused,
             "body": w_body, "post": w_post, "bytes": len(body), "batch": info.id}
@@ -116,7 +116,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
               f"({total_bytes / 1e6:.1f} MB in all; made in {bc.fmt_s(w_make)})")
         journal = Journal(Path(tmp) / "journal")
 
-        w_plan, c_plan, prepared = bc.timed(api.prepare, df, TEMPLATE, model=bc.MODEL, max_tokens=bc.MAX_TOKENS)
+        w_plan, _, prepared = bc.timed(api.prepare, df, TEMPLATE, model=bc.MODEL, max_tokens=bc.MAX_TOKENS)
         w_plan2, _, _ = bc.timed(api.prepare, df, TEMPLATE, model=bc.MODEL, max_tokens=bc.MAX_TOKENS)
         print(f"plan (read, check, hash every file): {bc.fmt_s(w_plan)} first, {bc.fmt_s(w_plan2)} again "
               "in the same process (files known by path, size and mtime)")

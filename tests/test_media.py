@@ -334,7 +334,6 @@ def test_the_shipped_data_sets_come_from_their_script(tmp_path: Path) -> None:
     """scripts/make_media.py makes the shipped files: the PDFs byte for byte, the photos
     pixel for pixel, and each data set is small."""
     from _scripts import load_script
-
     from batch_magic import load_invoices, load_products
 
     load_script("make_media").main(["--out", str(tmp_path)])

@@ -7,6 +7,7 @@ anything is uploaded or sent, and a job's uploads listed and deleted when asked.
 from __future__ import annotations
 
 import io
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -331,3 +332,35 @@ def test_a_fresh_read_checks_the_collector_contract(tmp_path: Path) -> None:
         collector.row = i
         assert show(str(tmp_path / f"none_{i}.png")) == ""
     assert collector.n_problems == 150 and len(collector.problems) == 100
+
+
+def test_a_job_canceled_while_uploading_creates_no_batch(
+    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
+) -> None:
+    images, _ = make_files(tmp_path / "files", 30, 0)
+    df = pd.DataFrame({"photo": [str(p) for p in images]})
+    simulator.add_fault("file_upload", None, delay=0.1)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST)
+    deadline = time.monotonic() + 30
+    while job.status.uploads_done < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.cancel()
+    job.wait(60)
+    assert job.status.state == "canceled"
+    assert (df["answer_status"].astype(object) == "canceled").all()
+    assert not any(r.endpoint == "create" for r in simulator.requests)
+    assert 3 <= uploads_in_log(simulator) < 30  # stopped early; what was uploaded is recorded
+    assert len(UploadStore(journal).records(journal.read_media(job.id))) == uploads_in_log(simulator)
+
+
+def test_exact_tokens_count_the_text_and_estimate_the_files(
+    simulator: Simulator, sdk_client: anthropic.Anthropic, tmp_path: Path
+) -> None:
+    images, pdfs = make_files(tmp_path / "files", 3, 1)
+    df = pd.DataFrame({"file": [str(p) for p in images + pdfs]})
+    plan = bm.dry_run(df, "{{ media(file) }} Describe it in detail, please.", exact_tokens=True, client=sdk_client)
+    assert plan.token_count is not None and plan.token_count.method == "all"
+    assert not plan.estimate.exact_input  # the files' share is an estimate
+    assert plan.estimate.media_tokens > 1600  # the PDF's page alone
+    assert "for images and PDFs, approximate" in repr(plan)
+    assert not any(r.endpoint in ("file_upload", "create") for r in simulator.requests)

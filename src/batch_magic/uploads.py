@@ -124,13 +124,16 @@ class UploadStore:
 
     def __init__(self, journal: Journal) -> None:
         self.root = journal.root / "uploads"
+        self._folders: dict[str, Path] = {}
 
     def folder(self, base_url: str) -> Path:
-        key = hashlib.sha256(base_url.encode()).hexdigest()[:16]
-        folder = self.root / key
-        marker = folder / "server.json"
-        if not marker.exists():
-            write_atomic(marker, orjson.dumps({"base_url": base_url}))
+        folder = self._folders.get(base_url)
+        if folder is None:
+            folder = self.root / hashlib.sha256(base_url.encode()).hexdigest()[:16]
+            marker = folder / "server.json"
+            if not marker.exists():
+                write_atomic(marker, orjson.dumps({"base_url": base_url}))
+            self._folders[base_url] = folder
         return folder
 
     def _path(self, base_url: str, sha: str, suffix: str) -> Path:
