@@ -2,9 +2,9 @@
 
 Two ways, side by side:
 
-* the schedule: the job's own ``BatchJob._next_poll_wait`` stepped on a
-  virtual clock for a batch that runs for hours (poll right after create, then
-  sleep ``clamp(fraction x time run, poll_min, poll_max)``, as ``_run`` does);
+* the schedule: the job's own ``poll_interval`` stepped over a batch that runs
+  for hours (poll right after create, then sleep
+  ``clamp(fraction x time run, poll_min, poll_max)``, as the driver does);
 * real runs: jobs against the simulator with a 3 s processing time (and, in
   the full run, one 20 s batch) counting the retrieve calls the simulator
   served, and timing from the batch's ``ended_at`` to the merged DataFrame.
@@ -19,10 +19,8 @@ import datetime as dt
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,33 +30,15 @@ TARGET_PER_HOUR = 60
 TARGET_LAG_S = 5.0
 
 
-class _VirtualTime:
-    """Stands in for the ``time`` module inside ``batch_magic.job``."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
 def poll_times(settings: Any, horizon_s: float) -> list[float]:
     """Seconds after creation at which the job polls one batch still running, up to ``horizon_s``."""
-    import batch_magic.job as job_module
+    from batch_magic.job import poll_interval
 
-    created = 1_700_000_000.0
-    iso = dt.datetime.fromtimestamp(created, dt.timezone.utc).isoformat()
-    clock = _VirtualTime(created)
-    fake = types.SimpleNamespace(
-        settings=settings, _batches=lambda: [{"state": "in_progress", "created_at": iso}]
-    )
     times = []
     t = 0.0
-    with mock.patch.object(job_module, "time", clock):
-        while t < horizon_s:
-            times.append(t)  # one retrieve per loop turn
-            clock.now = created + t
-            t += job_module.BatchJob._next_poll_wait(fake)  # type: ignore[arg-type]
+    while t < horizon_s:
+        times.append(t)  # one retrieve per loop turn
+        t += poll_interval(settings, t)
     return times
 
 
@@ -116,7 +96,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
         rows.append([name, f"{s.poll_min:g}-{s.poll_max:g} s, x{s.poll_fraction:g}", f["first_minute"],
                      f["first_hour"], f["per_hour_after_5min"], f["per_hour_after_10min"],
                      bc.fmt_s(f["lag_3s"]), bc.fmt_s(f["lag_60s_worst"]), bc.fmt_s(f["lag_1h_worst"])])
-    print("schedule (the job's _next_poll_wait on a virtual clock), retrieve calls per batch:")
+    print("schedule (the job's poll_interval over a batch's age), retrieve calls per batch:")
     print(bc.table(rows, ["settings", "interval", "1st min", "1st hour", "/h from 5 min", "/h from 10 min",
                           "lag, 3 s batch", "worst lag < 1 min", "worst lag ~1 h"]))
     api = out["JobSettings() (real API)"]["schedule"]

@@ -73,6 +73,13 @@ class JobSettings:
     create_grace: float = 600.0
 
 
+def poll_interval(settings: JobSettings, ran_seconds: float) -> float:
+    """Seconds until the next poll of a batch that has run ``ran_seconds``: a fraction of
+    its age within bounds, so a quick batch is seen soon after it ends and a long one
+    costs about 60 calls an hour."""
+    return min(settings.poll_max, max(settings.poll_min, ran_seconds * settings.poll_fraction))
+
+
 #: Jobs being driven in this process, by (journal folder, job id): a re-run cell
 #: gets the running job back instead of a second driver.
 _LIVE: dict[tuple[str, str], BatchJob] = {}
@@ -337,11 +344,10 @@ class BatchJob:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     def _next_poll_wait(self) -> float:
-        s = self.settings
         record = self.record
         started = [epoch(b.created_at) for b in record.batches_in(BatchState.IN_PROGRESS)]
         ran = time.time() - min(t for t in started if t) if any(started) else 0.0
-        wait = min(s.poll_max, max(s.poll_min, ran * s.poll_fraction))
+        wait = poll_interval(self.settings, ran)
         if record.batches_in(BatchState.SUBMITTING):
             wait = min(wait, self._listing_interval())  # looking for a create's batch
         return wait
