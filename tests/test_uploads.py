@@ -364,3 +364,18 @@ def test_exact_tokens_count_the_text_and_estimate_the_files(
     assert plan.estimate.media_tokens > 1600  # the PDF's page alone
     assert "for images and PDFs, approximate" in repr(plan)
     assert not any(r.endpoint in ("file_upload", "create") for r in simulator.requests)
+
+
+def test_an_upload_deleted_on_the_server_is_uploaded_again(
+    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
+) -> None:
+    images, _ = make_files(tmp_path / "files", 5, 0)
+    df = pd.DataFrame({"photo": [str(p) for p in images]})
+    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    gone = simulator.file_ids()[2]
+    sdk_client.files.delete(gone)  # from the Console, say: the journal still records it
+    simulator.clear_requests()
+    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    assert (df["answer_status"].astype(object) == "succeeded").all()
+    assert uploads_in_log(simulator) == 1
+    assert gone not in {u.file_id for u in UploadStore(journal).records(journal.read_media(journal.job_ids()[0]))}

@@ -17,7 +17,7 @@ import functools
 import io
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
@@ -313,6 +313,20 @@ class FilesClient:
         """Every file of the workspace, newest first, page by page as they are read."""
         for obj in self._files(self.sdk).list(limit=page_size):
             yield FileInfo.from_api(obj)
+
+    def existing(self, file_ids: Sequence[str]) -> set[str] | None:
+        """Which of these files the server still has (100 ids a call), or None when the
+        SDK cannot ask (``ids`` came with SDK 2.x)."""
+        files = self._files(self.sdk)
+        found: set[str] = set()
+        for start in range(0, len(file_ids), 100):
+            chunk = list(file_ids[start : start + 100])
+            try:
+                page = files.list(ids=chunk)
+            except TypeError:  # an SDK without the ids filter
+                return None
+            found.update(obj.id for obj in page.data)
+        return found
 
     def delete(self, file_id: str) -> None:
         self._files(self.sdk).delete(file_id)

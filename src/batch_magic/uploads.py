@@ -251,6 +251,20 @@ def upload_all(
             done[item.sha256] = known
         else:
             pending.append(item)
+    if done:
+        # A recorded upload deleted on the server since (the Console, another copy of this
+        # journal) would fail every request naming it: forget it and upload the file again.
+        try:
+            present = files.existing([u.file_id for u in done.values()])
+        except Exception as exc:
+            raise APIError(f"Checking the recorded uploads failed: {describe_error(exc)}; run the cell again.") from None
+        if present is not None:
+            for item in items:
+                known = done.get(item.sha256)
+                if known is not None and known.file_id not in present:
+                    store.forget(base_url, item.sha256)
+                    del done[item.sha256]
+                    pending.append(item)
     counts = {"uploaded": 0, "reused": len(done), "adopted": 0}
     lock = threading.Lock()
 
