@@ -289,7 +289,11 @@ class MediaItem:
 
     def read(self, staged: Path | None = None) -> bytes:
         """The file's bytes, checked against its hash (a file changed since the job was
-        planned is refused: the job would send something else than it priced)."""
+        planned is refused: the job would send something else than it priced).
+
+        The check also keeps a journal from elsewhere (read as untrusted input) from
+        naming any file of this machine to upload: only bytes whose sha256 the journal
+        already holds, i.e. whose content its author knew, can be read."""
         if self.data is not None:
             return self.data
         source = self.path if self.path is not None else (str(staged) if staged is not None else None)
