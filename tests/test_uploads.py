@@ -379,3 +379,16 @@ def test_an_upload_deleted_on_the_server_is_uploaded_again(
     assert (df["answer_status"].astype(object) == "succeeded").all()
     assert uploads_in_log(simulator) == 1
     assert gone not in {u.file_id for u in UploadStore(journal).records(journal.read_media(journal.job_ids()[0]))}
+
+
+def test_when_the_check_cannot_be_made_the_records_are_trusted(
+    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
+) -> None:
+    images, _ = make_files(tmp_path / "files", 4, 0)
+    df = pd.DataFrame({"photo": [str(p) for p in images]})
+    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    simulator.add_fault("file_list", 503)
+    simulator.clear_requests()
+    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    assert (df["answer_status"].astype(object) == "succeeded").all()
+    assert uploads_in_log(simulator) == 0

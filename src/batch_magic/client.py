@@ -316,8 +316,8 @@ class FilesClient:
 
     def existing(self, file_ids: Sequence[str]) -> set[str] | None:
         """Which of these files the server still has (100 ids a call), or None when the
-        SDK cannot ask (``ids`` came with SDK 2.x)."""
-        files = self._files(self.sdk)
+        SDK cannot ask (``ids`` came with SDK 2.x). One try each: the check is a courtesy."""
+        files = self._files(self._once)
         found: set[str] = set()
         for start in range(0, len(file_ids), 100):
             chunk = list(file_ids[start : start + 100])
