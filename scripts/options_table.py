@@ -1,7 +1,8 @@
 """Make the README's options reference from the magic's own help.
 
 The cell options come from ``%%batch``'s argparse parser (the same one that
-prints ``%%batch?``), the line commands from its help epilog, and the defaults
+prints ``%%batch?``), the line commands from ``magics.LINE_COMMANDS`` (through
+``LINE_HELP``, which ``%batch help`` prints), and the defaults
 from the ``BatchMagic`` traitlets (``%config BatchMagic``). Nothing is typed
 twice, so the README cannot drift from the code without
 ``tests/test_readme.py`` failing.

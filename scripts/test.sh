@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine: create ./.venv, install the
-# package with its test extra, the venv's Jupyter kernel, and (best effort)
+# package with its test extra, the venv's Jupyter kernel, a second venv
+# (./.venv-ipk6) with ipykernel 6 as a second kernel, and (best effort)
 # Chromium + JupyterLab for the browser test; then lint, type-check and run
 # the whole suite, slow end-to-end tests included. Extra arguments go to pytest.
 set -euo pipefail
@@ -10,6 +11,15 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -m ipykernel install --sys-prefix >/dev/null
+# A second kernel with ipykernel 6, registered in its own venv as batch-magic-ipk6:
+# the kernel tests (tests/_kernels.py) run against it and against .venv's ipykernel 7.
+# It holds what the notebooks import (the package, pydantic, matplotlib).
+[ -x .venv-ipk6/bin/python ] || "$PY" -m venv .venv-ipk6
+.venv-ipk6/bin/python -m pip install -q --upgrade pip
+.venv-ipk6/bin/python -m pip install -q -e . "ipykernel>=6.29,<7" "pydantic>=2" "matplotlib>=3.7"
+.venv-ipk6/bin/python -m ipykernel install --sys-prefix --name batch-magic-ipk6 \
+    --display-name "Python 3 (batch_magic, ipykernel 6)" >/dev/null
+export BATCH_MAGIC_REQUIRE_IPK6=1  # so a missing ipykernel 6 kernel fails instead of skipping
 # Chromium and JupyterLab for tests/browser; when they cannot be had, that test
 # skips and says why.
 bash scripts/install_browser.sh .venv

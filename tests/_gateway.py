@@ -1,4 +1,5 @@
-"""A local HTTP gateway in front of the simulator that reports other Models API facts.
+"""A local HTTP gateway in front of the simulator that reports other Models API facts,
+or loses answers on the way back.
 
 The simulator's model table is the current one: every model without
 structured outputs is retired, and none is deprecated today. To see how a job
@@ -6,6 +7,10 @@ treats such models, this gateway answers ``GET /v1/models/{id}`` for the ids
 it is given with the ``ModelInfo`` given, and forwards every other request,
 unchanged, to the simulator, whose answers come back unchanged. Real HTTP on
 both sides, the official SDK in front: only the Models API's answer differs.
+
+``lose(method, path)`` true: the request reaches the simulator, which carries it
+out, and the connection is then closed without an answer (a network that drops
+the reply: the client cannot tell whether its call happened).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +28,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 @contextmanager
-def gateway(upstream: str, models: dict[str, dict[str, Any]]) -> Iterator[str]:
+def gateway(
+    upstream: str, models: dict[str, dict[str, Any]], *, lose: Callable[[str, str], bool] | None = None
+) -> Iterator[str]:
     """A server on 127.0.0.1 answering ``models`` itself and forwarding the rest to ``upstream``."""
     target = urlparse(upstream)
 
@@ -47,7 +54,10 @@ def gateway(upstream: str, models: dict[str, dict[str, Any]]) -> Iterator[str]:
             data = answer.read()
             kept = {k: v for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP}
             conn.close()
-            self._send(answer.status, kept, data)
+            if lose is not None and lose(self.command, path):
+                self.close_connection = True  # done upstream; the answer never comes back
+                return None
+            return self._send(answer.status, kept, data)
 
         def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
             self.send_response(status)

@@ -18,6 +18,8 @@ import anthropic
 import httpx2
 import pytest
 
+# Both Jupyter kernels (ipykernel 7 and 6) for the end-to-end tests.
+from _kernels import kernel_name, kernel_specs  # noqa: F401
 from batch_magic.simulator import FakeClock, RealClock, Simulator
 
 
@@ -92,14 +94,14 @@ def ip(tmp_path, monkeypatch):
     shell.config.pop("BatchMagic", None)  # %config of an earlier test
     shell.run_cell("%load_ext batch_magic")
     yield shell
-    magic = shell.magics_manager.registry.get("BatchMagic")
-    if magic is not None:
-        for job in list(magic.registry.values()):
-            if not job.done:
-                try:
-                    job.cancel()
-                except Exception:
-                    pass
+    from batch_magic.job import session_jobs
+
+    for job in session_jobs():
+        if not job.done:
+            try:
+                job.cancel()
+            except Exception:
+                pass
     shell.run_cell("%unload_ext batch_magic")
     shell.config.pop("BatchMagic", None)
     shell.reset_namespace()

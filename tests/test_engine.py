@@ -322,3 +322,40 @@ def test_out_never_overwrites_the_users_columns(sim, journal):
     submit(df, "{{ text }}", sim, journal, out="answer").wait(30)
     submit(df, "{{ text }}!", sim, journal, out="answer").wait(30)
     assert df["answer_status"].tolist() == ["succeeded"]
+
+
+def test_polling_backs_off_while_the_api_is_down(sim, journal):
+    """Each failed poll in a row waits twice as long as the one before (up to the max),
+    so an outage is not hammered; the job ends answered once the API is back."""
+    sim.configure(processing_time=0.5)
+    sim.add_fault("retrieve", 503, times=5)
+    settings = JobSettings(poll_min=0.02, poll_max=0.02, backoff_min=0.1, backoff_max=0.4)
+    df = pd.DataFrame({"text": ["a", "b"]})
+    submit(df, "{{ text }}", sim, journal, out="x", settings=settings).wait(30)
+    assert (df["x_status"] == "succeeded").all()
+    polls = [r for r in sim.requests if r.endpoint == "retrieve"]
+    failed = [r.time for r in polls if r.status == 503]
+    gaps = np.diff([*failed, next(r.time for r in polls if r.status == 200)])
+    assert len(gaps) == 5
+    # 0.1, 0.2, 0.4, 0.4, 0.4 (each plus the poll interval): it grows, then stays at the cap.
+    assert gaps[0] < gaps[1] < gaps[2] and gaps[2] > 2 * gaps[0], gaps
+    assert all(0.35 < g < 1.0 for g in gaps[2:]), gaps
+
+
+def test_a_field_named_like_a_bookkeeping_column_does_not_take_its_place(sim, journal):
+    """A schema field ``order_status`` becomes ``x_order_status``; the row statuses stay in
+    ``x_status`` and the job's counts, message and colour are read from there."""
+    schema = {
+        "type": "object",
+        "properties": {"order_status": {"type": "string", "enum": ["shipped", "pending", "lost"]}},
+        "required": ["order_status"],
+    }
+    df = pd.DataFrame({"text": ["order 1 shipped", "order 2 pending", "order 3 lost"]})
+    job = submit(df, "Where is it? {{ text }}", sim, journal, out="x", schema=schema)
+    job.wait(30)
+    assert df["x_status"].tolist() == ["succeeded"] * 3
+    assert set(df["x_order_status"].dropna()) <= {"shipped", "pending", "lost"}
+    assert job.status.row_counts == {"succeeded": 3}
+    assert job.status.message.startswith("done: 3 of 3 rows answered")
+    assert job.status.outcome == "success"
+    assert job.record.row_counts == {"succeeded": 3}

@@ -69,6 +69,21 @@ def test_every_state_has_its_moves_in_one_table_and_others_raise():
     assert {s.value for s in JobState}.isdisjoint({"in_progress"})  # a job state is not a batch state
 
 
+def test_what_a_display_shows_follows_the_recorded_state():
+    from dataclasses import MISSING, fields
+
+    from batch_magic.status import DISPLAY_STATE, FINAL_STATES, STATES, JobStatus
+
+    assert set(DISPLAY_STATE) == set(JobState)  # every recorded state shows, under one word
+    assert {DISPLAY_STATE[s] for s in (JobState.DONE, JobState.CANCELED, JobState.FAILED)} == FINAL_STATES
+    assert set(DISPLAY_STATE.values()) <= set(STATES)
+    required = [f.name for f in fields(JobStatus) if f.default is MISSING and f.default_factory is MISSING]
+    blank: dict[str, object] = dict.fromkeys(required, 0)
+    blank.update(job_id="j", model="m", out="x", counts={})
+    with pytest.raises(ValueError, match="'running' is not a job state a snapshot shows"):
+        JobStatus(**{**blank, "state": "running"})
+
+
 def test_illegal_transitions_raise(sim, journal):
     job = submit(pd.DataFrame({"text": ["a"]}), "{{ text }}", sim, journal, start=False)
     record = job.record
@@ -188,7 +203,7 @@ def test_the_list_command_shows_failed_jobs_and_how_to_resume(ip_sim, simulator,
     ip_sim.run_cell("%%batch df --out x\n{{ text }}")
     time.sleep(0.1)
     simulator.add_fault("retrieve", 401, times=1)
-    job = next(iter(ip_sim.magics_manager.registry["BatchMagic"].registry.values()))
+    job = ip_sim.magics_manager.registry["BatchMagic"]._session_jobs()[-1]
     with pytest.raises(APIError):
         job.wait(30)
     capsys.readouterr()

@@ -37,9 +37,16 @@ def journal() -> Journal:
 
 
 def only_job(ip: Any) -> Any:
-    jobs = list(magic_instance(ip).registry.values())
+    jobs = magic_instance(ip)._session_jobs()
     assert len(jobs) == 1
     return jobs[0]
+
+
+def forget_session_jobs() -> None:
+    """As after a kernel restart: the process no longer knows the jobs it started."""
+    from batch_magic import job
+
+    job._JOBS.clear()
 
 
 def creates(simulator: Any) -> int:
@@ -351,8 +358,31 @@ def test_unknown_line_command(ip: Any) -> None:
         ip.run_cell("%batch stauts")
     with pytest.raises(UsageError, match="%batch needs a command"):
         ip.run_cell("%batch")
-    with pytest.raises(UsageError, match=r"%batch attach: the following arguments are required: job"):
+    with pytest.raises(UsageError, match=r"%batch attach: the following arguments are required: JOB"):
         ip.run_cell("%batch attach")
+
+
+def test_help_of_one_line_command(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_cell("%batch help retry")
+    out = capsys.readouterr().out
+    assert out.startswith("%batch retry JOB [DF] [--wait]\n")
+    assert "JOB         a job id, a unique prefix of one, or last" in out
+    assert "--wait, -w  block until the columns are merged" in out
+    with pytest.raises(UsageError, match="no command 'retyr'"):
+        ip.run_cell("%batch help retyr")
+
+
+def test_batch_wait_sees_a_job_the_python_api_started(ip_sim: Any, simulator: Any) -> None:
+    """One registry of jobs in a kernel: a job from batch_magic.submit() in a cell is
+    what `%batch wait` (and `last`) finds."""
+    simulator.configure(processing_time=0.5)
+    ip_sim.user_ns["df"] = reviews()
+    ip_sim.run_cell("import batch_magic\njob = batch_magic.submit(df, '{{ review }}', out='x')")
+    job = ip_sim.user_ns["job"]
+    assert not job.done
+    ip_sim.run_cell("%batch wait")
+    assert job.done and ip_sim.user_ns["df"]["x_status"].eq("succeeded").all()
+    assert ip_sim.run_cell("%batch job").result is job
 
 
 # -- line commands ------------------------------------------------------------------
@@ -391,7 +421,7 @@ def test_list_is_compact_with_short_ids_that_attach(ip_sim: Any) -> None:
     html = listing._repr_html_()
     assert "$" not in html.replace("<span>&#36;</span>", "")
     assert "white-space:nowrap" in html and html.count("class='bm-nowrap'") == 2 * 7
-    magic_instance(ip_sim).registry.clear()
+    forget_session_jobs()
     ip_sim.run_cell(f"%batch attach {table['job'].iloc[0]} df --wait")  # a short id works
 
 
@@ -399,7 +429,7 @@ def test_status_of_a_job_from_the_journal_needs_no_key(ip_sim: Any, monkeypatch:
     ip_sim.user_ns["df"] = reviews()
     ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
     job_id = only_job(ip_sim).id
-    magic_instance(ip_sim).registry.clear()  # as in a new session
+    forget_session_jobs()  # as in a new session
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     capsys.readouterr()
     ip_sim.run_cell("%batch status")
@@ -410,7 +440,7 @@ def test_attach_merges_into_another_dataframe(ip_sim: Any) -> None:
     ip_sim.user_ns["df"] = reviews()
     ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
     job_id = only_job(ip_sim).id
-    magic_instance(ip_sim).registry.clear()
+    forget_session_jobs()
     fresh = reviews()
     ip_sim.user_ns["df2"] = fresh
     ip_sim.run_cell(f"%batch attach {job_id} df2 --wait")
@@ -453,7 +483,7 @@ def test_retry_resends_only_the_failed_rows(ip_sim: Any, simulator: Any, capsys:
     assert (df["x_status"] == "succeeded").all()
     assert df["x"].notna().all()
     pd.testing.assert_series_equal(df.loc[~failed, "x"], kept)  # the others untouched
-    retry_job = next(j for j in magic_instance(ip_sim).registry.values() if j is not first)
+    retry_job = next(j for j in magic_instance(ip_sim)._session_jobs() if j is not first)
     assert retry_job.record.n_rows == int(failed.sum())
     assert isinstance(df["x_status"].dtype, pd.CategoricalDtype)
     capsys.readouterr()
@@ -470,7 +500,7 @@ def test_retry_needs_an_ended_job_and_a_dataframe(ip_sim: Any, simulator: Any) -
         ip_sim.run_cell(f"%batch retry {job.id}")
     ip_sim.run_cell(f"%batch cancel {job.id}")
     ip_sim.run_cell("%batch wait --timeout 20")
-    magic_instance(ip_sim).registry.clear()
+    forget_session_jobs()
     with pytest.raises(UsageError, match="Which DataFrame"):
         ip_sim.run_cell(f"%batch retry {job.id}")
 
@@ -511,7 +541,7 @@ def test_config_magic_sets_the_defaults(ip_sim: Any, capsys: pytest.CaptureFixtu
     options = only_job(ip_sim).record.options
     assert options.model == "claude-sonnet-4-5" and options.max_tokens == 64
     ip_sim.run_cell("%%batch df --out y --wait --model claude-haiku-4-5\n{{ review }}")
-    models = {j.record.options.model for j in magic_instance(ip_sim).registry.values()}
+    models = {j.record.options.model for j in magic_instance(ip_sim)._session_jobs()}
     assert models == {"claude-sonnet-4-5", "claude-haiku-4-5"}
 
 
@@ -556,6 +586,27 @@ def test_config_in_ipython_wins_over_pyproject(ip: Any, tmp_path: Any) -> None:
         assert magic.max_tokens == 10
     finally:
         del ip.config.BatchMagic["model"]
+
+
+def test_pyproject_of_the_project_above_the_notebooks_folder(ip: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    """A notebook in project/notebooks/ranking/ takes project/pyproject.toml, as jupysql
+    does; the search stops at a repository's root."""
+    project = tmp_path / "project"
+    notebooks = project / "notebooks" / "ranking"
+    notebooks.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.batch_magic]\nmax_tokens = 77\n')
+    monkeypatch.chdir(notebooks)
+    ip.run_cell("%unload_ext batch_magic")
+    ip.run_cell("%load_ext batch_magic")
+    assert magic_instance(ip).max_tokens == 77
+    # A repository inside it, without a pyproject.toml of its own: nothing above it counts.
+    repo = notebooks / "course"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "week1").mkdir()
+    monkeypatch.chdir(repo / "week1")
+    ip.run_cell("%unload_ext batch_magic")
+    ip.run_cell("%load_ext batch_magic")
+    assert magic_instance(ip).max_tokens == 0
 
 
 def test_no_pyproject_is_fine(ip: Any) -> None:
@@ -610,7 +661,7 @@ def test_retry_in_a_new_session_merges_the_job_first(ip_sim: Any, simulator: Any
     ip_sim.run_cell("%%batch df --out x --wait\nRoute: {{ text }}")
     job_id = only_job(ip_sim).id
     assert (ip_sim.user_ns["df"]["x_status"] == "errored").any()
-    magic_instance(ip_sim).registry.clear()  # as after a restart
+    forget_session_jobs()  # as after a restart
     simulator.configure(error_rates={})
     fresh = pd.DataFrame({"text": [f"ticket number {i}" for i in range(30)]})
     ip_sim.user_ns["again"] = fresh

@@ -15,7 +15,7 @@ from batch_magic.journal import Journal
 
 
 def only_job(ip: Any) -> Any:
-    jobs = list(magic_instance(ip).registry.values())
+    jobs = magic_instance(ip)._session_jobs()
     assert len(jobs) == 1
     return jobs[0]
 

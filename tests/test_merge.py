@@ -78,11 +78,11 @@ def test_merge_into_same_object_and_realigned_by_labels():
     cols = build_columns("x", OutputSpec.text(), t, np.array([0, 1, 2]))
     plan_index = df.index.copy()
     shuffled = df.iloc[[2, 0]].copy()  # reordered, one row dropped
-    summary = merge_into(shuffled, cols, plan_index)
+    summary = merge_into(shuffled, cols, plan_index, out="x")
     assert summary.aligned_by == "index labels"
     assert shuffled["x"].tolist() == ["C", "A"]
     same = df
-    merge_into(same, cols, plan_index)
+    merge_into(same, cols, plan_index, out="x")
     assert same is df and df["x"].tolist() == ["A", "B", "C"]
 
 
@@ -91,4 +91,4 @@ def test_merge_refuses_when_rows_changed_and_labels_repeat():
     t = table_from([ok("r0", "A")], 1)
     cols = build_columns("x", OutputSpec.text(), t, np.array([0, 0, 0]))
     with pytest.raises(MergeError, match="duplicate labels"):
-        merge_into(pd.DataFrame({"t": [1, 2]}, index=[1, 2]), cols, plan_index)
+        merge_into(pd.DataFrame({"t": [1, 2]}, index=[1, 2]), cols, plan_index, out="x")

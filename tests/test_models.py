@@ -211,7 +211,7 @@ def test_the_magic_takes_effort_from_the_line_and_from_config(ip_sim):
     ip_sim.run_cell("%config BatchMagic.effort = 'high'")
     ip_sim.run_cell("%%batch df --out b --labels positive,negative,neutral --wait\n{{ review }}")
     magic = ip_sim.magics_manager.registry["BatchMagic"]
-    efforts = {j.record.out: j.record.options.effort for j in magic.registry.values()}
+    efforts = {j.record.out: j.record.options.effort for j in magic._session_jobs()}
     assert efforts == {"a": "low", "b": "high"}
     with pytest.raises(UsageError, match="effort='extreme' is not an effort level"):
         ip_sim.run_cell("%%batch df --out c --effort extreme\n{{ review }}")

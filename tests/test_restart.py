@@ -38,7 +38,7 @@ FIRST_SESSION = textwrap.dedent(
     ip.run_cell("%batch simulator start --processing-time {processing}")
     ip.user_ns["df"] = pd.DataFrame({{"review": ["great", "awful", "fine"]}})
     ip.run_cell({cell!r})
-    job = next(iter(magic_instance(ip).registry.values()))
+    job = next(iter(magic_instance(ip)._session_jobs()))
     deadline = time.time() + 30
     while job.status.state != "in_progress" and time.time() < deadline:
         time.sleep(0.05)

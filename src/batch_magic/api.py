@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import models, pricing
 from .client import BatchClient, installed_api_version, make_sdk_client
+from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, JobSettings, live_job
@@ -414,12 +415,6 @@ def submit(
     return job
 
 
-#: Columns every job adds besides its answer columns.
-BOOKKEEPING_SUFFIXES = (
-    "status", "error", "raw", "input_tokens", "output_tokens", "thinking_tokens", "stop_reason"
-)
-
-
 def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> None:
     """Refuse, before anything is sent, to overwrite columns the user made.
 
@@ -428,7 +423,7 @@ def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> N
     of the user's may not.
     """
     out = prepared.out
-    ours = {f"{out}_{suffix}" for suffix in BOOKKEEPING_SUFFIXES}
+    ours = set(job_columns(out).bookkeeping)
     ours.update(prepared.spec.column_names(out))
     previous: set[str] = set()
     for record in jr.records():

@@ -9,16 +9,26 @@ Two choices here keep a million rows fast and every dollar safe:
   batch may exist anyway, so the job looks for it before sending again.
 * Results are streamed as raw bytes into the journal (``with_streaming_response``)
   and parsed by orjson later, instead of building a pydantic object per line.
+
+Every failure of a call is sorted here, and only here, into a ``Failure``
+(:func:`classify`): ``transient`` (nothing happened; try again, after the wait
+the server asked for), ``ambiguous`` (a create may have happened: look for its
+batch before sending again), ``not_found`` (the batch or model is not on this
+server) or ``refused`` (trying again cannot help). No other module reads a
+status code.
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import io
 import ipaddress
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
@@ -96,7 +106,7 @@ def is_local_url(url: str) -> bool:
 
 def is_network_error(exc: BaseException) -> bool:
     """A transport failure of the HTTP library under the SDK (httpx2 for SDK 2.x,
-    httpx for 0.x), such as a stream closed mid-body: worth another try."""
+    httpx for 0.x), such as a stream closed mid-body."""
     for cls in type(exc).__mro__:
         if cls.__name__ == "TransportError" and cls.__module__.split(".")[0] in ("httpx", "httpx2"):
             return True
@@ -115,6 +125,108 @@ def describe_error(exc: BaseException) -> str:
             message = f"{kind}: {inner.get('message')}" if kind else inner.get("message")
     text = message or str(exc) or type(exc).__name__
     return f"{status} {text}" if status else f"{type(exc).__name__}: {text}"
+
+
+# -- what a failure means ------------------------------------------------------------------
+class FailureKind(str, Enum):
+    """What a failed call means for the job."""
+
+    #: Nothing happened on the server: try again (after ``retry_after`` if given).
+    TRANSIENT = "transient"
+    #: The call may have taken effect (a create whose answer was lost): look before re-sending.
+    AMBIGUOUS = "ambiguous"
+    #: The batch (or model) is not on this server.
+    NOT_FOUND = "not_found"
+    #: The server refused the call; the same call again cannot succeed.
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed call, classified (:func:`classify`)."""
+
+    kind: FailureKind
+    #: One line for people: status, error category and the API's message.
+    detail: str
+    #: Seconds the server asked to wait before trying again (transient failures).
+    retry_after: float | None = None
+
+    @property
+    def retriable(self) -> bool:
+        return self.kind in (FailureKind.TRANSIENT, FailureKind.AMBIGUOUS)
+
+
+#: Statuses the SDK retries itself when the server does not say (``x-should-retry``):
+#: request timeout, lock timeout, rate limit, and every server error.
+_RETRIED_STATUS = frozenset({408, 409, 429})
+#: Statuses after which a create may have been carried out all the same: the request
+#: reached the server (or a gateway) and what happened behind it is not known. A 429
+#: or 529 is refused before anything is made.
+_CREATE_MAY_HAVE_HAPPENED = frozenset({408, 500, 502, 503, 504})
+#: A retry-after further ahead than this is taken as this (a wrong clock in an HTTP
+#: date must not stall a job for days).
+MAX_RETRY_AFTER = 15 * 60.0
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """The wait a failed answer asks for, by the SDK's own rules (anthropic
+    ``_base_client._parse_retry_after_header``): ``retry-after-ms`` in
+    milliseconds, else ``retry-after`` in seconds (a float is taken too), else
+    ``retry-after`` as an HTTP date. None when absent, unreadable or not ahead."""
+    if headers is None:
+        return None
+    seconds: float | None = None
+    try:
+        seconds = float(headers.get("retry-after-ms")) / 1000  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        header = headers.get("retry-after")
+        try:
+            seconds = float(header)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            date = email.utils.parsedate_tz(header) if isinstance(header, str) else None
+            if date is not None:
+                seconds = float(email.utils.mktime_tz(date) - (time.time() if now is None else now))
+    if seconds is None or not seconds > 0:  # the SDK ignores a wait that is not ahead (NaN too)
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def _should_retry(status: int, headers: Mapping[str, str]) -> bool:
+    """The SDK's rule (``_base_client._should_retry``): the server's ``x-should-retry``
+    when it sends one, else timeouts, lock timeouts, rate limits and server errors."""
+    said = headers.get("x-should-retry")
+    if said == "true":
+        return True
+    if said == "false":
+        return False
+    return status in _RETRIED_STATUS or status >= 500
+
+
+def classify(exc: BaseException, *, create: bool = False) -> Failure:
+    """What a failed call means. ``create``: the call was a batch create, which a
+    lost answer leaves ambiguous (it may have made a batch)."""
+    import anthropic
+
+    detail = describe_error(exc)
+    response = getattr(exc, "response", None)
+    if isinstance(exc, anthropic.APIStatusError) and response is not None:
+        status = int(exc.status_code)
+        headers = response.headers
+        if status == 404:
+            return Failure(FailureKind.NOT_FOUND, detail)
+        if create and status in _CREATE_MAY_HAVE_HAPPENED:
+            # Whatever the server says of retrying, the batch may exist: look first.
+            return Failure(FailureKind.AMBIGUOUS, detail, retry_after_seconds(headers))
+        if _should_retry(status, headers):
+            return Failure(FailureKind.TRANSIENT, detail, retry_after_seconds(headers))
+        return Failure(FailureKind.REFUSED, detail)
+    if create:
+        # Only a refusal in so many words (a status above) says no batch was made. No
+        # answer, or an answer that could not be read, leaves it open.
+        return Failure(FailureKind.AMBIGUOUS, detail)
+    # No answer at all: a timeout, a dropped connection, a stream cut mid-body.
+    no_answer = isinstance(exc, (anthropic.APIConnectionError, ConnectionError, TimeoutError)) or is_network_error(exc)
+    return Failure(FailureKind.TRANSIENT if no_answer else FailureKind.REFUSED, detail)
 
 
 def installed_api_version() -> str:
@@ -194,12 +306,7 @@ class BatchClient:
         from anthropic.types.messages import MessageBatch
 
         opts: dict[str, Any] = {"max_retries": 0, "headers": {"content-type": "application/json"}}
-        try:
-            batch = self.sdk.post("/v1/messages/batches", cast_to=MessageBatch, content=body, options=opts)
-        except TypeError:  # an SDK too old for ``content=``: let it serialise
-            batch = self.sdk.post(
-                "/v1/messages/batches", cast_to=MessageBatch, body=orjson.loads(body), options=opts
-            )
+        batch = self.sdk.post("/v1/messages/batches", cast_to=MessageBatch, content=body, options=opts)
         return BatchInfo.from_api(batch)
 
     def retrieve_model(self, model: str) -> dict[str, Any]:
@@ -243,9 +350,12 @@ class BatchClient:
     def _write_decoded_results(self, batch_id: str, fh: Any) -> int:
         """Re-encode the SDK's decoded results, one JSON line each (slower, same file)."""
         lines = 0
-        for item in self.sdk.messages.batches.results(batch_id):
-            fh.write(orjson.dumps(item.model_dump(mode="json", exclude_unset=True)) + b"\n")
-            lines += 1
+        try:
+            for item in self.sdk.messages.batches.results(batch_id):
+                fh.write(orjson.dumps(item.model_dump(mode="json", exclude_unset=True)) + b"\n")
+                lines += 1
+        except ValueError as exc:  # a line cut mid-way by a dropped stream: no answer, not a refusal
+            raise ConnectionError(f"the results stream broke off after {lines} lines ({exc})") from exc
         return lines
 
     def count_tokens(self, params: dict[str, Any]) -> int:

@@ -8,6 +8,11 @@ A project can pin its model, token limit or budget next to its notebooks::
     max_tokens = 512
     max_cost = 5.0
 
+The file is the notebook's project's: the first ``pyproject.toml`` found from
+the notebook's folder (the kernel's working directory) upward, as jupysql
+looks for its own, stopping at the root of a repository (a folder holding
+``.git``, ``.hg`` or ``.svn``) or of the filesystem.
+
 Keys are the ``BatchMagic`` trait names (``%config BatchMagic`` lists them).
 An unknown key is a warning that names it and suggests the closest known one;
 a value of the wrong type is a warning too. Nothing here stops the extension
@@ -31,6 +36,8 @@ REMOVED_KEYS = {
     for name in ("temperature", "top_p", "top_k")
 }
 FILENAME = "pyproject.toml"
+#: A folder holding one of these is a repository's root: the search stops there.
+VCS_MARKERS = (".git", ".hg", ".svn")
 
 
 class ConfigWarning(UserWarning):
@@ -50,9 +57,17 @@ def _toml_loads() -> Any:
 
 
 def find_pyproject(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """``pyproject.toml`` in the given (default: current) directory, if any."""
-    path = Path(start if start is not None else os.getcwd()) / FILENAME
-    return path if path.is_file() else None
+    """The first ``pyproject.toml`` from ``start`` (default: the working directory, which
+    is the notebook's folder in a kernel) upward; the search ends at a repository's root
+    (its own file counts) or the filesystem's. None if there is none."""
+    folder = Path(start if start is not None else os.getcwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / FILENAME
+        if path.is_file():
+            return path
+        if any((candidate / marker).exists() for marker in VCS_MARKERS):
+            return None
+    return None
 
 
 def read_section(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path | None]:

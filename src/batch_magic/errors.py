@@ -7,6 +7,14 @@ Every message says what failed, quotes the offending value and says what to do.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def quote(value: Any, limit: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class BatchMagicError(Exception):
     """Base class of every error batch_magic raises on purpose."""

@@ -8,30 +8,48 @@ where it stopped. Observers (the
 panel, text printers) receive immutable ``JobStatus`` snapshots; they never
 drive the job.
 
-Where it runs: in a Jupyter kernel the driver is a task on the kernel's own
-event loop (the kernel stays free between cells and widget traffic stays on the
-loop's thread); SDK calls, which block, go to a worker thread through
-``asyncio.to_thread``. Without a running loop (a script, terminal IPython) the
-driver runs on a daemon thread with its own loop, or inline in ``wait()``.
+Where it runs: always on a daemon thread of its own, with its own event loop;
+SDK calls, which block, are made on that thread (``asyncio.to_thread`` runs
+them in place there, as nothing else shares the thread). It never runs on, or
+re-enters, the loop of the kernel that started it, so a blocking ``wait()`` in
+a cell cannot wedge the kernel (JupyterLab's Run All queues every cell as a
+task on that loop).
+
+What users see happens on the *home* thread, the one that started the job:
+observers are called there (the panel's widgets; ipykernel 7 drops comm
+traffic from other threads) and the results are merged into the DataFrame
+there, between cells or during a blocking wait, never under a running cell's
+feet. Without a running loop (a script, terminal IPython) there is no home to
+wait for: the driver's thread calls observers and merges itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from . import pricing, uploads
-from .client import BatchClient, BatchInfo, create_body_columns, describe_error, is_network_error
+from .client import (
+    BatchClient,
+    BatchInfo,
+    FailureKind,
+    classify,
+    create_body_columns,
+    describe_error,
+)
+from .columns import job_columns
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
@@ -39,16 +57,20 @@ from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
-from .status import DurationHint, JobStatus, epoch
+from .status import DISPLAY_STATE, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
 
-#: How a transient failure looks from the SDK (status codes it retries itself too).
-TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 #: Identical short downloads of one batch after which the file is taken as complete.
 SHORT_DOWNLOADS_ACCEPTED = 3
-#: Failures after which a create may have reached the server anyway.
-AMBIGUOUS_STATUS = frozenset({408, 500, 502, 503, 504})
+#: How often a blocking wait runs the while_waiting callbacks (the panel's clock), seconds.
+WAIT_TICK_SECONDS = 1.0
+#: How often the driver checks that the home loop still runs while it waits on it, seconds.
+HOME_CHECK_SECONDS = 0.5
+
+log = logging.getLogger("batch_magic")
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,8 @@ class JobSettings:
     poll_min: float = 1.0
     poll_max: float = 60.0
     poll_fraction: float = 0.1
-    #: Backoff for transient failures (seconds), doubled per failure up to the max.
+    #: Backoff for transient failures (seconds), doubled per failure in a row up to the
+    #: max (an outage is not hammered), back to the min after a call that worked.
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     #: After a create whose answer was lost (timeout, dropped connection, 5xx), the
@@ -80,14 +103,32 @@ def poll_interval(settings: JobSettings, ran_seconds: float) -> float:
     return min(settings.poll_max, max(settings.poll_min, ran_seconds * settings.poll_fraction))
 
 
-#: Jobs being driven in this process, by (journal folder, job id): a re-run cell
-#: gets the running job back instead of a second driver.
-_LIVE: dict[tuple[str, str], BatchJob] = {}
+#: The jobs this process has started, running or ended, by (journal folder, job id),
+#: the latest started last: the one registry the Python API and the magics share. A
+#: re-run cell gets its running job back instead of a second driver, and ``%batch
+#: wait`` finds a job that ``batch_magic.submit()`` started.
+_JOBS: dict[tuple[str, str], BatchJob] = {}
+
+
+def _registry_key(journal: Journal, job_id: str) -> tuple[str, str]:
+    return str(journal.root.resolve()), job_id
 
 
 def live_job(journal: Journal, job_id: str) -> BatchJob | None:
-    job = _LIVE.get((str(journal.root.resolve()), job_id))
+    """The job's object in this process if it is still being driven."""
+    job = _JOBS.get(_registry_key(journal, job_id))
     return job if job is not None and not job.done else None
+
+
+def session_job(journal: Journal, job_id: str) -> BatchJob | None:
+    """The job's object in this process, running or ended (None: not started here)."""
+    return _JOBS.get(_registry_key(journal, job_id))
+
+
+def session_jobs(journal: Journal | None = None) -> list[BatchJob]:
+    """The jobs started in this process (of one journal, or of all), oldest first."""
+    root = None if journal is None else str(journal.root.resolve())
+    return [job for (where, _), job in _JOBS.items() if root is None or where == root]
 
 
 class BatchJob:
@@ -112,22 +153,38 @@ class BatchJob:
         self.spec: OutputSpec = spec or self.record.output
         self._prompts: list[str] | None = None
         self._table: ResultTable | None = None
-        self._observers: list[Callable[[JobStatus], None]] = []
-        self._status_lock = threading.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the driver's
         self._cancel_requested = False
         self._reconnecting = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the driver's loop
         self._result: pd.DataFrame | None = None
         self._merge_error: BaseException | None = None
+        self._error: BaseException | None = None  # what stopped the driver, as raised
         self._settled = False  # the driver has finished (merged, refused or failed)
         self._last_listing = 0.0  # monotonic time the batch list was last read for duplicates
+        self._outage_wait = self.settings.backoff_min  # the next wait after a failed poll
         self._typical: DurationHint | None = None
         # The job's files as sources of content blocks, once all are uploaded (media jobs).
         self._sources: dict[str, dict[str, str]] | None = None
         self._uploads_done = 0
+        # Home: the loop and thread that started the job (None: no running loop there).
+        self._home_loop: asyncio.AbstractEventLoop | None = None
+        self._home_thread: int | None = None
+        self._home_context: contextvars.Context | None = None
+        # The mailbox: the latest snapshot and its sequence number. Deliveries take
+        # the latest once; observers each remember what they were last given.
+        self._mail = threading.Condition()  # notified on every post and home call
+        self._posted = 0  # sequence number of self._status
+        self._seen = 0  # the latest sequence number a delivery looked at
+        self._delivered: JobStatus | None = None
+        self._flush_scheduled = False  # a delivery is queued on the home loop
+        self._home_calls: list[_HomeCall] = []
+        self._deliver_lock = threading.Lock()  # one delivery at a time, in order
+        self._delivering: int | None = None  # the thread delivering now (re-entry check)
+        self._complete = threading.Event()  # settled, and observers were given the end
+        self._observers: list[_Observer] = []
+        self._waiting_hooks: list[Callable[[], None]] = []
         self._status = self._snapshot()
 
     def __repr__(self) -> str:
@@ -145,20 +202,68 @@ class BatchJob:
         return self._settled
 
     def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]:
-        """Call ``callback(status)`` now and on every change; returns an unsubscribe."""
-        self._observers.append(callback)
-        callback(self._status)
+        """Call ``callback(status)`` now and on every change; returns an unsubscribe.
+
+        Calls come on the home thread (the one that started the job, when it runs
+        an event loop: a notebook's kernel), never twice with the same snapshot.
+        """
+        observer = _Observer(callback)
+        me = threading.get_ident()
+        if self._delivering == me:  # from an observer: already in order
+            self._add_observer(observer)
+        else:
+            with self._deliver_lock:
+                self._delivering = me  # what the callback posts is delivered below
+                try:
+                    self._add_observer(observer)
+                finally:
+                    self._delivering = None
+            self._deliver_soon()
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
-                self._observers.remove(callback)
+                self._observers.remove(observer)
+
+        return unsubscribe
+
+    def _add_observer(self, observer: _Observer) -> None:
+        self._observers.append(observer)
+        with self._mail:
+            status = self._status
+            if not self._deliverable(status) and self._delivered is not None:
+                status = self._delivered  # the end is shown once the merge is done
+        observer.give(status, self.id)
+
+    def while_waiting(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` about once a second while a blocking ``wait()`` holds the
+        home thread; returns an unsubscribe.
+
+        A blocking wait keeps the kernel's loop from running, so timers on it (the
+        panel's elapsed clock) stand still meanwhile; this keeps them going.
+        """
+        self._waiting_hooks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._waiting_hooks.remove(callback)
 
         return unsubscribe
 
     def start(self) -> BatchJob:
         """Drive the job in the background; returns at once."""
-        if self.done or self._task is not None or self._thread is not None:
+        if self.done or self._thread is not None:
             return self
+        key = _registry_key(self.journal, self.id)
+        _JOBS.pop(key, None)
+        _JOBS[key] = self  # the latest started, last
+        try:
+            home: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            home = None
+        if home is not None:
+            self._home_loop = home
+            self._home_thread = threading.get_ident()
+            self._home_context = contextvars.copy_context()
         if self.record.ended:
             # Everything is in the journal already: merge now, no API call.
             try:
@@ -167,56 +272,60 @@ class BatchJob:
                 self._settled = True
                 self._set()
             return self
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        _LIVE[(str(self.journal.root.resolve()), self.id)] = self
-        if loop is not None:
-            self._task = loop.create_task(self._drive())
-        else:
-            self._thread = threading.Thread(
-                target=lambda: asyncio.run(self._drive()), name=f"batch_magic-{self.id}", daemon=True
-            )
-            self._thread.start()
+        self._thread = threading.Thread(target=self._thread_main, name=f"batch_magic-{self.id}", daemon=True)
+        self._thread.start()
         return self
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
-        """Block until the job ends; return the DataFrame with the new columns."""
+        """Block until the job ends; return the DataFrame with the new columns.
+
+        Starts the job if it was not. On the home thread (a cell) the wait delivers
+        the panel's updates itself, and Interrupt stops the wait, not the job.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self.done:
-            if self._task is not None:
-                self._wait_task(timeout)
-            elif self._thread is not None:
-                self._thread.join(timeout)
+        self.start()
+        try:
+            if self._is_home():
+                self._pump(deadline)
             else:
-                self._run_inline(timeout)
-        if not self.done:
-            left = "" if deadline is None else f" within {timeout} s"
+                self._complete.wait(timeout)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"Stopped waiting for job {self.id}; the job goes on ({self._status.state}). "
+                "wait() again (or %batch wait) to see it through, cancel() to stop it."
+            ) from None
+        if not self._complete.is_set():
+            left = "" if timeout is None else f" within {timeout} s"
             raise TimeoutError(f"Job {self.id} has not ended{left}; it goes on (state {self._status.state}).")
         if self._merge_error is not None:
             raise self._merge_error
+        if self._error is not None:
+            raise self._error  # as the driver met it: an error of ours, or anything else
         if self._result is None:
             raise APIError(f"Job {self.id} failed: {self._status.error}")
-        assert self._result is not None
         return self._result
 
     def cancel(self) -> None:
-        """Cancel the batches still running; what already finished is kept and merged."""
+        """Cancel the batches still running; what already finished is kept and merged.
+
+        Returns at once: the driver (started now if it was not) asks the API to stop
+        and merges what there is; ``wait()`` to see it through.
+        """
         if self.done or self.record.ended:
             return
         self._cancel_requested = True
         self._set(state="canceling", message="canceling: asking the API to stop the batches")
-        if self._task is None and self._thread is None:
-            self._run_inline(None)
+        if self._thread is None:
+            self.start()
         else:
             self._wake_driver()
 
     def _wake_driver(self) -> None:
-        """Cut the driver's sleep short, from any thread (a task or a thread's loop)."""
+        """Cut the driver's sleep short, from any thread."""
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it has ended
+                loop.call_soon_threadsafe(wake.set)
 
     def result(self) -> pd.DataFrame:
         """The merged DataFrame (or, attached without one, the new columns alone)."""
@@ -225,37 +334,181 @@ class BatchJob:
         return self._result
 
     # -- running ------------------------------------------------------------
-    def _run_inline(self, timeout: float | None) -> None:
-        coro = asyncio.wait_for(self._drive(), timeout) if timeout else self._drive()
-        with contextlib.suppress(asyncio.TimeoutError):
-            asyncio.run(coro)
-
-    def _wait_task(self, timeout: float | None) -> None:
-        assert self._task is not None
-        loop = self._task.get_loop()
-        if loop.is_running():
-            # Inside a kernel cell: run the kernel's loop re-entrantly until done.
-            import nest_asyncio
-
-            nest_asyncio.apply(loop)
-        waiter = asyncio.wait_for(asyncio.shield(self._task), timeout) if timeout else self._task
-        with contextlib.suppress(asyncio.TimeoutError):
-            loop.run_until_complete(waiter)
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(_InPlaceExecutor())
+        try:
+            loop.run_until_complete(self._drive())
+        finally:
+            loop.close()
 
     async def _drive(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         try:
             await self._run()
-        except BatchMagicError as exc:
-            self._fail(str(exc))
-        except Exception as exc:  # never swallowed: the panel and the journal show it
-            self._fail(f"{type(exc).__name__}: {exc}")
-            raise
+        except Exception as exc:  # kept as raised: wait() raises it; the panel and journal show it
+            if _exiting():
+                return  # the process ends under the job: the journal stays as it was, to resume
+            self._error = exc
+            log.debug("job %s failed", self.id, exc_info=exc)
+            self._fail(str(exc) if isinstance(exc, BatchMagicError) else f"{type(exc).__name__}: {exc}")
         finally:
             self._settled = True
-            _LIVE.pop((str(self.journal.root.resolve()), self.id), None)
-            self._set()  # observers see the settled state
+            if not _exiting():
+                self._set()  # observers see the settled state
+                await self._until_delivered()
+
+    async def _until_delivered(self) -> None:
+        """Stay until the home has given observers the end (or is gone: then give it here)."""
+        while not self._complete.is_set():
+            if not self._home_live():
+                self._flush()
+                return
+            await asyncio.to_thread(self._complete.wait, HOME_CHECK_SECONDS)
+
+    async def _on_home(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the home thread (here when there is no live home) and await it."""
+        if not self._home_live() or self._is_home():
+            fn()
+            return
+        call = _HomeCall(fn)
+        with self._mail:
+            self._home_calls.append(call)
+            self._mail.notify_all()
+        self._schedule_flush()
+        waiter = asyncio.wrap_future(call.future)
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=HOME_CHECK_SECONDS)
+            if not waiter.done() and not self._home_live():
+                call.run()  # the home loop is gone: run it here (once: calls are claimed)
+        waiter.result()
+
+    # -- delivery to the home thread ---------------------------------------------
+    def _is_home(self) -> bool:
+        return self._home_thread is not None and threading.get_ident() == self._home_thread
+
+    def _home_live(self) -> bool:
+        """Is there a home loop that will run our callbacks?"""
+        loop = self._home_loop
+        return loop is not None and loop.is_running() and not loop.is_closed()
+
+    def _deliverable(self, status: JobStatus) -> bool:
+        # A final state is shown once the driver has settled (the merge is done).
+        return self._settled or not status.done
+
+    def _post(self, snapshot: JobStatus) -> None:
+        """The new latest snapshot: delivered here, or on the home thread soon."""
+        with self._mail:
+            self._status = snapshot
+            self._posted += 1
+            self._mail.notify_all()
+        self._deliver_soon()
+
+    def _deliver_soon(self) -> None:
+        if self._is_home() or not self._home_live():
+            self._flush()
+        else:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        loop = self._home_loop
+        assert loop is not None
+        with self._mail:
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        context = self._home_context.copy() if self._home_context is not None else None
+        try:
+            loop.call_soon_threadsafe(self._flush_on_home, context=context)
+        except RuntimeError:  # the home loop closed meanwhile: deliver here
+            with self._mail:
+                self._flush_scheduled = False
+            self._flush()
+
+    def _flush_on_home(self) -> None:
+        with self._mail:
+            self._flush_scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Run waiting home calls, then give observers the latest snapshot (once)."""
+        me = threading.get_ident()
+        if self._delivering == me:
+            return  # re-entered from an observer or a home call: the outer flush goes on
+        with self._deliver_lock:
+            self._delivering = me
+            try:
+                while True:
+                    call = self._next_home_call() if self._is_home() else None
+                    if call is not None:
+                        try:
+                            call.run()
+                        except BaseException:  # Interrupt: the loop runs it after the cell
+                            with self._mail:
+                                self._home_calls.insert(0, call)
+                            self._schedule_flush()
+                            raise
+                        continue
+                    snapshot = self._take()
+                    if snapshot is None:
+                        break
+                    self._give(snapshot)
+            finally:
+                self._delivering = None
+
+    def _next_home_call(self) -> _HomeCall | None:
+        with self._mail:
+            return self._home_calls.pop(0) if self._home_calls else None
+
+    def _take(self) -> JobStatus | None:
+        """The latest snapshot if it is new to deliveries and may be shown, else None."""
+        with self._mail:
+            if self._seen == self._posted:
+                return None
+            status = self._status
+            if not self._deliverable(status):
+                self._seen = self._posted  # held until the driver settles (it posts again)
+                return None
+            self._seen = self._posted
+            self._delivered = status
+            return status
+
+    def _give(self, snapshot: JobStatus) -> None:
+        interrupted: BaseException | None = None
+        for observer in list(self._observers):
+            try:
+                observer.give(snapshot, self.id)
+            except BaseException as exc:  # Interrupt in a callback: give the others, then raise
+                interrupted = exc
+        if self._settled:
+            self._complete.set()
+            with self._mail:
+                self._mail.notify_all()
+        if interrupted is not None:
+            raise interrupted
+
+    def _pump(self, deadline: float | None) -> None:
+        """Wait on the home thread: deliver snapshots and run home calls as they come."""
+        next_tick = time.monotonic() + WAIT_TICK_SECONDS
+        while True:
+            self._flush()
+            if self._complete.is_set():
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if now >= next_tick:
+                for hook in list(self._waiting_hooks):
+                    try:
+                        hook()
+                    except Exception:
+                        log.exception("a while_waiting callback of job %s failed", self.id)
+                next_tick = now + WAIT_TICK_SECONDS
+            until = next_tick if deadline is None else min(next_tick, deadline)
+            with self._mail:
+                if self._seen == self._posted and not self._home_calls:
+                    self._mail.wait(max(0.0, until - now))
 
     async def _run(self) -> None:
         lock = self.journal.try_lock(self.id)
@@ -410,16 +663,13 @@ class BatchJob:
         assert self.client is not None
         client = self.client
         items = list((await asyncio.to_thread(self.journal.read_media, self.id)).values())
-        loop = asyncio.get_running_loop()
         total = len(items)
         self._set(state="uploading", message=f"uploading {self._uploads_done}/{total} files")
 
         def progress(p: uploads.UploadProgress) -> None:
-            def show() -> None:
-                self._uploads_done = p.done
-                self._set(state="uploading", message=f"uploading: {p.describe()}")
-
-            loop.call_soon_threadsafe(show)
+            # Called on the thread running the uploads; a snapshot may be posted from any.
+            self._uploads_done = p.done
+            self._set(state="uploading", message=f"uploading: {p.describe()}")
 
         def read(item: Any) -> bytes:
             return bytes(item.read(self.journal.staged_media(self.id, item)))
@@ -488,13 +738,8 @@ class BatchJob:
             try:
                 info = await asyncio.to_thread(client.create, body)
             except Exception as exc:
-                status = getattr(exc, "status_code", None)
-                if not _is_transient(exc):
-                    # Refused outright (a 4xx): no batch was made; it waits to be sent.
-                    entry.move_to(BatchState.PENDING)
-                    self._save()
-                    raise APIError(f"Creating a batch was refused: {describe_error(exc)}") from None
-                if status is None or status in AMBIGUOUS_STATUS:
+                failure = classify(exc, create=True)
+                if failure.kind is FailureKind.AMBIGUOUS:
                     # It may have been created all the same: no re-send before the grace.
                     entry.unsure_at = now_iso()
                     self._save()
@@ -504,14 +749,22 @@ class BatchJob:
                         return True
                     self._set(
                         reconnecting=True,
-                        message=f"create failed ({describe_error(exc)}); looking for its batch "
+                        message=f"create failed ({failure.detail}); looking for its batch "
                         f"for {self.settings.create_grace:.0f} s before sending it again",
                     )
                     return False
-                # 429/529: refused before anything was made; wait as asked, send again.
-                wait = _retry_after(exc) or backoff
-                self._set(reconnecting=True, message=f"create failed ({describe_error(exc)}); retrying in {wait:.0f} s")
-                await asyncio.sleep(wait)
+                if failure.kind is not FailureKind.TRANSIENT:
+                    # Refused outright: no batch was made; it waits to be sent.
+                    entry.move_to(BatchState.PENDING)
+                    self._save()
+                    raise APIError(f"Creating a batch was refused: {failure.detail}") from None
+                # Refused before anything was made (a rate limit, an overload): wait as
+                # asked, send again.
+                wait = failure.retry_after or backoff
+                self._set(reconnecting=True, message=f"create failed ({failure.detail}); retrying in {wait:.0f} s")
+                await self._sleep(wait)
+                if self._cancel_requested:
+                    return False  # the next round drops it, after looking for its batch
                 backoff = min(self.settings.backoff_max, backoff * 2)
                 continue
             self._record_created(entry, info)
@@ -590,13 +843,18 @@ class BatchJob:
         try:
             info = await asyncio.to_thread(self.client.retrieve, entry.batch_id)
         except Exception as exc:
-            if getattr(exc, "status_code", None) == 404:
+            failure = classify(exc)
+            if failure.kind is FailureKind.NOT_FOUND:
                 raise APIError(batch_gone_message(self.record.sent_to, entry.batch_id)) from None
-            if not _is_transient(exc):
-                raise APIError(f"Polling batch {entry.batch_id} failed: {describe_error(exc)}") from None
-            self._set(reconnecting=True, message=f"reconnecting ({describe_error(exc)})")
-            await asyncio.sleep(_retry_after(exc) or self.settings.backoff_min)
+            if not failure.retriable:
+                raise APIError(f"Polling batch {entry.batch_id} failed: {failure.detail}") from None
+            # The wait grows while the outage lasts, unless the server says how long.
+            wait = failure.retry_after or self._outage_wait
+            self._outage_wait = min(self.settings.backoff_max, self._outage_wait * 2)
+            self._set(reconnecting=True, message=f"reconnecting in {wait:.0f} s ({failure.detail})")
+            await self._sleep(wait)
             return False
+        self._outage_wait = self.settings.backoff_min
         if self._reconnecting:
             self._set(reconnecting=False, message="reconnected")
         if info.processing_status != "ended":
@@ -629,12 +887,13 @@ class BatchJob:
                         raise ConnectionError(f"download cut short: {lines} of {entry.size} results")
                 break
             except Exception as exc:
-                if getattr(exc, "status_code", None) == 404:
+                failure = classify(exc)
+                if failure.kind is FailureKind.NOT_FOUND:
                     raise APIError(batch_gone_message(self.record.sent_to, batch_id)) from None
-                if not (_is_transient(exc) or isinstance(exc, ValueError)):
-                    raise APIError(f"Downloading results of {batch_id} failed: {describe_error(exc)}") from None
-                self._set(reconnecting=True, message=f"download interrupted ({describe_error(exc)}); starting it again")
-                await asyncio.sleep(backoff)
+                if not failure.retriable:
+                    raise APIError(f"Downloading results of {batch_id} failed: {failure.detail}") from None
+                self._set(reconnecting=True, message=f"download interrupted ({failure.detail}); starting it again")
+                await asyncio.sleep(failure.retry_after or backoff)
                 backoff = min(self.settings.backoff_max, backoff * 2)
         if entry.adopted and not await asyncio.to_thread(self._results_match, entry, part):
             # An adopted batch that is not ours after all (same size, same minutes):
@@ -704,11 +963,12 @@ class BatchJob:
                     await asyncio.to_thread(self.client.cancel, entry.batch_id)
                     entry.move_to(BatchState.CANCELING)
                 except Exception as exc:
-                    status = getattr(exc, "status_code", None)
-                    if status not in (400, 409):  # 400/409: it ended meanwhile; the poll collects it
+                    failure = classify(exc)
+                    if failure.retriable:
                         self._save()
-                        self._set(reconnecting=True, message=f"cancel failed ({describe_error(exc)}); trying again")
+                        self._set(reconnecting=True, message=f"cancel failed ({failure.detail}); trying again")
                         return
+                    # Refused (it ended meanwhile) or gone: the poll collects it, or says so.
                     entry.move_to(BatchState.CANCELING)
         self._save()
         self._cancel_requested = False
@@ -728,7 +988,8 @@ class BatchJob:
     async def _merge(self) -> None:
         if self._table is None:
             self._table = await asyncio.to_thread(self._load_table)
-        self._merge_now()
+        # Into the user's DataFrame on the home thread: never while a cell there reads it.
+        await self._on_home(self._merge_now)
 
     def _merge_now(self) -> None:
         """Build the columns of an ended job and put them into the DataFrame (on the
@@ -760,11 +1021,11 @@ class BatchJob:
             index = plan_index(self.journal, self.id, len(rows), target)
             if target is not None:
                 self._drop_stale_columns(target, columns)
-                summary = merge_into(target, columns, index)
+                summary = merge_into(target, columns, index, out=record.out)
                 self._result = target
             else:
                 frame = pd.DataFrame(index=index)
-                summary = merge_into(frame, columns, index)
+                summary = merge_into(frame, columns, index, out=record.out)
                 self._result = frame
         except BatchMagicError as exc:
             self._merge_error = exc
@@ -788,7 +1049,7 @@ class BatchJob:
         for other in self.journal.records():
             if other.out == out and other.job_id != self.id:
                 stale.update(other.columns)
-        stale.add(f"{out}_raw")
+        stale.add(job_columns(out).raw)
         drop = [c for c in df.columns if c in stale and c not in columns]
         for name in drop:
             del df[name]  # in place: the user's own object
@@ -823,14 +1084,9 @@ class BatchJob:
     def _set(self, **changes: Any) -> None:
         if "reconnecting" in changes:
             self._reconnecting = bool(changes["reconnecting"])
-        with self._status_lock:
+        with self._mail:
             snapshot = self._snapshot(**changes)
-            self._status = snapshot
-        for callback in list(self._observers):
-            try:
-                callback(snapshot)
-            except Exception:  # a display's fault must not stop the job; say so
-                logging.getLogger("batch_magic").exception("a status observer of job %s failed", self.id)
+        self._post(snapshot)
 
     def _snapshot(self, **changes: Any) -> JobStatus:
         r = self.record
@@ -876,16 +1132,73 @@ class BatchJob:
         return replace(base, **changes)
 
 
-#: The snapshot's word for each recorded job state (displays keep their vocabulary:
-#: a running job shows "in_progress" until a step says what it is doing).
-DISPLAY_STATE: dict[JobState, str] = {
-    JobState.PLANNED: "planned",
-    JobState.RUNNING: "in_progress",
-    JobState.CANCELING: "canceling",
-    JobState.DONE: "done",
-    JobState.CANCELED: "canceled",
-    JobState.FAILED: "failed",
-}
+def _exiting() -> bool:
+    """Is the interpreter shutting down (the main thread has finished)?"""
+    return not threading.main_thread().is_alive()
+
+
+class _InPlaceExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The driver loop's executor: runs each blocking call at once, on the driver's thread.
+
+    That thread is the job's alone, so a blocking call there holds up nothing else.
+    Unlike a pool it keeps working while the interpreter exits (a pool then refuses
+    work, which the job would take for a failure and record in the journal). A
+    ThreadPoolExecutor only because asyncio wants its default executor to be one:
+    it never starts a thread.
+    """
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+class _Observer:
+    """A status callback and the snapshot it was last given (never given twice)."""
+
+    def __init__(self, callback: Callable[[JobStatus], None]) -> None:
+        self.callback = callback
+        self.last: JobStatus | None = None
+
+    def give(self, status: JobStatus, job_id: str) -> None:
+        if status == self.last:
+            return
+        self.last = status
+        try:
+            self.callback(status)
+        except Exception:  # a display's fault must not stop the job; say so
+            log.exception("a status observer of job %s failed", job_id)
+
+
+class _HomeCall:
+    """Work the driver hands to the home thread; run once, by whoever claims it first."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._lock = threading.Lock()
+        self._claimed = False
+
+    def run(self) -> None:
+        with self._lock:
+            if self._claimed:
+                return
+            self._claimed = True
+        try:
+            self.fn()
+        except Exception as exc:  # the driver meets it, as raised
+            self.future.set_exception(exc)
+        except BaseException:
+            # Interrupt on the home thread (a blocking wait): the work is redone later.
+            with self._lock:
+                self._claimed = False
+            raise
+        else:
+            self.future.set_result(None)
+
 
 
 def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:
@@ -907,31 +1220,6 @@ def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame 
         f"matched by their index labels, but {index.reason}. Until then it merges by position "
         "into a DataFrame of the same rows. The results are kept in the journal."
     )
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import anthropic
-
-    if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError, ConnectionError, TimeoutError)):
-        return True
-    if is_network_error(exc):  # e.g. a results stream cut mid-body, below the SDK
-        return True
-    status = getattr(exc, "status_code", None)
-    return status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait, capped so a bad header cannot stall a job."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            with contextlib.suppress(ValueError):
-                return min(120.0, max(0.0, float(value) * scale))
-    return None
 
 
 __all__ = ["BatchJob", "JobSettings", "JobStatus"]

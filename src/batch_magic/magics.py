@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import inspect
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,8 @@ if TYPE_CHECKING:
     from .job import BatchJob, JobSettings, JobStatus
     from .panel import JobPanel, TextStatus
 
-#: Row statuses ``%batch retry`` sends again.
 #: Flags of sampling parameters the API no longer takes (refused with the reason).
 SAMPLING_FLAGS = {"--temperature": "temperature", "-t": "temperature", "--top-p": "top_p", "--top-k": "top_k"}
-SUBCOMMANDS = ("list", "status", "job", "wait", "attach", "cancel", "retry", "files", "trust", "simulator", "help")
 SIM_API_KEY = "sk-sim-local"
 _BRACKET_TARGET = re.compile(r"\s*(?P<target>[A-Za-z_][\w.]*\[\s*(?P<q>['\"]).+?(?P=q)\s*\])(?=\s|$)")
 
@@ -60,29 +59,156 @@ put a row's file (a path, bytes or a PIL image) where the prompt needs it;
 with %%batch df.photo the column's file goes first, then the body. Each
 distinct file is uploaded once through the Files API (%batch files JOB)."""
 
-LINE_HELP = """\
-Line commands (``%batch ...``):
 
-  %batch list                      the journal's jobs, one row each (.frame: all the fields)
-  %batch status [JOB]              a status line for JOB (default: this session's jobs)
-  %batch job [JOB]                 return the BatchJob (``job = %batch job``)
-  %batch wait [JOB] [--timeout S]  block until JOB ends (default: the latest job)
-  %batch attach JOB [DF] [--wait]  pick a job up again (after a restart); merge into DF
-  %batch cancel JOB                cancel the batches still running
-  %batch retry JOB [DF] [--wait]   send again only the rows that errored, expired or
-                                   were invalid; their columns are updated in place
-  %batch files [JOB] [--delete]    a job's uploaded images and PDFs (file id, name, size);
-                                   --delete removes them from the server (an ended job only)
-  %batch trust JOB                 a job from an older journal: convert its pickled index
-                                   (index.pkl) to data; only for a journal you trust
-  %batch simulator start [--processing-time S] [--error-rate CATEGORY=F ...] [--state DIR]
-  %batch simulator stop            an in-process Batches API simulator for this session; it
-                                   keeps its batches in DIR (default: the journal folder's
-                                   simulator/), so they outlive a kernel restart
 
-JOB is a job id, a unique prefix of one, or ``last``.
-Defaults: ``%config BatchMagic`` lists them; ``[tool.batch_magic]`` in
-pyproject.toml next to the notebook sets them too."""
+# -- the line commands, declared once -------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One argument of a line command, as ``argparse.add_argument`` takes it."""
+
+    names: tuple[str, ...]
+    help: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def positional(self) -> bool:
+        return not self.names[0].startswith("-")
+
+    def usage(self) -> str:
+        """How the argument is written in a usage line: ``JOB``, ``[DF]``, ``[--timeout S]``."""
+        choices = self.options.get("choices")
+        metavar = self.options.get("metavar") or ("|".join(choices) if choices else self.names[0].upper())
+        if self.positional:
+            return f"[{metavar}]" if self.options.get("nargs") == "?" else metavar
+        flag = self.names[0]
+        if self.options.get("action") == "store_true":
+            return f"[{flag}]"
+        more = " ..." if self.options.get("action") == "append" else ""
+        return f"[{flag} {metavar}{more}]"
+
+
+@dataclass(frozen=True)
+class LineCommand:
+    """A ``%batch <name>`` command: what it does and the arguments it takes."""
+
+    name: str
+    #: The line ``%batch help`` shows for it.
+    summary: str
+    params: tuple[Param, ...] = ()
+
+    def usage(self, width: int = 1000) -> list[str]:
+        """``%batch attach JOB [DF] [--wait]``, in lines of at most ``width`` characters
+        (whole arguments to a line, continued under the first argument)."""
+        head = f"%batch {self.name}"
+        lines = [head]
+        for part in (p.usage() for p in self.params):
+            if len(lines[-1]) + 1 + len(part) > width and lines[-1].strip() != head:
+                lines.append(" " * len(head))
+            lines[-1] += " " + part
+        return lines
+
+    def parser(self) -> _SubParser:
+        parser = _SubParser(prog=f"batch {self.name}", description=self.summary)
+        for param in self.params:
+            parser.add_argument(*param.names, help=param.help, **param.options)
+        return parser
+
+
+_JOB = "a job id, a unique prefix of one, or last"
+_JOB_ARG = Param(("job",), _JOB, {"metavar": "JOB"})
+_DF_ARG = Param(("df",), "the DataFrame to merge into (its name in the notebook)", {"nargs": "?", "metavar": "DF"})
+_WAIT_ARG = Param(("--wait", "-w"), "block until the columns are merged", {"action": "store_true"})
+
+#: Every ``%batch`` line command: the parsers, ``%batch help`` and the README's list
+#: (scripts/options_table.py) are all made from this.
+LINE_COMMANDS: tuple[LineCommand, ...] = (
+    LineCommand("list", "the journal's jobs, one row each (.frame: all the fields)"),
+    LineCommand(
+        "status", "a status line for JOB (default: this session's jobs)",
+        (Param(("job",), _JOB, {"nargs": "?", "metavar": "JOB"}),),
+    ),
+    LineCommand(
+        "job", "return the BatchJob (job = %batch job)",
+        (Param(("job",), _JOB + " (default: last)", {"nargs": "?", "default": "last", "metavar": "JOB"}),),
+    ),
+    LineCommand(
+        "wait", "block until JOB ends (default: the latest job of this session)",
+        (
+            Param(("job",), _JOB + " (default: last)", {"nargs": "?", "default": "last", "metavar": "JOB"}),
+            Param(("--timeout",), "give up waiting after S seconds (the job goes on)",
+                  {"type": float, "default": None, "metavar": "S"}),
+        ),
+    ),
+    LineCommand("attach", "pick a job up again (after a restart); merge into DF", (_JOB_ARG, _DF_ARG, _WAIT_ARG)),
+    LineCommand("cancel", "cancel the batches still running; what finished is kept", (_JOB_ARG,)),
+    LineCommand(
+        "retry",
+        "send again only the rows that errored, expired or were invalid; their columns are "
+        "updated in place (DF: default, the job's own DataFrame in this session)",
+        (_JOB_ARG, _DF_ARG, _WAIT_ARG),
+    ),
+    LineCommand(
+        "files",
+        "a job's uploaded images and PDFs (file id, name, size); --delete removes them from "
+        "the server and the journal, once the job has ended",
+        (
+            Param(("job",), _JOB + " (default: last)", {"nargs": "?", "default": "last", "metavar": "JOB"}),
+            Param(("--delete",), "delete the job's uploads (kept: those another unfinished job uses)",
+                  {"action": "store_true"}),
+        ),
+    ),
+    LineCommand(
+        "trust",
+        "a job from an older journal: convert its pickled index (index.pkl) to data; only "
+        "for a journal you trust",
+        (_JOB_ARG,),
+    ),
+    LineCommand(
+        "simulator",
+        "an in-process Batches API simulator for this session; it keeps its batches in DIR "
+        "(default: the journal folder's simulator/), so they outlive a kernel restart",
+        (
+            Param(("action",), "start, stop or status", {"choices": ("start", "stop", "status")}),
+            Param(("--processing-time",), "seconds a batch takes (start)",
+                  {"type": float, "default": None, "metavar": "S"}),
+            Param(("--error-rate",), "a fraction of requests that error with CATEGORY, e.g. "
+                  "overloaded_error=0.1 (start; repeatable)",
+                  {"action": "append", "default": [], "metavar": "CATEGORY=F"}),
+            Param(("--state",), "the folder it keeps its batches in (start)", {"default": None, "metavar": "DIR"}),
+        ),
+    ),
+    LineCommand(
+        "help", "this list, or the arguments of one command (%batch help attach)",
+        (Param(("command",), "a line command", {"nargs": "?", "metavar": "COMMAND"}),),
+    ),
+)
+COMMANDS = {c.name: c for c in LINE_COMMANDS}
+SUBCOMMANDS = tuple(COMMANDS)
+
+
+def line_help() -> str:
+    """The list of line commands, made from ``LINE_COMMANDS``."""
+    width, column = 92, 35
+    lines = ["Line commands (``%batch ...``):", ""]
+    for command in LINE_COMMANDS:
+        usage = ["  " + line for line in command.usage(width - 2)]
+        summary = textwrap.wrap(command.summary, width - column)
+        if len(usage) == 1 and len(usage[0]) < column - 1:
+            lines.append(usage[0].ljust(column) + summary[0])
+            summary = summary[1:]
+        else:
+            lines.extend(usage)
+        lines.extend(" " * column + part for part in summary)
+    lines += [
+        "",
+        "JOB is a job id, a unique prefix of one, or ``last``.",
+        "Defaults: ``%config BatchMagic`` lists them; ``[tool.batch_magic]`` in the",
+        "pyproject.toml of the notebook's folder (or the nearest folder above it) sets them too.",
+    ]
+    return "\n".join(lines)
+
+
+LINE_HELP = line_help()
 
 
 @contextlib.contextmanager
@@ -119,10 +245,6 @@ class _SubParser(ma.MagicArgumentParser):
     def error(self, message: str) -> Any:
         usage = " ".join(self.format_usage().replace("::", " ").replace("usage:", " ").split())
         raise UsageError(f"%{self.prog}: {message}. Usage: {usage}")
-
-
-def _parser(prog: str, description: str = "") -> ma.MagicArgumentParser:
-    return _SubParser(prog=prog.lstrip("%"), description=description)
 
 
 def _usage_first(func: Any) -> Any:
@@ -216,8 +338,6 @@ class BatchMagic(Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        #: Jobs started or attached in this session, by id (live ones are driven here).
-        self.registry: dict[str, BatchJob] = {}
         self.views: dict[str, JobPanel | TextStatus] = {}
         self.simulator: Any = None
         #: The folder the session's simulator keeps its batches in.
@@ -230,7 +350,7 @@ class BatchMagic(Magics, Configurable):
     @no_var_expand
     @_usage_first
     @ma.magic_arguments("%batch")
-    @ma.kwds(description=CELL_HELP, epilog=LINE_HELP)
+    @ma.kwds(description=CELL_HELP, epilog=line_help())
     @ma.argument("target", nargs="?", help="The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.")
     @ma.argument("--out", "-o", help="Name of the new column (default 'answer'); also NAME_status, NAME_error, ...")
     @ma.argument("--model", "-m", help="Model (default: BatchMagic.model).")
@@ -277,7 +397,6 @@ class BatchMagic(Magics, Configurable):
         if args.exact_tokens and not args.dry_run:
             raise UsageError("--exact-tokens goes with --dry-run.")
         if args.dry_run:
-            _check_accepts(api.prepare, kwargs)
             # With the session simulator or a key, the Models API is asked; else the snapshot.
             prepared = api.dry_run(df, template, exact_tokens=args.exact_tokens, client=self._client(), **kwargs)
             max_cost = args.max_cost if args.max_cost is not None else self.max_cost
@@ -325,7 +444,6 @@ class BatchMagic(Magics, Configurable):
         from . import api
 
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
-        _check_accepts(api.submit, kwargs)
         earlier = set() if args.force else set(self._journal().job_ids())
         job = api.submit(
             df, template, **kwargs, force=args.force, max_cost=max_cost,
@@ -338,15 +456,12 @@ class BatchMagic(Magics, Configurable):
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
                 "nothing was sent again (--force sends it again)."
             )
-        self.registry[job.id] = job  # a re-run cell's live job comes back from submit itself
         self._run(job, wait=args.wait)
         return None
 
     def _pilot(self, df: pd.DataFrame, template: Any, n: int, kwargs: dict[str, Any]) -> None:
-        try:
-            from . import pilot
-        except ImportError:
-            raise UsageError("--pilot is not available in this version of batch_magic.") from None
+        from . import pilot
+
         if n < 1:
             raise UsageError(f"--pilot {n}: give the number of sample rows, at least 1 (e.g. --pilot 5).")
         result = pilot.run_pilot(df, template, n=n, client=self._client(), **kwargs)
@@ -504,17 +619,8 @@ class BatchMagic(Magics, Configurable):
         if args.json:
             if labels is not None or schema is not None:
                 raise UsageError("--json asks for free-form JSON: give it without --labels or --schema.")
-            kwargs.update(self._json_kwargs())
+            kwargs["json"] = True
         return kwargs
-
-    def _json_kwargs(self) -> dict[str, Any]:
-        from . import api
-
-        params = inspect.signature(api.prepare).parameters
-        for name in ("json", "json_output", "as_json"):
-            if name in params:
-                return {name: True}
-        raise UsageError("--json is not available in this version of batch_magic; use --schema NAME.")
 
     # -- running -----------------------------------------------------------
     def _client(self) -> Any:
@@ -612,14 +718,25 @@ class BatchMagic(Magics, Configurable):
 
         return Journal(self.journal_dir)
 
+    def _session_jobs(self) -> list[BatchJob]:
+        """The jobs started in this kernel on this magic's journal (by a cell or by
+        ``batch_magic.submit()``: the engine keeps the one registry), oldest first."""
+        from .job import session_jobs
+
+        return session_jobs(self._journal())
+
     def _find(self, job_id: str) -> BatchJob | None:
         """A job of this session by id, prefix or ``last``."""
-        if job_id in self.registry:
-            return self.registry[job_id]
+        jobs = {job.id: job for job in self._session_jobs()}
+        if job_id in jobs:
+            return jobs[job_id]
         if job_id in ("last", "latest"):
-            return next(reversed(self.registry.values()), None)
-        full = self._journal().resolve(job_id)
-        return self.registry.get(full)
+            return next(reversed(jobs.values()), None)
+        return jobs.get(self._journal().resolve(job_id))
+
+    def _args(self, command: str, rest: str) -> Any:
+        """The arguments of a line command, parsed by its declared parser."""
+        return COMMANDS[command].parser().parse_argstring(rest)
 
     def _readonly(self, job_id: str) -> BatchJob:
         """A job from the journal, not driven (no client needed)."""
@@ -629,13 +746,21 @@ class BatchMagic(Magics, Configurable):
         return BatchJob(jr, jr.resolve(job_id), None)
 
     def _cmd_help(self, rest: str) -> None:
-        print(LINE_HELP)
+        args = self._args("help", rest)
+        if args.command is None:
+            print(LINE_HELP)
+        elif args.command in COMMANDS:
+            command = COMMANDS[args.command]
+            arguments = command.parser().format_help().split("\n\n", 3)[-1]  # after usage and summary
+            print("\n".join(command.usage(78)) + "\n\n" + command.summary + "\n\n" + arguments.rstrip())
+        else:
+            raise UsageError(f"%batch help: no command {args.command!r}; commands: {', '.join(SUBCOMMANDS)}.")
 
     def _cmd_list(self, rest: str) -> Any:
         from . import api
         from .report import JobList
 
-        _parser("%batch list", "The journal's jobs.").parse_argstring(rest)
+        self._args("list", rest)
         frame = api.jobs(self.journal_dir)
         if frame.empty:
             print(f"No jobs in the journal at {str(self._journal().root)!r} yet.")
@@ -652,14 +777,12 @@ class BatchMagic(Magics, Configurable):
     def _cmd_status(self, rest: str) -> None:
         from .panel import format_status
 
-        p = _parser("%batch status", "Status of a job (default: this session's jobs).")
-        p.add_argument("job", nargs="?")
-        args = p.parse_argstring(rest)
+        args = self._args("status", rest)
         if args.job:
             live = self._find(args.job)
             jobs = [live if live is not None else self._readonly(args.job)]
         else:
-            jobs = list(self.registry.values())
+            jobs = self._session_jobs()
             if not jobs:
                 ids = self._journal().job_ids()
                 if not ids:
@@ -670,9 +793,7 @@ class BatchMagic(Magics, Configurable):
             print(_status_text(job.status, format_status))
 
     def _cmd_job(self, rest: str) -> BatchJob:
-        p = _parser("%batch job", "Return the BatchJob (job = %batch job [JOB]).")
-        p.add_argument("job", nargs="?", default="last")
-        args = p.parse_argstring(rest)
+        args = self._args("job", rest)
         live = self._find(args.job)
         if live is not None:
             return live
@@ -681,10 +802,7 @@ class BatchMagic(Magics, Configurable):
         return self._readonly(args.job)
 
     def _cmd_wait(self, rest: str) -> None:
-        p = _parser("%batch wait", "Block until a job of this session ends.")
-        p.add_argument("job", nargs="?", default="last")
-        p.add_argument("--timeout", type=float, default=None)
-        args = p.parse_argstring(rest)
+        args = self._args("wait", rest)
         job = self._find(args.job)
         if job is None:
             raise UsageError(
@@ -695,16 +813,11 @@ class BatchMagic(Magics, Configurable):
     def _cmd_attach(self, rest: str) -> None:
         from . import api
 
-        p = _parser("%batch attach", "Pick up a job from the journal; merge its results into DF.")
-        p.add_argument("job")
-        p.add_argument("df", nargs="?")
-        p.add_argument("--wait", "-w", action="store_true")
-        args = p.parse_argstring(rest)
+        args = self._args("attach", rest)
         df = self._frame(args.df) if args.df else None
         job = api.attach(
             args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
-        self.registry[job.id] = job
         self._run(job, wait=args.wait)
 
     def _frame(self, name: str) -> pd.DataFrame:
@@ -716,9 +829,7 @@ class BatchMagic(Magics, Configurable):
     def _cmd_cancel(self, rest: str) -> None:
         from . import api
 
-        p = _parser("%batch cancel", "Cancel the batches of a job still running.")
-        p.add_argument("job")
-        args = p.parse_argstring(rest)
+        args = self._args("cancel", rest)
         job = self._find(args.job)
         if job is None:
             readonly = self._readonly(args.job)
@@ -729,7 +840,6 @@ class BatchMagic(Magics, Configurable):
                 readonly.id, None, client=self._client(), journal=self.journal_dir, settings=self._settings(),
                 start=False,
             )
-            self.registry[job.id] = job
             self._run(job, wait=False)
         if job.done:
             print(f"Job {job.id} already ended ({job.status.state}); nothing to cancel.")
@@ -738,14 +848,10 @@ class BatchMagic(Magics, Configurable):
         print(f"Job {job.id}: cancel requested; what already finished is kept and merged.")
 
     def _cmd_retry(self, rest: str) -> None:
-        p = _parser("%batch retry", "Send again only the rows that errored, expired or were invalid.")
-        p.add_argument("job")
-        p.add_argument("df", nargs="?")
-        p.add_argument("--wait", "-w", action="store_true")
-        args = p.parse_argstring(rest)
+        args = self._args("retry", rest)
         jr = self._journal()
         full = jr.resolve(args.job)
-        live = self.registry.get(full)
+        live = self._find(full)
         if args.df:
             df = self._frame(args.df)
         elif live is not None and live.df is not None:
@@ -761,17 +867,13 @@ class BatchMagic(Magics, Configurable):
         )
         if job.id == full:
             return  # nothing to retry (retry_failed said so); the ended job came back
-        self.registry[job.id] = job
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
 
     def _cmd_files(self, rest: str) -> Any:
         from .uploads import delete_job_files, job_files
 
-        p = _parser("%batch files", "A job's uploads (images and PDFs sent through the Files API).")
-        p.add_argument("job", nargs="?", default="last")
-        p.add_argument("--delete", action="store_true", help="delete them from the server and the journal")
-        args = p.parse_argstring(rest)
+        args = self._args("files", rest)
         jr = self._journal()
         if args.job in ("last", "latest") and not jr.job_ids():
             raise UsageError("No jobs yet: %%batch df ... starts one.")
@@ -787,13 +889,7 @@ class BatchMagic(Magics, Configurable):
         return frame
 
     def _cmd_trust(self, rest: str) -> None:
-        p = _parser(
-            "%batch trust",
-            "Convert an older job's pickled index (index.pkl) to data. Loading a pickle runs "
-            "whatever code it holds: do it only for a journal you trust.",
-        )
-        p.add_argument("job")
-        args = p.parse_argstring(rest)
+        args = self._args("trust", rest)
         jr = self._journal()
         full = jr.resolve(args.job)
         from .journal import PICKLED_INDEX
@@ -810,12 +906,7 @@ class BatchMagic(Magics, Configurable):
         )
 
     def _cmd_simulator(self, rest: str) -> None:
-        p = _parser("%batch simulator", "An in-process Message Batches API simulator for this session.")
-        p.add_argument("action", choices=("start", "stop", "status"))
-        p.add_argument("--processing-time", type=float, default=None, metavar="S")
-        p.add_argument("--error-rate", action="append", default=[], metavar="CATEGORY=F")
-        p.add_argument("--state", metavar="DIR", default=None)
-        args = p.parse_argstring(rest)
+        args = self._args("simulator", rest)
         if args.action == "stop":
             self.stop_simulator()
             return
@@ -852,20 +943,14 @@ class BatchMagic(Magics, Configurable):
     ) -> Any:
         """Start this session's simulator. Its batches are kept in ``state_dir`` (default:
         ``simulator/`` in the journal folder), so a kernel restart does not lose them."""
-        try:
-            from .simulator import Simulator
-        except ImportError as exc:
-            raise UsageError(f"The simulator is not available: {exc}") from None
+        from .simulator import Simulator
+
         self.stop_simulator(quiet=True)
         state = Path(state_dir) if state_dir is not None else self._journal().root / "simulator"
         _private_dirs(state)  # it keeps the prompts, the user's data, as the journal does
-        kwargs: dict[str, Any] = {"state_dir": state}
-        params = inspect.signature(Simulator).parameters
+        kwargs: dict[str, Any] = {"state_dir": state, "error_rates": dict(error_rates or {})}
         if processing_time is not None:
             kwargs["processing_time"] = processing_time
-        if error_rates:
-            name = next((n for n in ("error_rates", "error_rate") if n in params), "error_rates")
-            kwargs[name] = dict(error_rates)
         try:
             sim = Simulator(**kwargs)
         except (TypeError, ValueError) as exc:
@@ -893,17 +978,6 @@ def _private_dirs(path: Path) -> None:
     for folder in reversed([p for p in (path, *path.parents) if not p.exists()]):
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def _check_accepts(func: Any, kwargs: dict[str, Any]) -> None:
-    """A flag whose API option has not landed in this version is a clear UsageError."""
-    params = inspect.signature(func).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [k for k in kwargs if k not in params]
-    if missing:
-        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
-        raise UsageError(f"{flags} is not available for {func.__name__}() in this version of batch_magic.")
 
 
 def _status_text(status: JobStatus, fmt: Any) -> str:

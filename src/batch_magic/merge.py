@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .columns import job_columns
 from .errors import MergeError
 from .plan import SKIPPED
 from .results import CONTEXT_WINDOW, MAX_TOKENS, REFUSAL, STATUS_NAMES, SUCCEEDED, ResultTable
@@ -66,27 +67,27 @@ def build_columns(
         extended[n_req] = fill
         return extended[take]
 
+    names = job_columns(out)
     columns: dict[str, Any] = {}
-    for suffix, values in parsed.columns.items():
-        name = f"{out}_{suffix}" if suffix else out
-        columns[name] = typed_array(fan(values), parsed.dtypes.get(suffix))
+    for key, values in parsed.columns.items():
+        columns[names.field(key)] = typed_array(fan(values), parsed.dtypes.get(key))
     if spec.kind == "labels":  # schema and JSON keep the raw text in {out} already
         raw = np.where(parsed.invalid, table.answer, np.full(len(table), None, dtype=object))
         if parsed.invalid.any():
-            columns[f"{out}_raw"] = typed_array(fan(raw), "string")
+            columns[names.raw] = typed_array(fan(raw), "string")
 
     status = fan(req_status.astype(object), "skipped")
-    columns[f"{out}_status"] = pd.Categorical(status, categories=ROW_STATUSES)
+    columns[names.status] = pd.Categorical(status, categories=ROW_STATUSES)
     errors = fan(req_error.astype(object))
     if skip_reasons:
         positions = np.fromiter(skip_reasons.keys(), dtype=np.int64, count=len(skip_reasons))
         errors[positions] = np.fromiter(skip_reasons.values(), dtype=object, count=len(skip_reasons))
-    columns[f"{out}_error"] = typed_array(errors, "string")
-    columns[f"{out}_input_tokens"] = _tokens(fan(table.input_tokens, -1))
-    columns[f"{out}_output_tokens"] = _tokens(fan(table.output_tokens, -1))
+    columns[names.error] = typed_array(errors, "string")
+    columns[names.input_tokens] = _tokens(fan(table.input_tokens, -1))
+    columns[names.output_tokens] = _tokens(fan(table.output_tokens, -1))
     # Already inside output_tokens (billed as output); shown apart so a row's cost is legible.
-    columns[f"{out}_thinking_tokens"] = _tokens(fan(table.thinking_tokens, -1))
-    columns[f"{out}_stop_reason"] = typed_array(fan(table.stop_reason), "string")
+    columns[names.thinking_tokens] = _tokens(fan(table.thinking_tokens, -1))
+    columns[names.stop_reason] = typed_array(fan(table.stop_reason), "string")
     return columns
 
 
@@ -140,8 +141,8 @@ def row_positions(df: pd.DataFrame, plan_index: pd.Index) -> tuple[np.ndarray | 
     return positions, "index labels"
 
 
-def merge_into(df: pd.DataFrame, columns: dict[str, Any], plan_index: pd.Index) -> MergeSummary:
-    """Put the columns into ``df`` itself, aligned to its rows."""
+def merge_into(df: pd.DataFrame, columns: dict[str, Any], plan_index: pd.Index, *, out: str) -> MergeSummary:
+    """Put the columns of the job writing ``out`` into ``df`` itself, aligned to its rows."""
     positions, how = row_positions(df, plan_index)
     for name, values in columns.items():
         if positions is None:
@@ -153,8 +154,7 @@ def merge_into(df: pd.DataFrame, columns: dict[str, Any], plan_index: pd.Index) 
             aligned = aligned.where(pd.Series(present))
             aligned.index = df.index
             df[name] = aligned
-    status_col = columns[next(n for n in columns if n.endswith("_status"))]
-    counts = pd.Series(status_col).value_counts()
+    counts = pd.Series(columns[job_columns(out).status]).value_counts()
     return MergeSummary(
         list(columns), {str(k): int(v) for k, v in counts.items() if v}, how
     )

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .client import FailureKind, classify
 from .errors import APIError, ConfigError, ModelNotUsableError
 
 if TYPE_CHECKING:
@@ -257,18 +258,17 @@ def model_card(model: str, client: BatchClient | None, *, offline_ok: bool = Fal
     try:
         data = client.retrieve_model(model)
     except Exception as exc:
-        if getattr(exc, "status_code", None) == 404:
+        failure = classify(exc)
+        if failure.kind is FailureKind.NOT_FOUND:
             raise ModelNotUsableError(
                 f"model={model!r}: the Models API does not know this model (404 from "
                 f"GET /v1/models/{model}), so every request would fail. Check the spelling, or use "
                 f"{RECOMMENDED_MODEL!r} (the default, for classification and extraction)."
             ) from None
-        from .client import describe_error
-
         if offline_ok:
-            return snapshot_card(model, f"the Models API could not be asked: {describe_error(exc)}")
+            return snapshot_card(model, f"the Models API could not be asked: {failure.detail}")
         raise APIError(
-            f"Could not ask the Models API what {model!r} accepts ({describe_error(exc)}); nothing "
+            f"Could not ask the Models API what {model!r} accepts ({failure.detail}); nothing "
             "was sent. Check the key and the network, then run the cell again."
         ) from None
     card = ModelCard.from_api(data)

@@ -5,10 +5,11 @@ notebook bar and its text bar both render ``format_meter``. The panel only
 observes the job (``job.observe(panel.update)``): it never drives it. The one
 thing a person can ask of it is Cancel, which calls ``job.cancel()``.
 
-Widgets are touched only on the kernel's event loop: the job's observers are
-called from its task there, and the clock that keeps "elapsed" ticking is a
-small asyncio task on the same loop (ipykernel 7 drops widget traffic sent
-from other threads).
+Widgets are touched only on the kernel's thread: the job calls its observers
+there (between cells through the kernel's loop, during a blocking wait from the
+waiting cell), and the clock that keeps "elapsed" ticking is a small asyncio
+task on that loop, ticked by the job while a blocking wait holds the loop
+(ipykernel 7 drops widget traffic sent from other threads).
 """
 
 from __future__ import annotations
@@ -20,38 +21,20 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from .columns import job_columns
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from .status import JobStatus
 
-#: The word shown for each engine state.
-STATE_WORDS = {
-    "planned": "planned",
-    "uploading": "uploading",
-    "submitting": "submitting",
-    "queued": "queued",
-    "in_progress": "in progress",
-    "collecting": "collecting",
-    "retrying": "retrying",
-    "merging": "merging",
-    "done": "done",
-    "canceling": "canceling",
-    "canceled": "canceled",
-    "failed": "failed",
-}
-FINAL = frozenset({"done", "canceled", "failed"})
 #: Row statuses in the order they are listed.
 COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending")
-#: New columns not worth a preview (token counts, stop reasons).
-PREVIEW_SKIP = ("_input_tokens", "_output_tokens", "_thinking_tokens", "_stop_reason")
 PREVIEW_ROWS = 5
 #: Characters of a cell shown in the preview.
 PREVIEW_CHARS = 80
 #: Rows not succeeded shown in the preview besides the first ones, with their error.
 PREVIEW_PROBLEMS = 3
-#: Bookkeeping columns of a job, shown after its answer columns.
-BOOKKEEPING = ("_status", "_error", "_raw")
 TICK_SECONDS = 1.0
 #: What the API says of batch durations, shown while this journal has no history.
 NO_HISTORY_HINT = "most batches end within an hour (the API's estimate)"
@@ -99,7 +82,8 @@ def settled(job: Any) -> bool:
 
 # -- the one pure formatter ----------------------------------------------------
 def state_word(state: str) -> str:
-    return STATE_WORDS.get(state, state.replace("_", " "))
+    """A display state (``status.STATES``) as a person reads it: ``in_progress`` is "in progress"."""
+    return state.replace("_", " ")
 
 
 def format_interval(seconds: float | None) -> str:
@@ -134,7 +118,7 @@ def format_counts(counts: dict[str, int]) -> str:
 
 def format_status(status: JobStatus) -> str:
     """One short line: state, batches, elapsed, time to expiry, cost, counts."""
-    final = status.state in FINAL
+    final = status.done
     parts = [state_word(status.state)]
     if status.reconnecting and not final:
         parts[0] += " (reconnecting)"
@@ -189,7 +173,8 @@ def format_summary(status: JobStatus) -> str:
     if status.actual_cost is not None:
         line += f"; cost {format_cost(status.actual_cost)}"
     if status.columns:
-        line += f"; new columns: {', '.join(c for c in status.columns if not c.endswith(PREVIEW_SKIP))}"
+        details = job_columns(status.out).details
+        line += f"; new columns: {', '.join(c for c in status.columns if c not in details)}"
     if status.simulated:
         line += " (SIMULATED)"
     return line
@@ -198,14 +183,14 @@ def format_summary(status: JobStatus) -> str:
 def preview_columns(status: JobStatus, frame: pd.DataFrame) -> list[str]:
     """The answer first (for a schema or JSON job: its fields, not the wide raw JSON),
     then status and error, then the raw text."""
-    out = status.out
-    shown = [c for c in status.columns if c in frame.columns and not c.endswith(PREVIEW_SKIP)]
-    bookkeeping = [f"{out}{suffix}" for suffix in BOOKKEEPING]
-    fields = [c for c in shown if c.startswith(f"{out}_") and c not in bookkeeping]
-    answer = fields or [c for c in shown if c == out]
+    names = job_columns(status.out)
+    shown = [c for c in status.columns if c in frame.columns and c not in names.details]
+    bookkeeping = names.bookkeeping
+    fields = [c for c in shown if c != names.answer and c not in bookkeeping]
+    answer = fields or [c for c in shown if c == names.answer]
     raw = [c for c in shown if c not in answer and c not in bookkeeping]  # the raw JSON of fields
-    tail = [c for c in (f"{out}_raw",) if c in shown]
-    middle = [c for c in (f"{out}_status", f"{out}_error") if c in shown]
+    tail = [c for c in (names.raw,) if c in shown]
+    middle = [c for c in (names.status, names.error) if c in shown]
     return answer + middle + raw + tail
 
 
@@ -213,7 +198,7 @@ def preview_rows(status: JobStatus, frame: pd.DataFrame) -> tuple[list[int], int
     """Row positions to preview: the first rows, then a few that did not succeed (not
     skipped ones first); and how many rows did not succeed in all."""
     first = list(range(min(PREVIEW_ROWS, len(frame))))
-    column = f"{status.out}_status"
+    column = job_columns(status.out).status
     if column not in frame.columns:
         return first, 0
     states = frame[column].astype("object").to_numpy()
@@ -255,6 +240,7 @@ class JobPanel:
         self._danger = False
         self._unsubscribe: Callable[[], None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._untick: Callable[[], None] | None = None
         self._last: JobStatus = job.status
         self._display_handle: Any = None
 
@@ -291,7 +277,7 @@ class JobPanel:
 
     # -- observer ---------------------------------------------------------------
     def update(self, status: JobStatus) -> None:
-        """Called by the job (on the kernel's loop) with every new snapshot."""
+        """Called by the job (on the kernel's thread) with every new snapshot."""
         try:
             self._render(status)
         except Exception as exc:  # a display bug must show, not vanish into the engine
@@ -307,7 +293,7 @@ class JobPanel:
         self._render_details(status)
         if status.error:
             self._show_error(status.error)
-        if status.state in FINAL and not self._final and settled(self.job):
+        if status.done and not self._final and settled(self.job):
             self._finish(status)
 
     def _render_cancel(self, status: JobStatus) -> None:
@@ -319,7 +305,7 @@ class JobPanel:
         elif status.state == "canceled":
             self.cancel_button.disabled = True
             self.cancel_button.description = "Canceled"
-        elif status.state in FINAL:  # ended before a cancel could: nothing left to cancel
+        elif status.done:  # ended before a cancel could: nothing left to cancel
             self.cancel_button.disabled = True
             self.cancel_button.description = "Cancel"
 
@@ -341,7 +327,7 @@ class JobPanel:
         total = max(1, status.batches_total)
         self.bar.max = total
         self.bar.description = f"{status.batches_ended}/{status.batches_total}"
-        if status.state in FINAL:
+        if status.done:
             self.bar.value = total
             self.bar.remove_class("batch-magic-indeterminate")
             outcome = status.outcome or "danger"
@@ -366,7 +352,7 @@ class JobPanel:
 
     def _render_details(self, status: JobStatus) -> None:
         # The step under way; once final, the summary line says it all.
-        show = status.message and status.state not in FINAL
+        show = status.message and not status.done
         message = f"<br><small>{escape(status.message)}</small>" if show else ""
         self.details.value = f"{escape(format_status(status))}{message}"
 
@@ -426,16 +412,26 @@ class JobPanel:
         except RuntimeError:
             return  # no loop (a script): the details refresh on each change only
         self._ticker = loop.create_task(self._tick())
+        # A blocking wait() holds the loop; the job ticks the clock meanwhile.
+        while_waiting = getattr(self.job, "while_waiting", None)
+        if while_waiting is not None:
+            self._untick = while_waiting(self._tick_once)
 
     async def _tick(self) -> None:
         while not self._final:
             await asyncio.sleep(TICK_SECONDS)
             if self._final:
                 break
-            with contextlib.suppress(Exception):
-                self._render_details(self.job.status)
+            self._tick_once()
+
+    def _tick_once(self) -> None:
+        with contextlib.suppress(Exception):
+            self._render_details(self.job.status)
 
     def _stop_ticker(self) -> None:
+        untick, self._untick = self._untick, None
+        if untick is not None:
+            untick()
         task, self._ticker = self._ticker, None
         if task is not None and not task.done():
             with contextlib.suppress(RuntimeError):
@@ -456,7 +452,7 @@ class JobPanel:
         line = format_status(status)
         if status.error:
             line += f"\nerror: {status.error}"
-        if status.state in FINAL:
+        if status.done:
             line += "\n" + format_summary(status)
         return f"batch {status.job_id}: {line}"
 
@@ -524,13 +520,13 @@ class TextStatus:
                status.uploads_done * 10 // max(1, status.uploads_total) if status.state == "uploading" else 0)
         if key == self._key or self._final:
             return
-        if status.state in FINAL and not settled(self.job):
+        if status.done and not settled(self.job):
             return  # the journal says it ended; the merge into the DataFrame comes next
         self._key = key
         self._write(f"batch {status.job_id}: {format_status(status)}")
         if status.error:
             self._write(f"batch {status.job_id}: error: {status.error}")
-        if status.state in FINAL:
+        if status.done:
             self._final = True
             self._write(f"batch {status.job_id}: {format_summary(status)}")
             self.close()

@@ -21,6 +21,7 @@ import pandas as pd
 from . import models, pricing
 from .api import Prepared, _client, prepare
 from .client import describe_error
+from .columns import job_columns
 from .errors import ConfigError
 from .media import inline_source, message_content, readable
 from .media import markers as media_markers
@@ -165,7 +166,7 @@ def run_pilot(
         for suffix, values in parsed.columns.items():
             if suffix == "" and prepared.spec.kind != "labels":
                 continue  # the raw JSON text is the answer column already
-            frame[f"{out}_{suffix}" if suffix else out] = typed_array(values, parsed.dtypes.get(suffix))
+            frame[job_columns(out).field(suffix)] = typed_array(values, parsed.dtypes.get(suffix))
     frame["status"] = pd.Categorical(status, categories=["succeeded", "invalid", "errored"])
     frame["error"] = pd.array(error_col, dtype="string")
     for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .columns import job_columns
 from .media import readable
 from .panel import html_no_math
 
@@ -109,7 +110,7 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         "realtime_cost_upper": e.batch_cost_upper / discount if discount else None,
         "price_known": e.price_known,
         "prices_taken": e.prices_taken,
-        "columns": [*spec.column_names(p.out), f"{p.out}_status", f"{p.out}_error"],
+        "columns": [*spec.column_names(p.out), job_columns(p.out).status, job_columns(p.out).error],
         "prompts": [readable(prompt, plan.media) for prompt in plan.prompts[:SHOWN_PROMPTS]],
         # What the model accepts and what was chosen from it (models.py), then cautions.
         "notes": list(p.notes),

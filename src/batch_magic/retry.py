@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import api
+from .columns import job_columns
 from .errors import BatchMagicError
 from .job import BatchJob, JobSettings, JobStatus, plan_index
 from .journal import JobRecord, JobState, Journal
@@ -100,7 +101,7 @@ def submit_options(record: JobRecord) -> dict[str, Any]:
 
 def plan_retry(df: pd.DataFrame, record: JobRecord, journal: Journal) -> tuple[pd.DataFrame, Any] | None:
     """(the failed rows, their positions in ``df``), or None if none failed."""
-    status_col = f"{record.out}_status"
+    status_col = job_columns(record.out).status
     if status_col not in df.columns:
         # Merge the ended job's results first (from the journal alone: no API call).
         api.attach(record.job_id, df, journal=journal).wait()

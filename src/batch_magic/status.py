@@ -11,12 +11,29 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-#: Job states, in the order a job normally passes through them.
-STATES = (
-    "planned", "uploading", "submitting", "queued", "in_progress", "collecting", "retrying",
-    "merging", "done", "canceling", "canceled", "failed",
-)
-FINAL_STATES = frozenset({"done", "canceled", "failed"})
+from .journal import ENDED_JOB_STATES, JobState
+
+# -- the states a snapshot shows -------------------------------------------------
+# The record's states (``journal.JobState``) are the truth; a snapshot shows each
+# under one word, and a running job shows the step it is in while it is in one.
+
+#: The word a snapshot shows for each recorded state.
+DISPLAY_STATE: dict[JobState, str] = {
+    JobState.PLANNED: "planned",
+    JobState.RUNNING: "in_progress",  # or the step below it is in
+    JobState.CANCELING: "canceling",
+    JobState.DONE: "done",
+    JobState.CANCELED: "canceled",
+    JobState.FAILED: "failed",
+}
+#: What a running job shows while a step says what it is doing ("uploading": its images
+#: and PDFs, before its first batch, so also while the record is still planned).
+RUNNING_STEPS = ("uploading", "submitting", "queued", "collecting", "retrying", "merging")
+#: Every state a snapshot can show.
+STATES = (*DISPLAY_STATE.values(), *RUNNING_STEPS)
+#: The driver has stopped: the job ended (done, canceled) or failed (it resumes when
+#: run again). A merge refused after the job ended shows "failed" too.
+FINAL_STATES = frozenset(DISPLAY_STATE[s] for s in (*ENDED_JOB_STATES, JobState.FAILED))
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,10 @@ class JobStatus:
     #: Images and PDFs of the job, and how many are uploaded (recorded) so far.
     uploads_total: int = 0
     uploads_done: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:  # a bug of batch_magic: every state comes from the lists above
+            raise ValueError(f"{self.state!r} is not a job state a snapshot shows ({', '.join(STATES)})")
 
     def __str__(self) -> str:
         """One line a person reads: id, state, batches, row counts, cost."""

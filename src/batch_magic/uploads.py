@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from .client import FileInfo, FilesClient, describe_error, is_network_error
+from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
 from .errors import APIError, BatchMagicError, JournalError
 from .journal import JobLock, Journal, now_iso, write_atomic
 from .media import MediaItem
@@ -51,10 +51,6 @@ from .media import MediaItem
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Status codes after which an upload may be tried again.
-TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-#: Failures after which the upload may have landed all the same.
-AMBIGUOUS_STATUS = frozenset({408, 500, 502, 503, 504})
 _FILE_ID = re.compile(r"^file_[A-Za-z0-9_-]{1,200}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -368,21 +364,19 @@ def _upload_one(
             try:
                 info = files.upload(item.upload_name, data, item.mime)
             except Exception as exc:
-                status = getattr(exc, "status_code", None)
-                if not _transient(exc):
+                # An upload is like a create: a lost answer may hide a file that landed.
+                failure = classify(exc, create=True)
+                if not failure.retriable:
                     store.clear_intent(base_url, item.sha256)  # refused: nothing was stored
-                    raise APIError(
-                        f"Uploading {item.describe()} was refused: {describe_error(exc)}"
-                    ) from None
+                    raise APIError(f"Uploading {item.describe()} was refused: {failure.detail}") from None
                 if attempt == settings.attempts:
                     raise APIError(
-                        f"Uploading {item.describe()} failed {attempt} times ({describe_error(exc)}); "
+                        f"Uploading {item.describe()} failed {attempt} times ({failure.detail}); "
                         "run the cell again to go on (what was uploaded is kept)."
                     ) from None
-                wait = _retry_after(exc) or backoff
-                time.sleep(wait)
+                time.sleep(failure.retry_after or backoff)
                 backoff = min(settings.backoff_max, backoff * 2)
-                if status is None or status in AMBIGUOUS_STATUS:
+                if failure.kind is FailureKind.AMBIGUOUS:
                     # It may have landed: look before sending it again.
                     found = _find(finder, item, first_at, fresh=True)
                     if found is not None:
@@ -411,29 +405,6 @@ def _record(store: UploadStore, item: MediaItem, base_url: str, info: FileInfo, 
     store.save(upload)  # recorded before the intent goes: a crash between them adopts nothing twice
     store.clear_intent(base_url, item.sha256)
     return upload
-
-
-def _transient(exc: BaseException) -> bool:
-    import anthropic
-
-    if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError, ConnectionError, TimeoutError)):
-        return True
-    if is_network_error(exc):
-        return True
-    status = getattr(exc, "status_code", None)
-    return status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            with contextlib.suppress(ValueError):
-                return min(120.0, max(0.0, float(value) * scale))
-    return None
 
 
 def _epoch(iso: str) -> float:

@@ -408,6 +408,35 @@ class NotebookPage:
         )
         return self.output(index)
 
+    def run_all(self) -> None:
+        """Run > Run All Cells, from JupyterLab's menu bar, as a person would."""
+        import re
+
+        self.page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        self.page.locator(".lm-Menu-content .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+    def code_prompts(self) -> list[str]:
+        """The input prompt of every code cell: "[3]:" once run, "[*]:" queued or running."""
+        prompts = self.page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell .jp-InputPrompt"
+        )
+        return [text.strip() for text in prompts.all_text_contents()]
+
+    def wait_all_run(self, timeout_s: float) -> list[int]:
+        """Wait until every code cell shows an execution count; return them in cell order."""
+        import re
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            prompts = self.code_prompts()
+            counts = [re.fullmatch(r"\[(\d+)\]:", p) for p in prompts]
+            if prompts and all(counts):
+                return [int(m.group(1)) for m in counts if m]
+            if time.monotonic() > deadline:
+                self.shot("zz-not-finished")
+                raise AssertionError(f"cells not finished after {timeout_s:.0f} s: {prompts}")
+            time.sleep(0.5)
+
     def assert_no_widget_errors(self, index: int) -> None:
         text = self.output(index).inner_text()
         assert "Error displaying widget" not in text, f"cell {index} output: {text}"

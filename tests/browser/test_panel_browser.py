@@ -14,9 +14,15 @@ page that:
    canceled by clicking its Cancel button, and its state shows "canceled",
    while the kernel stays free for other cells.
 
-Screenshots of each step go to test-artifacts/browser/test_panel_in_jupyterlab/.
-With BATCH_MAGIC_UPDATE_DOCS=1 the finished-panel screenshot is also copied
-to docs/panel.png (the one the README shows).
+A second test presses Run > Run All Cells on notebooks/01_quickstart.ipynb
+(JupyterLab then queues every cell at once, which is what wedged ipykernel 7
+when a blocking wait re-entered the kernel's loop) and checks that every cell
+finished, in order, with no error, and that the classification job's panel
+ended done.
+
+Screenshots of each step go to test-artifacts/browser/<test name>/. With
+BATCH_MAGIC_UPDATE_DOCS=1 the Run All test's finished-panel screenshot is also
+copied to docs/panel.png (the one the README shows).
 """
 
 from __future__ import annotations
@@ -133,9 +139,7 @@ def test_panel_in_jupyterlab(notebook) -> None:
     notebook.assert_no_widget_errors(3)
     panel.scroll_into_view_if_needed()
     notebook.shot("done")
-    finished = notebook.shot("panel-done", panel)
-    if os.environ.get("BATCH_MAGIC_UPDATE_DOCS") == "1":
-        shutil.copyfile(finished, DOCS_PANEL)
+    notebook.shot("panel-done", panel)
 
     # -- 3. a later cell sees the merged columns ---------------------------------------
     out = notebook.run_cell(4)
@@ -178,3 +182,65 @@ def test_panel_in_jupyterlab(notebook) -> None:
 
     # The first panel still shows its result.
     expect(state).to_contain_text("done")
+
+
+# -- Run All --------------------------------------------------------------------------
+QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "01_quickstart.ipynb"
+#: What a kernel wedged by a re-entered loop printed (ipykernel 7, Run All).
+WEDGED = ("Task was destroyed", "already entered", "was never awaited")
+
+
+def test_run_all_in_jupyterlab(notebook) -> None:
+    """Run > Run All Cells on the quickstart: JupyterLab queues every cell at once; each
+    finishes, in order, through the blocking ``%batch wait``, and the classification
+    job's panel ends done (the picture in the README comes from here)."""
+    from playwright.sync_api import expect
+
+    reason = _magic_missing()
+    if reason:
+        pytest.skip(reason)
+
+    shutil.copyfile(QUICKSTART, notebook.server.root_dir / QUICKSTART.name)
+    notebook.open(QUICKSTART.name)
+    code_cells = len(notebook.code_prompts())
+    assert code_cells > 5
+
+    notebook.run_all()
+    # Everything is queued at once: the prompts turn to [*] before any cell is done.
+    expect(
+        notebook.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt", has_text="[*]")
+    ).not_to_have_count(0, timeout=15_000)
+    counts = notebook.wait_all_run(timeout_s=180)
+    assert counts == sorted(counts) and len(set(counts)) == code_cells, f"ran out of order: {counts}"
+    notebook.shot("run-all-finished")
+
+    # text_content, not inner_text: cells scrolled out of view are not rendered (content-visibility).
+    page_text = notebook.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").text_content() or ""
+    for sign in WEDGED:
+        assert sign not in page_text, f"a cell printed {sign!r}"
+    errors = notebook.page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'],"
+        " .jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']"
+    )
+    assert errors.count() == 0, f"a cell failed: {errors.first.text_content()}"
+    assert "Error displaying widget" not in page_text and "Loading widget" not in page_text
+
+    # The later cells saw the merged answers.
+    outputs = notebook.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+    expect(outputs.filter(has_text="Accuracy against the gold 'category' column")).to_have_count(1)
+    expect(outputs.filter(has_text="Simulator stopped.")).to_have_count(1)
+
+    cell = notebook.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").filter(
+        has_text="%%batch df --out team"
+    )
+    panel = cell.locator(".batch-magic-panel")
+    expect(panel.locator(".batch-magic-state")).to_have_text("done")
+    expect(panel.locator(".batch-magic-summary")).to_be_visible()
+    expect(panel.locator(".batch-magic-preview")).to_contain_text("team")
+    expect(panel).to_contain_text("SIMULATED")
+    expect(panel.locator(".batch-magic-error")).to_be_hidden()
+    expect(panel.locator("button.batch-magic-cancel")).to_be_disabled()
+    panel.scroll_into_view_if_needed()
+    finished = notebook.shot("panel-done", panel)
+    if os.environ.get("BATCH_MAGIC_UPDATE_DOCS") == "1":
+        shutil.copyfile(finished, DOCS_PANEL)

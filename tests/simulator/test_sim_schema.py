@@ -93,7 +93,7 @@ class Review(pydantic.BaseModel):
 
 def test_answers_to_a_client_made_schema_validate_against_its_pydantic_model(sdk_client: anthropic.Anthropic) -> None:
     """The schema as batch_magic's client sends it: constraints moved into the descriptions."""
-    from batch_magic.structured import api_schema
+    from batch_magic.schemas import api_schema
 
     sent = api_schema(Review.model_json_schema())
     assert "minimum: 1" in sent["properties"]["rating"]["description"]  # the case this guards
