@@ -245,6 +245,8 @@ def upload_all(
         known = store.get(base_url, item.sha256)
         if known is not None:
             done[item.sha256] = known
+            # A driver killed between recording an upload and removing its intent left it.
+            store.clear_intent(base_url, item.sha256)
         else:
             pending.append(item)
     if done:
