@@ -272,8 +272,8 @@ def test_batch_vs_realtime(tmp_path: Path, kernel_specs: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_images_and_documents(tmp_path: Path, kernelspecs: Any) -> None:
-    run = execute("05_images_and_documents.ipynb", tmp_path, kernelspecs)
+def test_images_and_documents(tmp_path: Path, kernel_specs: Any) -> None:
+    run = execute("05_images_and_documents.ipynb", tmp_path, kernel_specs)
     _common_checks(run, "images and documents")
     shown = run.cell("display(*(Image(")
     assert sum("image/png" in o.get("data", {}) for o in shown.outputs) == 4, "the photos were not shown"
