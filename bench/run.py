@@ -7,7 +7,8 @@
 
 Sections: submit (1. plan + submit), collect (2. collect + merge), e2e (3. end
 to end, 100k and 1M rows), kernel (4. kernel responsiveness), polling (5.
-polling cost), simulator (the simulator's own figures, bench/simulator_bench.py,
+polling cost), media (6. 10,000 images: Files API uploads against inline
+base64, and a re-run), simulator (the simulator's own figures, bench/simulator_bench.py,
 when that file is there; 10,000 requests and one run with --quick).
 
 Every figure is measured against the simulator over real HTTP with zero
@@ -33,7 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "simulator")
+SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "media", "simulator")
 
 
 def machine() -> str:
@@ -81,6 +82,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
     import bench_collect
     import bench_e2e
     import bench_kernel
+    import bench_media
     import bench_polling
     import bench_submit
 
@@ -90,6 +92,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "e2e": bench_e2e.bench,
         "kernel": bench_kernel.bench,
         "polling": bench_polling.bench,
+        "media": bench_media.bench,
         "simulator": simulator_bench,
     }
 

@@ -17,6 +17,7 @@ SECTIONS = (
     "== 3. End to end",
     "== 4. Kernel responsiveness",
     "== 5. Polling cost",
+    "== 6. Images",
 )
 
 
@@ -30,7 +31,8 @@ def test_quick_run_prints_every_section(tmp_path: Path) -> None:
     for header in SECTIONS:
         assert header in proc.stdout, header
     for line in ("(a) plain: total", "(b) floor: orjson.dumps", "plain: scaled to", "floor: orjson.loads",
-                 "peak RSS", "job polled", "retrieves (median)"):
+                 "peak RSS", "job polled", "retrieves (median)", "Files API: submit in all",
+                 "re-run (another job, same files)", "5 small photos"):
         assert line in proc.stdout, line
     if (ROOT / "bench" / "simulator_bench.py").exists():
         assert "== Simulator's own figures" in proc.stdout

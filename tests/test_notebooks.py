@@ -32,6 +32,7 @@ EXPECTED = {
     "02_structured_extraction.ipynb",
     "03_reliability.ipynb",
     "04_batch_vs_realtime.ipynb",
+    "05_images_and_documents.ipynb",
 }
 
 
@@ -267,3 +268,26 @@ def test_batch_vs_realtime(tmp_path: Path, kernel_specs: Any) -> None:
     summary = run.output("job = %batch job")
     assert re.search(r"estimated \$[\d.]+, at most \$[\d.]+; actual \$[\d.]+ \(SIMULATED token counts\)", summary)
     assert "(SIMULATED answers)" in summary
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_images_and_documents(tmp_path: Path, kernel_specs: Any) -> None:
+    run = execute("05_images_and_documents.ipynb", tmp_path, kernel_specs)
+    _common_checks(run, "images and documents")
+    shown = run.cell("display(*(Image(")
+    assert sum("image/png" in o.get("data", {}) for o in shown.outputs) == 4, "the photos were not shown"
+    dry = run.output("--dry-run")
+    assert "Dry run: nothing was sent." in dry and "12 distinct image/PDF files" in dry
+    assert "for images and PDFs, approximate" in dry and "[image p01_ceramic_mug.png, 128x128 px]" in dry
+    assert "colour matches the gold label for 100% of the photos (SIMULATED answers)" in run.output("right = ")
+    files = run.output("first_files = %batch files")
+    assert "file_" in files and "p01_ceramic_mug.png" in files
+    assert "same uploads as the first job: True" in run.output("second_files = %batch files")
+    assert "100% of the fields match the gold values (SIMULATED answers)" in run.output("match = pd.DataFrame")
+    tokens = re.search(r"input tokens: estimated ~([\d,]+) \(of which ~([\d,]+) for the PDFs\), billed ([\d,]+)",
+                       run.output("job = %batch job"))
+    assert tokens, run.output("job = %batch job")
+    estimated, billed = (int(tokens.group(i).replace(",", "")) for i in (1, 3))
+    assert 0.5 < estimated / billed < 2  # approximate, and said so
+    assert "5 uploads deleted" in run.output("%batch files last --delete")

@@ -451,3 +451,24 @@ def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_p
     assert p.bar.bar_style == "warning"
     assert (df["answer_status"] == "canceled").all()
     assert "canceled" in p.summary.value
+
+
+def test_uploading_shows_real_file_counts_in_the_line_the_bar_and_the_text() -> None:
+    uploading = status(state="uploading", batches_submitted=0, started_at=None, expires_at=None,
+                       uploads_total=120, uploads_done=37)
+    assert format_status(uploading).startswith("uploading 37/120 files · 0:00 elapsed")
+    assert "batches" not in format_status(uploading)
+    job = FakeJob(uploading)
+    p = JobPanel(job, tick=False)
+    assert (p.bar.value, p.bar.max, p.bar.description) == (37, 120, "37/120 files")
+    assert "batch-magic-indeterminate" not in p.bar._dom_classes
+    job.push(replace(uploading, uploads_done=120, state="submitting"))
+    assert p.bar.description == "0/2"  # batches again once the files are ready
+    out = io.StringIO()
+    job = FakeJob(replace(uploading, uploads_done=0))
+    TextStatus(job, stream=out)
+    for done in range(1, 121):
+        job.push(replace(uploading, uploads_done=done))
+    lines = out.getvalue().splitlines()
+    assert 10 <= len(lines) <= 12  # a line per tenth of the files, not one per file
+    assert lines[-1].endswith("uploading 120/120 files · 0:00 elapsed · est. $0.0123, at most $0.05")

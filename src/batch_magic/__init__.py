@@ -13,11 +13,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .api import attach, dry_run, jobs, prepare, submit
-    from .datasets import load_tickets
+    from .datasets import load_invoices, load_products, load_tickets
     from .job import BatchJob, JobSettings
     from .pilot import run_pilot
     from .retry import retry_failed
     from .status import JobStatus
+    from .uploads import delete_job_files, job_files
 
 _LAZY = {
     "submit": "api",
@@ -30,12 +31,17 @@ _LAZY = {
     "JobSettings": "job",
     "JobStatus": "status",
     "load_tickets": "datasets",
+    "load_products": "datasets",
+    "load_invoices": "datasets",
+    "job_files": "uploads",
+    "delete_job_files": "uploads",
     "retry_failed": "retry",
 }
 
 __all__ = [  # noqa: RUF022 (grouped by purpose)
     "submit", "attach", "jobs", "prepare", "dry_run", "run_pilot", "retry_failed",
-    "BatchJob", "JobSettings", "JobStatus", "load_tickets", "load_ipython_extension", "unload_ipython_extension",
+    "BatchJob", "JobSettings", "JobStatus", "load_tickets", "load_products", "load_invoices",
+    "job_files", "delete_job_files", "load_ipython_extension", "unload_ipython_extension",
 ]
 
 

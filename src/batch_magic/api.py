@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,6 +26,9 @@ from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, JobSettings, live_job
 from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .media import MediaItem, check_model, check_requests
+from .media import markers as media_markers
+from .media import text_of as media_text
 from .models import ModelCard
 from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
@@ -228,7 +231,20 @@ def prepare(
     options.validate()
     models.check_request(options.shared_params(), card, api_version=api_version, model=model)
     plan = build_plan(df, tpl, options, chunk_size=chunk_size)
-    estimate = quick_estimate(options, plan.prompts, spec, thinking_tokens=budget.expected_thinking)
+    if plan.media:
+        check_model(plan.media.values(), card)
+        check_requests(
+            plan.prompts, plan.media, max_input_tokens=card.max_input_tokens,
+            first_row=lambda k: plan.index[int(np.flatnonzero(plan.row_requests == k)[0])],
+        )
+        notes.append(
+            f"{len(plan.media):,} distinct image/PDF file{'s' if len(plan.media) != 1 else ''} "
+            "(each uploaded once through the Files API); their tokens are estimated from pixel "
+            "sizes and PDF pages, so the estimate is approximate"
+        )
+    estimate = quick_estimate(
+        options, plan.prompts, spec, thinking_tokens=budget.expected_thinking, media=plan.media
+    )
     return Prepared(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
         notes=tuple(notes), warnings=tuple(cautions),
@@ -254,29 +270,56 @@ def _check_extra_output_config(extra: dict[str, Any], *, effort: str | None) -> 
 
 
 def quick_estimate(
-    options: RequestOptions, prompts: list[str], spec: OutputSpec, *, thinking_tokens: int = 0
+    options: RequestOptions,
+    prompts: list[str],
+    spec: OutputSpec,
+    *,
+    thinking_tokens: int = 0,
+    media: Mapping[str, MediaItem] | None = None,
 ) -> Estimate:
     """The local estimate (characters per token of the model's tokenizer), before anything is sent.
 
     ``thinking_tokens`` per request are expected on top of the answer (thinking is
     billed as output); the upper bound is every request at ``max_tokens``, which
-    already holds the room left for thinking.
+    already holds the room left for thinking. Images and PDFs (``media``, the
+    plan's files) add their tokens by the documented rules: approximate.
     """
     system_chars = len(options.system or "")
     fixed = system_chars
     schema = spec.json_schema()
     if schema is not None:
         fixed += len(orjson.dumps(schema))
-    chars = np.fromiter(map(len, prompts), dtype=np.int64, count=len(prompts)) + fixed
+    texts = map(media_text, prompts) if media else prompts
+    chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(prompts)) + fixed
+    tokens = pricing.estimate_request_tokens(options.model, chars)
+    media_total = 0
+    if media:
+        per_request = media_tokens(options.model, prompts, media)
+        tokens = tokens + per_request
+        media_total = int(per_request.sum())
     expected = {"labels": 10, "schema": 150}.get(spec.kind, 200) + thinking_tokens
     return pricing.estimate_cost(
         options.model,
-        prompt_tokens=pricing.estimate_request_tokens(options.model, chars),
+        prompt_tokens=tokens,
         max_tokens=options.max_tokens,
         expected_output_per_request=expected,
         cached_tokens_per_request=(
             pricing.estimate_tokens(options.model, system_chars) if options.cache_system else 0
         ),
+        media_tokens=media_total,
+    )
+
+
+def media_tokens(model: str, prompts: Sequence[str], media: Mapping[str, MediaItem]) -> np.ndarray:
+    """Approximate input tokens of the images and PDFs each request shows."""
+    per_file: dict[str, int] = {}
+    for sha, item in media.items():
+        if item.kind == "image":
+            per_file[sha] = pricing.image_tokens(model, item.width or 0, item.height or 0)
+        else:
+            per_file[sha] = pricing.pdf_tokens(model, item.pages or 0, item.text_chars)
+    return np.fromiter(
+        (sum(per_file[sha] for _, sha in media_markers(p)) for p in prompts), dtype=np.float64, count=len(prompts)
     )
 
 
@@ -463,7 +506,9 @@ def count_exact(
 
     batch_client = _client(client)
     plan = prepared.plan
-    prompts = plan.prompts
+    # count_tokens takes no uploaded file: with media, the text is counted and the files'
+    # tokens are the estimate's (approximate, and said so).
+    prompts = [media_text(p) for p in plan.prompts] if plan.media else plan.prompts
     n = plan.n_requests
     shared = {k: v for k, v in plan.options.shared_params().items() if k in _COUNT_TOKENS_PARAMS}
     if n <= max_all:
@@ -476,7 +521,7 @@ def count_exact(
 
     def count(k: int) -> int | None:
         try:
-            return batch_client.count_tokens(request_params(shared, prompts[k]))
+            return batch_client.count_tokens(request_params(shared, prompts[k] or "."))
         except Exception:
             return None
 
@@ -504,15 +549,18 @@ def count_exact(
         method = "sample"
         chars = np.fromiter(map(len, prompts), dtype=np.int64, count=n) + fixed
         per_request = chars / chars_per_token
-    total = round(float(per_request.sum()))
     e = prepared.estimate
+    if plan.media:
+        per_request = per_request + media_tokens(e.model, plan.prompts, plan.media)
+    total = round(float(per_request.sum()))
     estimate = pricing.estimate_cost(
         e.model,
         prompt_tokens=per_request,
         max_tokens=plan.options.max_tokens,
         expected_output_per_request=e.expected_output_tokens // max(1, n),
-        exact_input=method == "all",
+        exact_input=method == "all" and not plan.media,
         cached_tokens_per_request=e.cached_tokens_per_request,
+        media_tokens=e.media_tokens,
     )
     info = TokenCount(method, len(ok), n, counted_tokens, chars_per_token, int(total), failed)
     return replace(prepared, estimate=estimate, token_count=info)
@@ -542,6 +590,8 @@ def create_job(
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
+    if plan.media:
+        jr.write_media(job_id, list(plan.media.values()))
     record = JobRecord(
         job_id=job_id,
         fingerprint=fingerprint,
@@ -564,6 +614,7 @@ def create_job(
             for i, r in enumerate(plan.batches)
         ],
         sent_to=sent_to.record() if sent_to is not None else None,
+        n_media=len(plan.media),
     )
     jr.write_record(record)
     return job_id

@@ -26,7 +26,7 @@ import io
 import ipaddress
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import chain, repeat
@@ -364,6 +364,10 @@ class BatchClient:
         allowed = {k: v for k, v in params.items() if k in shaping}
         return int(self.sdk.messages.count_tokens(**allowed).input_tokens)
 
+    @functools.cached_property
+    def files(self) -> FilesClient:
+        return FilesClient(self.sdk)
+
     def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         """One realtime Messages call (pilot runs); the raw JSON of the answer."""
         from anthropic.types import Message
@@ -373,15 +377,82 @@ class BatchClient:
         return data
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    """What we keep of the Files API's ``FileMetadata``."""
+
+    id: str
+    filename: str
+    size_bytes: int
+    mime_type: str
+    created_at: str | None
+
+    @classmethod
+    def from_api(cls, obj: Any) -> FileInfo:
+        data = obj if isinstance(obj, dict) else obj.model_dump(mode="json")
+        return cls(
+            id=str(data["id"]), filename=str(data.get("filename") or ""),
+            size_bytes=int(data.get("size_bytes") or 0), mime_type=str(data.get("mime_type") or ""),
+            created_at=_iso(data.get("created_at")),
+        )
+
+
+class FilesClient:
+    """The Files API over the same SDK client: upload (no blind retries, as for a
+    create: a lost answer may hide an upload that landed), list, delete.
+
+    SDK 2.x has ``client.files`` (generally available, no beta header); SDK 0.x
+    only ``client.beta.files``, which sends the beta header itself."""
+
+    def __init__(self, sdk: Any) -> None:
+        self.sdk = sdk
+
+    @functools.cached_property
+    def _once(self) -> Any:
+        return self.sdk.with_options(max_retries=0)
+
+    @staticmethod
+    def _files(sdk: Any) -> Any:
+        files = getattr(sdk, "files", None)
+        return files if files is not None else sdk.beta.files
+
+    def upload(self, filename: str, data: bytes, mime_type: str) -> FileInfo:
+        return FileInfo.from_api(self._files(self._once).upload(file=(filename, data, mime_type)))
+
+    def newest(self, page_size: int = 100) -> Iterable[FileInfo]:
+        """Every file of the workspace, newest first, page by page as they are read."""
+        for obj in self._files(self.sdk).list(limit=page_size):
+            yield FileInfo.from_api(obj)
+
+    def existing(self, file_ids: Sequence[str]) -> set[str] | None:
+        """Which of these files the server still has (100 ids a call), or None when the
+        SDK cannot ask (``ids`` came with SDK 2.x). One try each: the check is a courtesy."""
+        files = self._files(self._once)
+        found: set[str] = set()
+        for start in range(0, len(file_ids), 100):
+            chunk = list(file_ids[start : start + 100])
+            try:
+                page = files.list(ids=chunk)
+            except TypeError:  # an SDK without the ids filter
+                return None
+            found.update(obj.id for obj in page.data)
+        return found
+
+    def delete(self, file_id: str) -> None:
+        self._files(self.sdk).delete(file_id)
+
+
 def create_body_columns(
-    shared: dict[str, Any], custom_ids: Iterable[str], prompts: Iterable[str]
+    shared: dict[str, Any], custom_ids: Iterable[str], prompts: Iterable[str],
+    *, encode: Any = orjson.dumps,
 ) -> bytes:
     """The create body for ``custom_ids[i]`` asking ``prompts[i]``, serialised in one pass.
 
     The shared params are encoded once and spliced around each orjson-encoded
     id and prompt, written straight into one buffer by C-level iteration: about
     the cost of ``orjson.dumps`` on the whole body, without building a dict per
-    request (several times slower at 100,000 requests).
+    request (several times slower at 100,000 requests). ``encode`` turns a prompt
+    into its JSON content (``media.content_encoder``: blocks for a prompt with files).
     """
     head = orjson.dumps(shared)[:-1]  # '{"model":...' without its closing brace
     if len(head) > 1:
@@ -394,7 +465,7 @@ def create_body_columns(
     buf = io.BytesIO()
     buf.write(b'{"requests":[' + start)
     buf.writelines(chain.from_iterable(
-        zip(map(dumps, custom_ids), repeat(middle), map(dumps, prompts), repeat(between))
+        zip(map(dumps, custom_ids), repeat(middle), map(encode, prompts), repeat(between))
     ))
     if buf.tell() == len(b'{"requests":[' + start):
         return b'{"requests":[]}'

@@ -58,3 +58,7 @@ class APIError(BatchMagicError):
 
 class MergeError(BatchMagicError):
     """Results cannot be aligned to the DataFrame; they stay in the journal."""
+
+
+class MediaError(PlanError):
+    """An image or PDF of the DataFrame cannot be sent (missing, unsupported, too large)."""

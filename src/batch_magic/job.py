@@ -37,9 +37,10 @@ from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import orjson
 import pandas as pd
 
-from . import pricing
+from . import pricing, uploads
 from .client import (
     BatchClient,
     BatchInfo,
@@ -52,6 +53,7 @@ from .columns import job_columns
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
+from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
@@ -163,6 +165,9 @@ class BatchJob:
         self._last_listing = 0.0  # monotonic time the batch list was last read for duplicates
         self._outage_wait = self.settings.backoff_min  # the next wait after a failed poll
         self._typical: DurationHint | None = None
+        # The job's files as sources of content blocks, once all are uploaded (media jobs).
+        self._sources: dict[str, dict[str, str]] | None = None
+        self._uploads_done = 0
         # Home: the loop and thread that started the job (None: no running loop there).
         self._home_loop: asyncio.AbstractEventLoop | None = None
         self._home_thread: int | None = None
@@ -637,6 +642,8 @@ class BatchJob:
         waiting = record.batches_in(BatchState.PENDING, BatchState.SUBMITTING)
         if not waiting:
             return False
+        if record.n_media and self._sources is None and not await self._upload_media():
+            return False
         # Other jobs' records are read once per round, not once per waiting batch.
         others = await asyncio.to_thread(self._in_flight_elsewhere)
         for entry in waiting:
@@ -649,6 +656,37 @@ class BatchJob:
                 break
             created |= await self._create(entry)
         return created
+
+    async def _upload_media(self) -> bool:
+        """Upload the job's images and PDFs not yet uploaded to this server, each recorded
+        in the journal before any request names it. True once all are ready."""
+        assert self.client is not None
+        client = self.client
+        items = list((await asyncio.to_thread(self.journal.read_media, self.id)).values())
+        total = len(items)
+        self._set(state="uploading", message=f"uploading {self._uploads_done}/{total} files")
+
+        def progress(p: uploads.UploadProgress) -> None:
+            # Called on the thread running the uploads; a snapshot may be posted from any.
+            self._uploads_done = p.done
+            self._set(state="uploading", message=f"uploading: {p.describe()}")
+
+        def read(item: Any) -> bytes:
+            return bytes(item.read(self.journal.staged_media(self.id, item)))
+
+        try:
+            done, summary = await asyncio.to_thread(
+                uploads.upload_all, client.files, uploads.UploadStore(self.journal), items,
+                uploads.destination_url(client.base_url), read=read, on_progress=progress,
+                stop=lambda: self._cancel_requested,
+                settings=uploads.UploadSettings(backoff_min=self.settings.backoff_min, backoff_max=self.settings.backoff_max),
+            )
+        except uploads.UploadsStopped:
+            return False
+        self._sources = {sha: file_source(upload.file_id) for sha, upload in done.items()}
+        self._uploads_done = summary.done
+        self._set(state="submitting", message=summary.describe())
+        return True
 
     def _start_running(self) -> None:
         if self.record.state is JobState.PLANNED:
@@ -683,9 +721,11 @@ class BatchJob:
         self._set(state="submitting", message=f"creating batch {entry.n + 1} of {total}")
         ks = entry.request_numbers().tolist()
         prompts = self._prompts_list()
+        # Media prompts become content blocks naming their uploads; text goes as it is.
+        encode: Any = content_encoder(self._sources) if self._sources is not None else orjson.dumps
         body = await asyncio.to_thread(
             create_body_columns, self.record.options.shared_params(), custom_ids(ks, self.record.id_tag),
-            map(prompts.__getitem__, ks),
+            map(prompts.__getitem__, ks), encode=encode,
         )
         backoff = self.settings.backoff_min
         while True:
@@ -896,7 +936,9 @@ class BatchJob:
     def _add_batches(self, ks: np.ndarray, attempt: int) -> None:
         prompts = self._prompts_list()
         chosen = [prompts[int(k)] for k in ks]
-        ranges = split_batches(chosen, self.record.options.shared_params(), self.record.chunk_size)
+        ranges = split_batches(
+            chosen, self.record.options.shared_params(), self.record.chunk_size, media=bool(self.record.n_media)
+        )
         for r in ranges:
             self.record.add_batch(attempt, [int(k) for k in ks[r.start : r.stop]])
         self._save()
@@ -940,6 +982,8 @@ class BatchJob:
         record.move_to(JobState.CANCELED if record.state is JobState.CANCELING else JobState.DONE)
         record.finished_at = record.finished_at or now_iso()
         self._save()
+        if record.n_media:
+            self.journal.drop_staged_media(self.id)  # uploaded and recorded; nothing reads them now
 
     async def _merge(self) -> None:
         if self._table is None:
@@ -1080,6 +1124,8 @@ class BatchJob:
             columns=tuple(r.columns),
             row_counts=dict(r.row_counts),
             typical_duration=getattr(self, "_typical", None),
+            uploads_total=r.n_media,
+            uploads_done=getattr(self, "_uploads_done", 0),
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message

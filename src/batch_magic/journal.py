@@ -8,6 +8,10 @@
     jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
     jobs/<job_id>/index.parquet      ... and its labels (see ``index_files``)
     jobs/<job_id>/results/<batch>.jsonl   raw results, exactly as downloaded
+    jobs/<job_id>/media.json         the job's images and PDFs: sha256, kind, size, path...
+    jobs/<job_id>/media/<sha>.<ext>  bytes of media given in memory (bytes, PIL images),
+                                     kept until uploaded
+    uploads/...                      the Files API uploads of every job (``uploads.py``)
 
 Every file is written to a temporary name, flushed and renamed, so a reader
 (or a process killed mid-write) sees the old file or the new one, never half.
@@ -41,11 +45,13 @@ import orjson
 import pandas as pd
 
 from .errors import JobNotFoundError, JournalError, PlanError
+from .media import MediaItem, iter_items
 from .plan import RequestOptions
 from .structured import KINDS, OutputSpec
 
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
+MEDIA = "media.json"
 #: The manifest's format: 2 is the typed ``JobRecord``; format 1 (an untyped dict with the
 #: wire params) is migrated when first opened, the old file kept as ``manifest.v1.json``.
 FORMAT_VERSION = 2
@@ -212,6 +218,40 @@ class Journal:
         if data is not None:
             write_atomic(self.job_file(job_id, INDEX_DATA), data)
         write_atomic(self.job_file(job_id, INDEX_META), orjson.dumps(meta))  # last: it names the data
+
+    def write_media(self, job_id: str, items: list[MediaItem]) -> None:
+        """The job's files: their facts, and the bytes of those that exist only in memory
+        (written first: the list names them), so a driver started after a crash can
+        still upload them."""
+        for item in items:
+            if item.path is None and item.data is not None:
+                staged = self.staged_media(job_id, item)
+                if not staged.exists():
+                    write_atomic(staged, item.data)
+        write_atomic(self.job_file(job_id, MEDIA), orjson.dumps([i.to_dict() for i in items]))
+
+    def read_media(self, job_id: str) -> dict[str, MediaItem]:
+        path = self.job_file(job_id, MEDIA)
+        if not path.is_file():
+            return {}
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise JournalError(f"The media list of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
+        return {item.sha256: item for item in iter_items(data, str(path))}
+
+    def staged_media(self, job_id: str, item: MediaItem) -> Path:
+        """Where the bytes of a file given in memory wait for their upload."""
+        return self.job_file(job_id, "media", f"{item.sha256}.{item.extension}")
+
+    def drop_staged_media(self, job_id: str) -> None:
+        """Remove the staged bytes of an ended job (its uploads are recorded; a retry is a
+        new job, which stages its own)."""
+        import shutil
+
+        folder = self.job_file(job_id, "media")
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def read_prompts(self, job_id: str) -> list[str]:
         written = self._written_prompts.pop(job_id, None)
@@ -656,6 +696,8 @@ class JobRecord:
     updated_at: str | None = None
     #: The server the batches went to (after a restart, says where to find them).
     sent_to: SentTo | None = None
+    #: Distinct images and PDFs the prompts show (``media.json``); uploaded before any create.
+    n_media: int = 0
 
     # -- states ----------------------------------------------------------------------------
     def move_to(self, state: JobState) -> None:
@@ -760,7 +802,7 @@ class JobRecord:
         _check_types(
             where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
             n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, estimate=dict, usage=dict,
-            row_counts=dict, columns=list,
+            row_counts=dict, columns=list, n_media=int,
         )
         if not record.out.isidentifier():
             raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")

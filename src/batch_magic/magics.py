@@ -52,7 +52,12 @@ With %%batch df.review and a body without {{ }}, the body is the
 instructions and each row's review text follows it. The cell returns at
 once and a panel shows the job (--wait blocks until it ends); the answers
 land in df as OUT, OUT_status, OUT_error and token columns. Re-running an
-identical cell re-attaches to its job instead of paying again."""
+identical cell re-attaches to its job instead of paying again.
+
+Images and PDFs: {{ image(photo) }}, {{ pdf(invoice) }} or {{ media(file) }}
+put a row's file (a path, bytes or a PIL image) where the prompt needs it;
+with %%batch df.photo the column's file goes first, then the body. Each
+distinct file is uploaded once through the Files API (%batch files JOB)."""
 
 
 
@@ -141,6 +146,16 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
         "send again only the rows that errored, expired or were invalid; their columns are "
         "updated in place (DF: default, the job's own DataFrame in this session)",
         (_JOB_ARG, _DF_ARG, _WAIT_ARG),
+    ),
+    LineCommand(
+        "files",
+        "a job's uploaded images and PDFs (file id, name, size); --delete removes them from "
+        "the server and the journal, once the job has ended",
+        (
+            Param(("job",), _JOB + " (default: last)", {"nargs": "?", "default": "last", "metavar": "JOB"}),
+            Param(("--delete",), "delete the job's uploads (kept: those another unfinished job uses)",
+                  {"action": "store_true"}),
+        ),
     ),
     LineCommand(
         "trust",
@@ -534,7 +549,9 @@ class BatchMagic(Magics, Configurable):
                     f"The cell uses {{{{ }}}} placeholders, so name the DataFrame alone: %%batch {name} ... "
                     f"(the {name}.{column} form sends the cell's text followed by that column)."
                 )
-            return Template.instructions_then_column(body, column)
+            from .media import looks_like_media
+
+            return Template.instructions_then_column(body, column, media=looks_like_media(df[column].head(50)))
         template = Template.compile(body)
         if not template.variables:
             text_cols = [str(c) for c in df.columns][:5]
@@ -852,6 +869,24 @@ class BatchMagic(Magics, Configurable):
             return  # nothing to retry (retry_failed said so); the ended job came back
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
         self._run(job, wait=args.wait)
+
+    def _cmd_files(self, rest: str) -> Any:
+        from .uploads import delete_job_files, job_files
+
+        args = self._args("files", rest)
+        jr = self._journal()
+        if args.job in ("last", "latest") and not jr.job_ids():
+            raise UsageError("No jobs yet: %%batch df ... starts one.")
+        live = self._find(args.job) if args.job in ("last", "latest") else None
+        full = live.id if live is not None else jr.resolve(args.job)  # last: this session's, if any
+        if args.delete:
+            print(f"Job {full}: {delete_job_files(full, client=self._client(), journal=jr)}")
+            return None
+        frame = job_files(full, journal=jr)
+        if frame.empty:
+            print(f"Job {full} shows no image or PDF; it uploaded nothing.")
+            return None
+        return frame
 
     def _cmd_trust(self, rest: str) -> None:
         args = self._args("trust", rest)

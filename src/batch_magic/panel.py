@@ -122,7 +122,11 @@ def format_status(status: JobStatus) -> str:
     parts = [state_word(status.state)]
     if status.reconnecting and not final:
         parts[0] += " (reconnecting)"
-    parts.append(f"{status.batches_ended}/{status.batches_total} batches")
+    if status.state == "uploading":
+        # Before any batch exists the files are what moves: real counts, not batches.
+        parts[0] += f" {status.uploads_done:,}/{status.uploads_total:,} files"
+    else:
+        parts.append(f"{status.batches_ended}/{status.batches_total} batches")
     parts.append(f"{format_interval(status.elapsed)} elapsed")
     running = status.state in ("in_progress", "canceling") and status.batches_submitted > status.batches_ended
     if running and not final:
@@ -314,6 +318,12 @@ class JobPanel:
         )
 
     def _render_bar(self, status: JobStatus) -> None:
+        if status.state == "uploading":
+            self.bar.max = max(1, status.uploads_total)
+            self.bar.value = status.uploads_done
+            self.bar.description = f"{status.uploads_done}/{status.uploads_total} files"
+            self.bar.remove_class("batch-magic-indeterminate")
+            return
         total = max(1, status.batches_total)
         self.bar.max = total
         self.bar.description = f"{status.batches_ended}/{status.batches_total}"
@@ -505,7 +515,9 @@ class TextStatus:
         print(text, file=stream, flush=True)
 
     def update(self, status: JobStatus) -> None:
-        key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error)
+        key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error,
+               # uploads: a line per tenth of the files, not one per file
+               status.uploads_done * 10 // max(1, status.uploads_total) if status.state == "uploading" else 0)
         if key == self._key or self._final:
             return
         if status.done and not settled(self.job):

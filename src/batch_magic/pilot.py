@@ -23,6 +23,8 @@ from .api import Prepared, _client, prepare
 from .client import describe_error
 from .columns import job_columns
 from .errors import ConfigError
+from .media import inline_source, message_content, readable
+from .media import markers as media_markers
 from .merge import typed_array
 from .plan import SKIPPED, request_params
 from .results import message_answer
@@ -112,10 +114,19 @@ def run_pilot(
     seconds = np.zeros(m)
     lock = threading.Lock()
 
+    # A pilot's few rows show their files inline (base64): a handful of realtime requests,
+    # nothing in the journal, so nothing is worth an upload.
+    sources = {
+        sha: inline_source(item, item.read())
+        for sha, item in plan.media.items()
+        if any(sha == s for k in chosen for _, s in media_markers(plan.prompts[k]))
+    }
+
     def call(i: int) -> None:
         started = time.perf_counter()
         try:
-            message = batch_client.create_message(request_params(shared, plan.prompts[chosen[i]]))
+            content = message_content(plan.prompts[chosen[i]], sources)
+            message = batch_client.create_message(request_params(shared, content))
         except Exception as exc:  # shown in the row, never raised
             with lock:
                 errors[i] = describe_error(exc)
@@ -148,7 +159,7 @@ def run_pilot(
     out = prepared.out
     frame: dict[str, Any] = {
         "row": [plan.index[first_row[k]] for k in chosen],
-        "prompt": pd.array([plan.prompts[k] for k in chosen], dtype="string"),
+        "prompt": pd.array([readable(plan.prompts[k], plan.media) for k in chosen], dtype="string"),
         "answer": pd.array(answers, dtype="string"),
     }
     if prepared.spec.kind != "text":

@@ -7,6 +7,11 @@ the API whatever the index looks like); requests are split into batches under
 the API's limits (100,000 requests, 256 MB of serialised body) and the user's
 chunk size. The fingerprint covers every rendered prompt, in row order, and
 every parameter, so an identical re-run is recognised and never paid twice.
+
+A template that shows images or PDFs renders each row's files to markers that
+carry the file's sha256 (``media.py``): prompts stay text, so deduplication
+and the fingerprint work by content hash, and the plan's ``media`` lists each
+distinct file once. Text-only templates never touch that path.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .errors import PlanError
+from .errors import MediaError, PlanError
+from .media import MediaCollector, MediaItem, extra_body_bytes, problems_message
 from .template import Template
 
 MAX_REQUESTS_PER_BATCH = 100_000
@@ -98,7 +104,8 @@ class RequestOptions:
         return params
 
 
-def request_params(shared: dict[str, Any], prompt: str) -> dict[str, Any]:
+def request_params(shared: dict[str, Any], prompt: str | list[dict[str, Any]]) -> dict[str, Any]:
+    """One request's params: the shared ones and a user turn (a prompt, or content blocks)."""
     return {**shared, "messages": [{"role": "user", "content": prompt}]}
 
 
@@ -118,6 +125,8 @@ class Plan:
     #: Why each skipped row was skipped, by row position (short text).
     skip_reasons: dict[int, str]
     fingerprint: str
+    #: Each distinct image or PDF the prompts show, by sha256 (empty for text alone).
+    media: dict[str, MediaItem] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -166,7 +175,13 @@ def request_number(cid: str) -> int:
 def _missing_mask(values: pd.Series) -> np.ndarray:
     mask = values.isna().to_numpy(dtype=bool)
     if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        try:
+            blank = values.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        except (UnicodeDecodeError, TypeError, ValueError):  # bytes of a file, say: only text can be blank
+            blank = np.fromiter(
+                (type(v) is str and not v.strip() for v in values.to_numpy(dtype=object)),
+                dtype=bool, count=len(values),
+            )
         mask = mask | blank
     return mask
 
@@ -225,7 +240,13 @@ def build_plan(
 
     keep = np.flatnonzero(~missing)
     columns = {name: values.to_numpy(dtype=object)[keep] for name, values in series.items()}
-    rendered = template.render_columns(columns, len(keep))
+    collector = MediaCollector() if template.uses_media else None
+    rendered = template.render_columns(columns, len(keep), media=collector)
+    if collector is not None and collector.n_problems:
+        index = df.index
+        raise MediaError(
+            problems_message(collector.problems, collector.n_problems, lambda i: index[int(keep[i])])
+        )
 
     row_requests = np.full(n, SKIPPED, dtype=np.int64)
     if not template.never_blank:
@@ -249,7 +270,8 @@ def build_plan(
         )
 
     shared = options.shared_params()
-    batches = split_batches(prompts, shared, chunk_size or MAX_REQUESTS_PER_BATCH)
+    media = collector.items if collector is not None else {}
+    batches = split_batches(prompts, shared, chunk_size or MAX_REQUESTS_PER_BATCH, media=bool(media))
     return Plan(
         options=options,
         prompts=prompts,
@@ -258,6 +280,7 @@ def build_plan(
         batches=batches,
         skip_reasons=skip_reasons,
         fingerprint=fingerprint(shared, prompts, row_requests),
+        media=media,
     )
 
 
@@ -299,16 +322,21 @@ def _range_bytes(shared: dict[str, Any], prompts: Sequence[str], r: range) -> in
 
 
 def split_batches(
-    prompts: Sequence[str], shared: dict[str, Any], max_requests: int
+    prompts: Sequence[str], shared: dict[str, Any], max_requests: int, *, media: bool = False
 ) -> list[range]:
-    """Consecutive ranges of request numbers, each under both API limits."""
+    """Consecutive ranges of request numbers, each under both API limits.
+
+    ``media``: some prompts show files, whose content blocks take more bytes than
+    their markers (an upper bound is added per block)."""
     max_requests = min(max_requests, MAX_REQUESTS_PER_BATCH)
     limit = MAX_BATCH_BYTES - BATCH_BYTES_MARGIN
     total = len(prompts)
     by_count = [range(a, min(a + max_requests, total)) for a in range(0, total, max_requests)]
-    if all(_range_bytes(shared, prompts, r) <= limit for r in by_count):
+    if not media and all(_range_bytes(shared, prompts, r) <= limit for r in by_count):
         return by_count  # every chunk fits: exactly what the byte-wise split below gives
     sizes = request_bytes(shared, prompts)
+    if media:
+        sizes = sizes + np.fromiter(map(extra_body_bytes, prompts), dtype=np.int64, count=total)
     too_big = np.flatnonzero(sizes > limit)
     if too_big.size:
         k = int(too_big[0])

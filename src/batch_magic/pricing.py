@@ -80,6 +80,39 @@ def estimate_request_tokens(model: str, chars: np.ndarray | Sequence[int]) -> np
     return np.asarray(chars, dtype=np.float64) / chars_per_token(model) + REQUEST_OVERHEAD_TOKENS
 
 
+# -- images and PDFs ----------------------------------------------------------------------------
+#: How large an image is read (vision page, "Evaluate image size"): its long edge is scaled
+#: down to this many pixels, and further until it is at most this many tokens, one token per
+#: 750 pixels. Models since Claude Opus 4.7 read at higher resolution (3.75 MP) than the
+#: earlier ones (1.15 MP). The Models API does not say which: the family is read from the id,
+#: like the tokenizer, which changed with the same models.
+IMAGE_READ_LIMITS = {OLDER_TOKENIZER: (1568, 1600), NEWER_TOKENIZER: (2576, 4784)}
+PIXELS_PER_IMAGE_TOKEN = 750
+#: PDF support page: each page is read as an image and as its extracted text. A page image
+#: is taken at about the older limit (~1,600 tokens); its text at the tokenizer's rate.
+PDF_PAGE_IMAGE_TOKENS = 1600
+
+
+def reads_high_resolution(model: str) -> bool:
+    """Does ``model`` read images at 2576 px (Claude Opus 4.7 and later) rather than 1568 px?"""
+    return tokenizer(model) == NEWER_TOKENIZER
+
+
+def image_tokens(model: str, width: int, height: int) -> int:
+    """Approximate input tokens of one ``width`` x ``height`` image for ``model``."""
+    if width <= 0 or height <= 0:
+        return 0
+    edge, cap = IMAGE_READ_LIMITS[tokenizer(model)]
+    scale = min(1.0, edge / max(width, height))
+    tokens = (width * scale) * (height * scale) / PIXELS_PER_IMAGE_TOKEN
+    return min(cap, math.ceil(tokens))
+
+
+def pdf_tokens(model: str, pages: int, text_chars: int) -> int:
+    """Approximate input tokens of a PDF: an image per page plus its text."""
+    return pages * PDF_PAGE_IMAGE_TOKENS + estimate_tokens(model, text_chars)
+
+
 # -- prices --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rates:
@@ -429,6 +462,9 @@ class Estimate:
     long_context_requests: int = 0
     #: The characters per token the quick estimate used (the model's tokenizer).
     chars_per_token: float = CHARS_PER_TOKEN[OLDER_TOKENIZER]
+    #: Input tokens of images and PDFs, included in ``input_tokens``: approximate (from
+    #: pixel sizes and page counts, by the documented rules), even when the text is counted.
+    media_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -445,6 +481,7 @@ def estimate_cost(
     exact_input: bool = False,
     cached_tokens_per_request: int = 0,
     prices: PriceBook | None = None,
+    media_tokens: int = 0,
 ) -> Estimate:
     """Expected and upper-bound cost of a job.
 
@@ -497,6 +534,7 @@ def estimate_cost(
         realtime_cost_upper=upper.dollars(price.realtime),
         long_context_requests=int(np.count_nonzero(index)),
         chars_per_token=chars_per_token(model),
+        media_tokens=int(media_tokens),
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .columns import job_columns
+from .media import readable
 from .panel import html_no_math
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         )
         if tc.failed:
             tokens_how += f"; {tc.failed:,} counts failed"
+    if e.media_tokens:
+        tokens_how += f"; ~{e.media_tokens:,} of them for images and PDFs, approximate"
     return {
         "model": options.model,
         "out": p.out,
@@ -108,7 +111,7 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         "price_known": e.price_known,
         "prices_taken": e.prices_taken,
         "columns": [*spec.column_names(p.out), job_columns(p.out).status, job_columns(p.out).error],
-        "prompts": plan.prompts[:SHOWN_PROMPTS],
+        "prompts": [readable(prompt, plan.media) for prompt in plan.prompts[:SHOWN_PROMPTS]],
         # What the model accepts and what was chosen from it (models.py), then cautions.
         "notes": list(p.notes),
         "warnings": list(p.warnings),

@@ -26,8 +26,9 @@ DISPLAY_STATE: dict[JobState, str] = {
     JobState.CANCELED: "canceled",
     JobState.FAILED: "failed",
 }
-#: What a running job shows while a step says what it is doing.
-RUNNING_STEPS = ("submitting", "queued", "collecting", "retrying", "merging")
+#: What a running job shows while a step says what it is doing ("uploading": its images
+#: and PDFs, before its first batch, so also while the record is still planned).
+RUNNING_STEPS = ("uploading", "submitting", "queued", "collecting", "retrying", "merging")
 #: Every state a snapshot can show.
 STATES = (*DISPLAY_STATE.values(), *RUNNING_STEPS)
 #: The driver has stopped: the job ended (done, canceled) or failed (it resumes when
@@ -83,6 +84,9 @@ class JobStatus:
     row_counts: dict[str, int] = field(default_factory=dict)
     #: How long similar earlier batches took (None: no history in the journal).
     typical_duration: DurationHint | None = None
+    #: Images and PDFs of the job, and how many are uploaded (recorded) so far.
+    uploads_total: int = 0
+    uploads_done: int = 0
 
     def __post_init__(self) -> None:
         if self.state not in STATES:  # a bug of batch_magic: every state comes from the lists above

@@ -7,6 +7,11 @@ the same name); any other name fails before anything is sent. Templates made onl
 text and bare ``{{ name }}`` substitutions (the common case) are rendered by a
 fast path that gives the same text as Jinja2 at a fraction of the cost, which
 matters at a million rows.
+
+Images and PDFs go where the prompt needs them: ``{{ image(photo) }}``,
+``{{ pdf(invoice) }}`` or ``{{ media(attachment) }}`` (see ``media.py``). These
+names are functions, not columns; a template that calls them renders through
+Jinja2 with a ``MediaCollector`` that reads each row's file.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import jinja2.nodes
 import numpy as np
 
 from .errors import TemplateError
+from .media import FUNCTIONS as MEDIA_FUNCTIONS
+from .media import MediaCollector
 
 #: Names every template may use besides the columns.
 ROW_NAME = "row"
@@ -45,6 +52,8 @@ class Template:
     _compiled: jinja2.Template = field(repr=False, compare=False)
     # For the fast path: alternating literal text and variable names, or None.
     _parts: tuple[tuple[str, str | None], ...] | None = field(repr=False, compare=False)
+    #: The media functions it calls (``image``, ``pdf``, ``media``); empty for text alone.
+    media_functions: frozenset[str] = frozenset()
 
     @classmethod
     def compile(cls, source: str) -> Template:
@@ -63,17 +72,28 @@ class Template:
                 f" (line: {line.strip()!r}). Placeholders look like {{{{ column }}}}."
             ) from None
         names = set(jinja2.meta.find_undeclared_variables(ast))
+        called = {
+            call.node.name for call in ast.find_all(jinja2.nodes.Call) if isinstance(call.node, jinja2.nodes.Name)
+        }
+        media_functions = frozenset(called & set(MEDIA_FUNCTIONS))
+        names -= media_functions
         row_keys = _row_keys(ast)
         if ROW_NAME in names and row_keys is not None:
             names.discard(ROW_NAME)
             names.update(row_keys)
-        return cls(source, frozenset(names), env.from_string(ast), _simple_parts(ast))
+        return cls(source, frozenset(names), env.from_string(ast), _simple_parts(ast), media_functions)
 
     @classmethod
-    def instructions_then_column(cls, instructions: str, column: str) -> Template:
-        """The ``%%batch df.column`` form: the cell's text, then the column's value."""
+    def instructions_then_column(cls, instructions: str, column: str, *, media: bool = False) -> Template:
+        """The ``%%batch df.column`` form: the cell's text, then the column's value; for a
+        column of images or PDFs (``media=True``), the file first, then the text (the
+        order the vision docs advise)."""
         body = instructions.strip()
-        expr = "{{ %s }}" % column if column.isidentifier() else "{{ row[%r] }}" % column
+        value = column if column.isidentifier() else "row[%r]" % column
+        if media:
+            expr = "{{ media(%s) }}" % value
+            return cls.compile(f"{expr}\n\n{body}" if body else expr)
+        expr = "{{ %s }}" % value
         return cls.compile(f"{body}\n\n{expr}" if body else expr)
 
     def check_columns(self, columns: Sequence[Any], index_names: Sequence[Any] = ()) -> list[str]:
@@ -139,16 +159,33 @@ class Template:
                 f"The template failed on a row: {type(exc).__name__}: {exc}."
             ) from None
 
-    def render_columns(self, columns: Mapping[str, Iterable[Any]], n: int) -> list[str]:
-        """Render ``n`` rows from column-wise values (fast path when possible)."""
+    @property
+    def uses_media(self) -> bool:
+        return bool(self.media_functions)
+
+    def render_columns(
+        self, columns: Mapping[str, Iterable[Any]], n: int, *, media: MediaCollector | None = None
+    ) -> list[str]:
+        """Render ``n`` rows from column-wise values (fast path when possible).
+
+        A template that shows media needs ``media``, which reads each row's files
+        and collects them (and the rows whose files cannot be sent)."""
         if self._parts is not None:
             return _render_simple(self._parts, columns, n)
-        names = list(columns)
+        functions: dict[str, Any] = {}
+        if self.media_functions:
+            if media is None:
+                raise TemplateError("This template shows images or PDFs; render it through a plan.")
+            functions = {name: media.function(name) for name in self.media_functions}
+        names = [name for name in columns if name not in functions]
         lists = [list(columns[name]) for name in names]
         out = []
         for i in range(n):
             values = {name: col[i] for name, col in zip(names, lists)}
             values[ROW_NAME] = values
+            values.update(functions)
+            if media is not None:
+                media.row = i
             out.append(self.render(values))
         return out
 
