@@ -472,3 +472,13 @@ def test_uploading_shows_real_file_counts_in_the_line_the_bar_and_the_text() -> 
     lines = out.getvalue().splitlines()
     assert 10 <= len(lines) <= 12  # a line per tenth of the files, not one per file
     assert lines[-1].endswith("uploading 120/120 files · 0:00 elapsed · est. $0.0123, at most $0.05")
+
+
+def test_a_jobs_costs_say_which_prices_they_use(simulator: Any, tmp_path: Any) -> None:
+    """The estimate while it runs and the cost when it ends name the price data behind them."""
+    df = pd.DataFrame({"text": ["a", "b", "c"]})
+    job = bm.submit(df, "Say {{ text }}", client=simulator.client(), journal=tmp_path / "journal",
+                    settings=JobSettings(poll_min=0.05, poll_max=0.2), start=False)
+    assert "prices from genai-prices" in format_status(job.status)
+    job.wait(30)
+    assert re.search(r"cost \S+ \(prices from genai-prices [\d.]+\)", format_summary(job.status))

@@ -1118,6 +1118,7 @@ class BatchJob:
             expires_at=min(expiries) if expiries else None,
             estimated_cost=r.estimate.get("batch_cost"),
             estimated_cost_upper=r.estimate.get("batch_cost_upper"),
+            prices=r.estimate.get("prices_taken"),
             actual_cost=r.actual_cost,
             reconnecting=self._reconnecting if hasattr(self, "_reconnecting") else False,
             error=r.error,

@@ -140,7 +140,8 @@ def format_status(status: JobStatus) -> str:
     elif status.estimated_cost is not None:
         upper = status.estimated_cost_upper
         bound = f", at most {format_cost(upper)}" if upper is not None else ""
-        parts.append(f"est. {format_cost(status.estimated_cost)}{bound}")
+        source = f", prices {status.prices}" if status.prices else ""
+        parts.append(f"est. {format_cost(status.estimated_cost)}{bound}{source}")
     counts = status.row_counts if final and status.row_counts else status.counts
     text = format_counts(counts)
     if text:
@@ -171,7 +172,8 @@ def format_summary(status: JobStatus) -> str:
     if bad:
         line += f" ({format_counts(bad)})"
     if status.actual_cost is not None:
-        line += f"; cost {format_cost(status.actual_cost)}"
+        source = f" (prices {status.prices})" if status.prices else ""
+        line += f"; cost {format_cost(status.actual_cost)}{source}"
     if status.columns:
         details = job_columns(status.out).details
         line += f"; new columns: {', '.join(c for c in status.columns if c not in details)}"

@@ -87,6 +87,8 @@ class JobStatus:
     #: Images and PDFs of the job, and how many are uploaded (recorded) so far.
     uploads_total: int = 0
     uploads_done: int = 0
+    #: Where the cost figures' prices come from (e.g. "from genai-prices 0.2.3").
+    prices: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:  # a bug of batch_magic: every state comes from the lists above
