@@ -228,13 +228,7 @@ class App:
         return self.store.get(batch_id)
 
     def list(self, query: dict[str, str]) -> tuple[list[Batch], bool]:
-        raw = query.get("limit", "20")
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, not {raw!r}") from None
-        if not 1 <= limit <= 1000:
-            raise APIError("invalid_request_error", f"limit: must be between 1 and 1000, not {limit}")
+        limit = _page_limit(query)
         after_id, before_id = query.get("after_id") or None, query.get("before_id") or None
         if after_id and before_id:
             raise APIError("invalid_request_error", "after_id and before_id cannot both be given")
@@ -339,13 +333,7 @@ class App:
             wanted = [*dict.fromkeys(ids)]
             if len(wanted) > 100:
                 raise APIError("invalid_request_error", f"ids: at most 100 ids are allowed, not {len(wanted)}")
-        raw = query.get("limit", "20")
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise APIError("invalid_request_error", f"limit: Input should be a valid integer, not {raw!r}") from None
-        if not 1 <= limit <= 1000:
-            raise APIError("invalid_request_error", f"limit: must be between 1 and 1000, not {limit}")
+        limit = _page_limit(query)
         after_id, before_id = query.get("after_id") or None, query.get("before_id") or None
         page_token = query.get("page") or None
         if page_token is not None:
@@ -496,3 +484,14 @@ def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
                                       "output_tokens_details": final.get("output_tokens_details")}}
     yield "message_stop", {"type": "message_stop"}
 
+
+def _page_limit(query: dict[str, str]) -> int:
+    """A list call's ``limit`` (1 to 1000, default 20), refused as the API refuses it."""
+    raw = query.get("limit", "20")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise APIError("invalid_request_error", f"limit: Input should be a valid integer, not {raw!r}") from None
+    if not 1 <= limit <= 1000:
+        raise APIError("invalid_request_error", f"limit: must be between 1 and 1000, not {limit}")
+    return limit
