@@ -108,7 +108,7 @@ MEDIA_SCRIPT = textwrap.dedent(
     import batch_magic as bm
     from batch_magic.journal import Journal
     from batch_magic.simulator import Simulator
-    from batch_magic.uploads import Intent, UploadStore, destination_url
+    from batch_magic.uploads import Intent, UploadStore, server_key
     with Simulator(processing_time=0.0) as sim, tempfile.TemporaryDirectory() as d:
         client = anthropic.Anthropic(api_key="sk-sim", base_url=sim.url)
         paths = []
@@ -122,7 +122,7 @@ MEDIA_SCRIPT = textwrap.dedent(
                         journal=journal, start=False)
         # An upload that landed before a crash: found through the 0.x listing, not sent again.
         item = list(journal.read_media(job.id).values())[-1]
-        UploadStore(journal).write_intent(destination_url(sim.url),
+        UploadStore(journal).write_intent(server_key(sim.url),
                                           Intent(item.sha256, item.upload_name, item.size, "2020-01-01T00:00:00Z"))
         client.beta.files.upload(file=(item.upload_name, Path(item.path).read_bytes(), item.mime))
         job.start()

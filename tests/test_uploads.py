@@ -23,7 +23,7 @@ from batch_magic.journal import Journal
 from batch_magic.media import MediaCollector, markers
 from batch_magic.panel import format_status
 from batch_magic.simulator import Simulator
-from batch_magic.uploads import Intent, UploadStore, destination_url
+from batch_magic.uploads import Intent, UploadStore, server_key
 
 COLOURS = {"red": (220, 20, 30), "blue": (20, 40, 220), "green": (30, 160, 40), "yellow": (240, 220, 20)}
 FAST = bm.JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, create_grace=2.0)
@@ -113,7 +113,7 @@ def test_a_job_of_hundreds_of_images_and_pdfs_uploads_each_file_once(
     assert len(items) == distinct
     recorded = store.records(items)
     assert {u.file_id for u in recorded} == set(simulator.file_ids())
-    assert {u.base_url for u in recorded} == {destination_url(simulator.url)}
+    assert {u.base_url for u in recorded} == {server_key(simulator.url)}
     # The batch body names the uploads: a few hundred bytes a request, not the files.
     creates = [r for r in simulator.requests if r.endpoint == "create"]
     body = sum(int(r.headers["content-length"]) for r in creates)
@@ -200,7 +200,7 @@ def test_an_upload_that_landed_before_a_crash_is_adopted_not_sent_again(
     landed = items[0]
     # A driver wrote its intent, its upload reached the server, then it died.
     store = UploadStore(journal)
-    base = destination_url(simulator.url)
+    base = server_key(simulator.url)
     store.write_intent(base, Intent(landed.sha256, landed.upload_name, landed.size, "2020-01-01T00:00:00Z"))
     sdk_client.files.upload(file=(landed.upload_name, Path(landed.path or "").read_bytes(), landed.mime))
     # Another intent whose upload never arrived: sent now.
@@ -392,3 +392,28 @@ def test_when_the_check_cannot_be_made_the_records_are_trusted(
     bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=FAST, wait=True)
     assert (df["answer_status"].astype(object) == "succeeded").all()
     assert uploads_in_log(simulator) == 0
+
+
+def test_the_built_in_simulator_restarted_on_another_port_reuses_its_uploads(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """A teacher's restart: the in-notebook simulator keeps its files in the journal
+    folder and comes back on a new port; nothing is uploaded again, and a simulator
+    that lacks the files gets them."""
+    images, _ = make_files(tmp_path / "files", 4, 0)
+    df = pd.DataFrame({"photo": [str(p) for p in images]})
+    state = tmp_path / "sim-state"
+    with Simulator(processing_time=0.0, state_dir=state) as first:
+        bm.submit(df, "{{ image(photo) }} Colour?", client=first.client(), journal=journal,
+                  settings=FAST, wait=True)
+        assert uploads_in_log(first) == 4
+    with Simulator(processing_time=0.0, state_dir=state) as again:  # on a new port (port 0 again)
+        bm.submit(df, "{{ image(photo) }} Colour, once more?", client=again.client(), journal=journal,
+                  settings=FAST, wait=True)
+        assert (df["answer_status"].astype(object) == "succeeded").all()
+        assert uploads_in_log(again) == 0
+    with Simulator(processing_time=0.0) as fresh:  # no state: it never saw the files
+        bm.submit(df, "{{ image(photo) }} Colour, a third time?", client=fresh.client(), journal=journal,
+                  settings=FAST, wait=True)
+        assert (df["answer_status"].astype(object) == "succeeded").all()
+        assert uploads_in_log(fresh) == 4

@@ -677,7 +677,7 @@ class BatchJob:
         try:
             done, summary = await asyncio.to_thread(
                 uploads.upload_all, client.files, uploads.UploadStore(self.journal), items,
-                uploads.destination_url(client.base_url), read=read, on_progress=progress,
+                uploads.server_key(client.base_url), read=read, on_progress=progress,
                 stop=lambda: self._cancel_requested,
                 settings=uploads.UploadSettings(backoff_min=self.settings.backoff_min, backoff_max=self.settings.backoff_max),
             )

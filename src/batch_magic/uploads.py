@@ -7,7 +7,8 @@ distinct file (by sha256) is uploaded once and every request names it by its
 
 The journal keeps one uploads table for all its jobs,
 ``.batch_magic/uploads/<server>/<sha256>.json``, keyed by the server's base
-URL (an upload exists on one server only) and the file's hash: re-runs,
+URL (an upload exists on one server only; the simulator built into this
+process is one server whatever its port) and the file's hash: re-runs,
 retries and other jobs of the same files reuse what is recorded, and nothing
 is sent before the uploads it names are recorded.
 
@@ -113,6 +114,21 @@ def destination_url(base_url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: The uploads-table key of the simulator running in this process, whatever its port.
+BUILTIN_SIMULATOR = "builtin-simulator"
+
+
+def server_key(base_url: str) -> str:
+    """Which server a client's uploads are recorded under: its URL without credentials,
+    or one name for the simulator built into this process. That simulator keeps its
+    files in the journal folder across kernel restarts but gets a new port each time;
+    recorded uploads are checked on the server before they are reused, so one it does
+    not have is uploaded again."""
+    from .simulator import is_simulator_url
+
+    return BUILTIN_SIMULATOR if is_simulator_url(base_url) else destination_url(base_url)
 
 
 class UploadStore:
@@ -501,7 +517,7 @@ def delete_job_files(
     items = jr.read_media(full)
     store = UploadStore(jr)
     batch_client = client_for_job(full, record.sent_to, client)
-    here = destination_url(batch_client.base_url)
+    here = server_key(batch_client.base_url)
     live_users: dict[str, set[str]] = {}
     for other in jr.records():
         if other.job_id == full or other.ended or not other.n_media:
@@ -533,5 +549,5 @@ def delete_job_files(
 
 __all__ = [
     "DeleteReport", "Upload", "UploadProgress", "UploadSettings", "UploadStore", "delete_job_files",
-    "destination_url", "job_files", "upload_all",
+    "destination_url", "job_files", "server_key", "upload_all",
 ]
