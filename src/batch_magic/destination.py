@@ -18,7 +18,7 @@ from .errors import ConfigError, MissingAPIKeyError
 from .journal import SentTo
 
 
-def _without_credentials(url: str) -> str:
+def without_credentials(url: str) -> str:
     """The URL without any ``user:password@`` part (nothing secret is written down)."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -43,7 +43,7 @@ class Destination:
 
         simulated = client.is_simulator
         return cls(
-            base_url=_without_credentials(client.base_url),
+            base_url=without_credentials(client.base_url),
             simulator=simulated,
             builtin=simulated and is_simulator_url(client.base_url),
         )
@@ -137,4 +137,4 @@ def batch_gone_message(recorded: SentTo | None, batch_id: str) -> str:
     )
 
 
-__all__ = ["Destination", "batch_gone_message", "client_for_job"]
+__all__ = ["Destination", "batch_gone_message", "client_for_job", "without_credentials"]

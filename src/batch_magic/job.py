@@ -1013,9 +1013,9 @@ class BatchJob:
         if len(rows) != record.n_rows or (rows.size and int(rows.max()) >= record.n_requests):
             raise BatchMagicError(f"The row map of job {self.id} does not match its record; the journal was altered.")
         columns = build_columns(record.out, self.spec, table, rows, record.skip_reasons)
-        usage = table.usage_totals()
-        record.usage = dict(usage)
-        record.actual_cost = pricing.actual_cost(record.options.model, table.billed_usage())
+        billed = table.billed_usage()  # built once: summed for the record, priced for the cost
+        record.usage = {key: int(values.sum()) for key, values in billed.items()}
+        record.actual_cost = pricing.actual_cost(record.options.model, billed)
         target = self.df
         try:
             index = plan_index(self.journal, self.id, len(rows), target)
@@ -1120,13 +1120,13 @@ class BatchJob:
             estimated_cost_upper=r.estimate.get("batch_cost_upper"),
             prices=r.estimate.get("prices_taken"),
             actual_cost=r.actual_cost,
-            reconnecting=self._reconnecting if hasattr(self, "_reconnecting") else False,
+            reconnecting=self._reconnecting,
             error=r.error,
             columns=tuple(r.columns),
             row_counts=dict(r.row_counts),
-            typical_duration=getattr(self, "_typical", None),
+            typical_duration=self._typical,
             uploads_total=r.n_media,
-            uploads_done=getattr(self, "_uploads_done", 0),
+            uploads_done=self._uploads_done,
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message

@@ -52,7 +52,6 @@ THINKING_OFF_EFFORTS = ("low", "medium", "high")
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 #: The first ``anthropic-version`` without sampling parameters.
 NO_SAMPLING_VERSION = "2026-10-21"
-OLD_API_VERSION = "2023-06-01"
 
 
 class ModelDeprecationWarning(UserWarning):

@@ -93,11 +93,6 @@ PIXELS_PER_IMAGE_TOKEN = 750
 PDF_PAGE_IMAGE_TOKENS = 1600
 
 
-def reads_high_resolution(model: str) -> bool:
-    """Does ``model`` read images at 2576 px (Claude Opus 4.7 and later) rather than 1568 px?"""
-    return tokenizer(model) == NEWER_TOKENIZER
-
-
 def image_tokens(model: str, width: int, height: int) -> int:
     """Approximate input tokens of one ``width`` x ``height`` image for ``model``."""
     if width <= 0 or height <= 0:

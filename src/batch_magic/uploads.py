@@ -30,7 +30,6 @@ again, a refusal (a 4xx) stops the step with the API's message.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import re
 import threading
@@ -40,14 +39,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
+from .destination import without_credentials
 from .errors import APIError, BatchMagicError, JournalError
-from .journal import JobLock, Journal, now_iso, write_atomic
+from .journal import JobLock, JobRecord, Journal, now_iso, write_atomic
 from .media import MediaItem
+from .status import epoch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,10 +110,7 @@ class Intent:
 
 def destination_url(base_url: str) -> str:
     """The server part of a base URL, without credentials or a trailing slash."""
-    parts = urlsplit(base_url.rstrip("/"))
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    return without_credentials(base_url.rstrip("/"))
 
 
 #: The uploads-table key of the simulator running in this process, whatever its port.
@@ -340,7 +337,7 @@ class _Finder:
     def find(self, name: str, size: int, intent_at: str, *, fresh: bool = False) -> FileInfo | None:
         """``fresh``: list again (after a lost answer in this run, the upload may have landed
         since the last listing)."""
-        since = _epoch(intent_at) - self.skew
+        since = (epoch(intent_at) or 0.0) - self.skew
         with self.lock:
             if fresh or since < self.since:
                 self._list(min(since, self.since))
@@ -351,7 +348,7 @@ class _Finder:
         listed_at = time.time()
         by_name: dict[str, FileInfo] = {}
         for info in self.files.newest():
-            created = _epoch(info.created_at) if info.created_at else listed_at
+            created = epoch(info.created_at) or listed_at
             if created < since:
                 break
             by_name.setdefault(info.filename, info)  # newest first: keep the newest of a name
@@ -425,10 +422,6 @@ def _record(store: UploadStore, item: MediaItem, base_url: str, info: FileInfo, 
     return upload
 
 
-def _epoch(iso: str) -> float:
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 # -- housekeeping ----------------------------------------------------------------------------------
 def job_files(job_id: str, *, journal: Journal | str | None = None) -> pd.DataFrame:
     """A job's uploads, one row per file and server: ``file_id``, ``name`` (as given),
@@ -468,15 +461,17 @@ def _row(item: MediaItem, upload: Upload | None, others: list[str]) -> dict[str,
     }
 
 
-def _users(jr: Journal, shas: set[str]) -> dict[str, set[str]]:
-    """Which jobs of the journal show each of these files."""
+def _users(
+    jr: Journal, shas: set[str] | None = None, *, keep: Callable[[JobRecord], bool] = lambda r: True
+) -> dict[str, set[str]]:
+    """Which jobs of the journal (those ``keep`` accepts) show each file (of ``shas``, or all)."""
     users: dict[str, set[str]] = {}
     for record in jr.records():
-        if not record.n_media:
+        if not record.n_media or not keep(record):
             continue
         with contextlib.suppress(JournalError):
             for sha in jr.read_media(record.job_id):
-                if sha in shas:
+                if shas is None or sha in shas:
                     users.setdefault(sha, set()).add(record.job_id)
     return users
 
@@ -518,13 +513,7 @@ def delete_job_files(
     store = UploadStore(jr)
     batch_client = client_for_job(full, record.sent_to, client)
     here = server_key(batch_client.base_url)
-    live_users: dict[str, set[str]] = {}
-    for other in jr.records():
-        if other.job_id == full or other.ended or not other.n_media:
-            continue
-        with contextlib.suppress(JournalError):
-            for sha in jr.read_media(other.job_id):
-                live_users.setdefault(sha, set()).add(other.job_id)
+    live_users = _users(jr, keep=lambda other: other.job_id != full and not other.ended)
     deleted: list[str] = []
     kept: list[tuple[str, str]] = []
     for upload in store.records(items):
@@ -539,7 +528,7 @@ def delete_job_files(
             try:
                 batch_client.files.delete(upload.file_id)
             except Exception as exc:
-                if getattr(exc, "status_code", None) != 404:  # 404: already gone
+                if classify(exc).kind is not FailureKind.NOT_FOUND:  # not found: already gone
                     kept.append((upload.file_id, f"delete failed: {describe_error(exc)}"))
                     continue
             store.forget(here, upload.sha256)
