@@ -30,7 +30,7 @@ from .media import (
     read_upload,
     sniff,
 )
-from .protocol import APIError, new_file_id, rfc3339, rfc3339_or_none
+from .protocol import APIError, new_file_id, rfc3339, rfc3339_or_none, write_atomic
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -192,8 +192,8 @@ class FileStore:
         )
         try:
             if self.dir is not None:
-                _write_atomic(self.dir / f"{stored.id}.bin", data)  # bytes first: metadata never points at nothing
-                _write_atomic(self.dir / f"{stored.id}.json", json.dumps(stored.record()).encode())
+                write_atomic(self.dir / f"{stored.id}.bin", data)  # bytes first: metadata never points at nothing
+                write_atomic(self.dir / f"{stored.id}.json", json.dumps(stored.record()).encode())
         except BaseException:
             with self.lock:
                 self._used -= len(data)
@@ -300,7 +300,7 @@ class FileStore:
                 self._memory.pop(stored.id, None)
                 if self.dir is not None:
                     (self.dir / f"{stored.id}.bin").unlink(missing_ok=True)
-                    _write_atomic(self.dir / f"{stored.id}.json", json.dumps(stored.record()).encode())
+                    write_atomic(self.dir / f"{stored.id}.json", json.dumps(stored.record()).encode())
 
     # -- persistence ------------------------------------------------------------------------
     def load(self) -> None:
@@ -332,12 +332,5 @@ def file_too_large(size: int | None, limit: int) -> APIError:
         f"File too large: {what} the maximum file size of {limit / MB:g} MB ({limit} bytes).",
         413,
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 

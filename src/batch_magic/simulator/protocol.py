@@ -7,8 +7,11 @@ Kept apart so that the shapes the SDK parses (ids, RFC 3339 strings, the
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -123,3 +126,12 @@ class APIError(Exception):
         self.message = message
         self.status = status if status is not None else STATUS_OF_ERROR.get(error_type, 400)
         self.details = details
+
+
+def write_atomic(path: Path, *chunks: bytes) -> None:
+    """Write ``chunks`` to ``path`` through a temporary file, so a reader (or a restart
+    after a crash) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
+    with open(tmp, "wb") as f:
+        f.writelines(chunks)
+    os.replace(tmp, path)

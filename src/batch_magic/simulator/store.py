@@ -25,7 +25,7 @@ from typing import Any
 
 from .faults import REQUEST_ERROR_MESSAGES, draw, pick_error
 from .media import FileView, view_from_json, view_to_json
-from .protocol import APIError, rfc3339, rfc3339_or_none
+from .protocol import APIError, rfc3339, rfc3339_or_none, write_atomic
 
 #: (cache key, prefix tokens, ttl, whether this request wrote the cache)
 CacheInfo = tuple[str, int, str, bool]
@@ -294,15 +294,9 @@ class Store:
                     (self.state_dir / "batches" / f"{batch_id}{suffix}").unlink(missing_ok=True)
 
     # -- persistence ------------------------------------------------------------------------
-    def _write_atomic(self, path: Path, chunks: list[bytes]) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-        with open(tmp, "wb") as f:
-            f.writelines(chunks)
-        os.replace(tmp, path)
-
     def _write_requests(self, batch: Batch) -> None:
         assert self.state_dir is not None
-        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.requests", [batch.packed])
+        write_atomic(self.state_dir / "batches" / f"{batch.id}.requests", batch.packed)
 
     def _write_meta(self, batch: Batch) -> None:
         assert self.state_dir is not None
@@ -317,7 +311,7 @@ class Store:
             "cache_info": [[i, *info] for i, info in batch.cache_info.items()],
             "media": [view_to_json(v) for v in batch.media.values()],
         }
-        self._write_atomic(self.state_dir / "batches" / f"{batch.id}.json", [json.dumps(meta).encode()])
+        write_atomic(self.state_dir / "batches" / f"{batch.id}.json", json.dumps(meta).encode())
 
     def load(self) -> list[Batch]:
         """Read every batch of the state directory (requests are read lazily)."""
