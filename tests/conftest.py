@@ -20,6 +20,7 @@ import pytest
 
 # Both Jupyter kernels (ipykernel 7 and 6) for the end-to-end tests.
 from _kernels import kernel_name, kernel_specs  # noqa: F401
+from batch_magic.journal import Journal
 from batch_magic.simulator import FakeClock, RealClock, Simulator
 
 
@@ -39,6 +40,12 @@ def simulator_server() -> Iterator[Simulator]:
     """One simulator for the session, on 127.0.0.1 and a free port."""
     with Simulator(processing_time=0.0, cancel_delay=0.0) as sim:
         yield sim
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    """A fresh journal folder for the test."""
+    return Journal(tmp_path / "journal")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from batch_magic import pricing
 from batch_magic.api import count_exact, dry_run, prepare
 from batch_magic.errors import BudgetExceededError, ConfigError
 from batch_magic.job import JobSettings
-from batch_magic.journal import Journal
 from batch_magic.report import money
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
@@ -25,11 +24,6 @@ def frame() -> pd.DataFrame:
     texts[9] = texts[8]  # a duplicate prompt
     texts[11] = texts[10]
     return pd.DataFrame({"text": texts}, index=[f"t{i}" for i in range(50)])
-
-
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "journal")
 
 
 # -- dry run -----------------------------------------------------------------------------------

@@ -9,28 +9,15 @@ import pytest
 import batch_magic as bm
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
 from batch_magic.job import JobSettings
-from batch_magic.journal import Journal, SentTo
-from batch_magic.simulator import Simulator
+from batch_magic.journal import SentTo
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
 
-@pytest.fixture(scope="module")
-def sim_server():
-    with Simulator(processing_time=0.0) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(sim_server):
-    sim_server.reset()
-    sim_server.configure(processing_time=0.0, error_rates={}, expire_rate=0.0)
-    return sim_server
-
-
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "journal")
+def sim(simulator):
+    """The session simulator, reset (conftest), by its short name here."""
+    return simulator
 
 
 def submit(df, template, sim, journal, **kwargs):

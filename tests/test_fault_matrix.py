@@ -67,11 +67,6 @@ def sim(simulator: Simulator) -> Simulator:
     return simulator
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
-
-
 def client(sim: Simulator, url: str | None = None, **kwargs: Any) -> anthropic.Anthropic:
     kwargs.setdefault("max_retries", 0)
     return anthropic.Anthropic(api_key=kwargs.pop("api_key", "sk-test"), base_url=url or sim.url, **kwargs)

@@ -25,28 +25,16 @@ from batch_magic.journal import (
     JobState,
     Journal,
 )
-from batch_magic.simulator import Simulator
 from batch_magic.structured import OutputSpec
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, create_grace=5.0)
 FIXTURE = Path(__file__).parent / "fixtures" / "journal_v1"
 
 
-@pytest.fixture(scope="module")
-def sim_server():
-    with Simulator(processing_time=0.0, cancel_delay=0.0) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(sim_server):
-    sim_server.reset()
-    return sim_server
-
-
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "journal")
+def sim(simulator):
+    """The session simulator, reset (conftest), by its short name here."""
+    return simulator
 
 
 def submit(df, template, sim, journal, **kwargs):

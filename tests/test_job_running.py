@@ -43,11 +43,6 @@ def sim(sim_server: Simulator) -> Simulator:
     return sim_server
 
 
-@pytest.fixture
-def journal(tmp_path: Any) -> Journal:
-    return Journal(tmp_path / "journal")
-
-
 def submit(df: pd.DataFrame, sim: Simulator, journal: Journal, **kwargs: Any) -> Any:
     kwargs.setdefault("settings", FAST)
     kwargs.setdefault("max_tokens", 20)

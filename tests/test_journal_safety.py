@@ -101,16 +101,10 @@ class _Booby:
         return (Path.touch, (Path(self.marker),))
 
 
-@pytest.fixture(scope="module")
-def sim_server():
-    with Simulator(processing_time=0.0) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(sim_server):
-    sim_server.reset()
-    return sim_server
+def sim(simulator):
+    """The session simulator, reset (conftest), by its short name here."""
+    return simulator
 
 
 def _booby_trapped_job(sim, tmp_path, df):

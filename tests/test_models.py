@@ -28,7 +28,6 @@ from batch_magic import models
 from batch_magic.client import BatchClient
 from batch_magic.errors import APIError, ConfigError, ModelNotUsableError
 from batch_magic.job import JobSettings
-from batch_magic.journal import Journal
 from batch_magic.models import AnswerRoomWarning, ModelCard, ModelDeprecationWarning
 
 FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
@@ -39,11 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def reviews(n: int = 12) -> pd.DataFrame:
     words = ["I love it", "broken on arrival", "it is fine", "great, thank you", "awful, refund please"]
     return pd.DataFrame({"review": [f"{words[i % len(words)]} (order {i})" for i in range(n)]})
-
-
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "journal")
 
 
 def endpoints(simulator) -> list[str]:

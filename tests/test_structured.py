@@ -22,7 +22,6 @@ from batch_magic.answers import load_json_object, strip_fences
 from batch_magic.api import prepare
 from batch_magic.errors import ConfigError
 from batch_magic.job import JobSettings
-from batch_magic.journal import Journal
 from batch_magic.merge import build_columns
 from batch_magic.results import ResultTable
 from batch_magic.schemas import api_schema
@@ -316,11 +315,6 @@ def test_prepare_takes_one_output_shape_only():
 
 
 # -- whole jobs against the simulator ----------------------------------------------------------
-@pytest.fixture
-def journal(tmp_path):
-    return Journal(tmp_path / "journal")
-
-
 def run(df, template, simulator, journal, **kwargs):
     kwargs.setdefault("max_tokens", 200)
     job = bm.submit(df, template, client=simulator.client(max_retries=0), journal=journal, settings=FAST, **kwargs)

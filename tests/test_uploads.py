@@ -69,11 +69,6 @@ def names_on_server(client: anthropic.Anthropic) -> Counter[str]:
     return Counter(f.filename for f in client.files.list(limit=1000))
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
-
-
 def test_a_job_of_hundreds_of_images_and_pdfs_uploads_each_file_once(
     simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
 ) -> None:
