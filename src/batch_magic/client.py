@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 # -- what a failure means ------------------------------------------------------------------
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     """What a failed call means for the job."""
 
     #: Nothing happened on the server: try again (after ``retry_after`` if given).

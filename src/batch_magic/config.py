@@ -45,10 +45,9 @@ class ConfigWarning(UserWarning):
 
 
 def _toml_loads() -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
+    import tomllib
 
-        return tomllib.loads
+    return tomllib.loads
     try:
         import tomli
     except ImportError:

@@ -36,7 +36,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _private_dir(path: Path) -> None:
@@ -517,7 +517,7 @@ def index_from_files(meta: Any, data: bytes | None) -> pd.Index:
 
 
 # -- the job record ------------------------------------------------------------------------
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job stands, as recorded. Transitions: ``JOB_TRANSITIONS``."""
 
     PLANNED = "planned"  # written, nothing sent yet
@@ -528,7 +528,7 @@ class JobState(str, Enum):
     FAILED = "failed"  # the driver stopped on an error; not ended: the next run resumes
 
 
-class BatchState(str, Enum):
+class BatchState(StrEnum):
     """Where one batch of a job stands. Transitions: ``BATCH_TRANSITIONS``."""
 
     PENDING = "pending"  # not sent

@@ -20,12 +20,13 @@ from .columns import job_columns
 from .errors import MergeError
 from .plan import SKIPPED
 from .results import CONTEXT_WINDOW, MAX_TOKENS, REFUSAL, STATUS_NAMES, SUCCEEDED, ResultTable
+from .states import RowStatus
 from .structured import OutputSpec
 
 #: A row's outcome: ``refused`` when the model declined (its category and reason in
 #: ``{out}_error``; never retried), ``invalid`` when an answer is unusable or missing
 #: (no text left after thinking: ``{out}_error`` says which limit to raise).
-ROW_STATUSES = ["succeeded", "errored", "invalid", "refused", "expired", "canceled", "skipped", "pending"]
+ROW_STATUSES = [str(s) for s in RowStatus]
 
 
 @dataclass(frozen=True)

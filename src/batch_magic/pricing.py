@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -362,7 +362,7 @@ def _genai_price_in(model: str, _snapshot_id: int, _snapshot_time: datetime) -> 
 def _model_price(model: str, info: Any, source: str) -> ModelPrice:
     """Our tiers from a genai-prices ``ModelInfo``: realtime, and batch rates of its
     own when it has them (else half the realtime ones)."""
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     realtime = info.get_prices(now)
     has_batch = any(
         v.when == BATCH_CONTEXT and (v.constraint is None or v.constraint.active(now))

@@ -21,10 +21,11 @@ from .errors import BatchMagicError
 from .job import BatchJob, JobSettings, JobStatus, plan_index
 from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
+from .states import RETRIABLE_ROW_STATUSES
 from .structured import JSON, LABELS, SCHEMA
 
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
-RETRY_STATUSES = ("errored", "expired", "invalid")
+RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
 
 
 def retry_failed(

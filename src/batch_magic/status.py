@@ -12,23 +12,21 @@ import time
 from dataclasses import dataclass, field
 
 from .journal import ENDED_JOB_STATES, JobState
+from .states import RUNNING_STEPS, DisplayState
 
 # -- the states a snapshot shows -------------------------------------------------
 # The record's states (``journal.JobState``) are the truth; a snapshot shows each
 # under one word, and a running job shows the step it is in while it is in one.
 
 #: The word a snapshot shows for each recorded state.
-DISPLAY_STATE: dict[JobState, str] = {
-    JobState.PLANNED: "planned",
-    JobState.RUNNING: "in_progress",  # or the step below it is in
-    JobState.CANCELING: "canceling",
-    JobState.DONE: "done",
-    JobState.CANCELED: "canceled",
-    JobState.FAILED: "failed",
+DISPLAY_STATE: dict[JobState, DisplayState] = {
+    JobState.PLANNED: DisplayState.PLANNED,
+    JobState.RUNNING: DisplayState.IN_PROGRESS,  # or the step (states.RUNNING_STEPS) it is in
+    JobState.CANCELING: DisplayState.CANCELING,
+    JobState.DONE: DisplayState.DONE,
+    JobState.CANCELED: DisplayState.CANCELED,
+    JobState.FAILED: DisplayState.FAILED,
 }
-#: What a running job shows while a step says what it is doing ("uploading": its images
-#: and PDFs, before its first batch, so also while the record is still planned).
-RUNNING_STEPS = ("uploading", "submitting", "queued", "collecting", "retrying", "merging")
 #: Every state a snapshot can show.
 STATES = (*DISPLAY_STATE.values(), *RUNNING_STEPS)
 #: The driver has stopped: the job ended (done, canceled) or failed (it resumes when

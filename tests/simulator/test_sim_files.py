@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anthropic
@@ -30,12 +30,12 @@ def upload_raw(http: httpx2.Client, name: str, data: bytes, mime: str = "image/p
 
 def test_upload_retrieve_list_delete_through_sdk_2x(sdk_client: anthropic.Anthropic, simulator: Simulator) -> None:
     png = image(RED)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     meta = sdk_client.files.upload(file=("photo.png", png, "image/png"))
     assert meta.id.startswith("file_") and meta.type == "file"
     assert (meta.filename, meta.mime_type, meta.size_bytes) == ("photo.png", "image/png", len(png))
     assert meta.downloadable is False and meta.expires_at is None
-    assert before - timedelta(seconds=1) <= meta.created_at <= datetime.now(timezone.utc)
+    assert before - timedelta(seconds=1) <= meta.created_at <= datetime.now(UTC)
     assert sdk_client.files.retrieve_metadata(meta.id) == meta
     pdf = sdk_client.files.upload(file=("scans/invoice.pdf", invoice(), "application/pdf"))
     assert pdf.filename == "invoice.pdf" and pdf.mime_type == "application/pdf"

@@ -66,7 +66,7 @@ def test_the_model_maximum_max_tokens_is_accepted_and_one_more_is_not(sdk_client
     )
 
 
-class Sentiment(str, enum.Enum):
+class Sentiment(enum.StrEnum):
     positive = "positive"
     negative = "negative"
     neutral = "neutral"

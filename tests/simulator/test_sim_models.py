@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import anthropic
 import pytest
@@ -53,7 +53,7 @@ def test_retrieve_parses_every_field_through_sdk_2(sdk_client: anthropic.Anthrop
     assert isinstance(info, ModelInfo) and not info.model_extra  # every field the simulator sends is one the SDK knows
     assert (info.id, info.display_name, info.line, info.lifecycle) == (
         "claude-haiku-5-5", "Claude Haiku 5.5", "haiku", "active")
-    assert info.created_at == datetime(2026, 10, 7, tzinfo=timezone.utc)
+    assert info.created_at == datetime(2026, 10, 7, tzinfo=UTC)
     assert info.deprecated_at is None and info.retires_at is None
     assert (info.max_input_tokens, info.max_tokens) == (1_000_000, 128_000)
     caps = info.capabilities
@@ -68,8 +68,8 @@ def test_retrieve_parses_every_field_through_sdk_2(sdk_client: anthropic.Anthrop
     assert old.capabilities.thinking.types.enabled.supported and not old.capabilities.thinking.types.adaptive.supported
     retired = sdk_client.models.retrieve("claude-sonnet-4-20250514")
     assert retired.lifecycle == "retired"
-    assert retired.deprecated_at == datetime(2026, 4, 14, tzinfo=timezone.utc)
-    assert retired.retires_at == datetime(2026, 6, 15, tzinfo=timezone.utc)
+    assert retired.deprecated_at == datetime(2026, 4, 14, tzinfo=UTC)
+    assert retired.retires_at == datetime(2026, 6, 15, tzinfo=UTC)
 
 
 def test_list_with_a_lifecycle_filter_through_sdk_2(sdk_client: anthropic.Anthropic) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import os
 import secrets
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def new_request_id() -> str:
 
 def rfc3339(ts: float) -> str:
     """Unix seconds -> ``2024-08-20T18:37:24.100435Z`` (what the API sends)."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def rfc3339_or_none(ts: float | None) -> str | None:
