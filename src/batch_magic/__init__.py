@@ -14,9 +14,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .api import attach, dry_run, jobs, prepare, submit
     from .datasets import load_invoices, load_products, load_tickets
-    from .job import BatchJob, JobSettings
+    from .job import BatchJob
     from .pilot import run_pilot
     from .retry import retry_failed
+    from .settings import JobSettings
     from .status import JobStatus
     from .uploads import delete_job_files, job_files
 
@@ -28,7 +29,7 @@ _LAZY = {
     "dry_run": "api",
     "run_pilot": "pilot",
     "BatchJob": "job",
-    "JobSettings": "job",
+    "JobSettings": "settings",
     "JobStatus": "status",
     "load_tickets": "datasets",
     "load_products": "datasets",

@@ -8,12 +8,11 @@ twice, and the results merged into the DataFrame it was given.
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
@@ -24,14 +23,16 @@ from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
-from .job import BatchJob, JobSettings, live_job
+from .job import BatchJob, live_job
 from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
 from .models import ModelCard
+from .options import JobOptions, takes_job_options
 from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
+from .settings import JobSettings
 from .structured import OutputSpec
 from .template import Template
 
@@ -125,41 +126,12 @@ def _client_if_any(client: Any | None) -> BatchClient | None:
         return None
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def refuses_sampling_params(func: Callable[P, R]) -> Callable[P, R]:
-    """``temperature=``, ``top_p=`` or ``top_k=`` given to the API: a clear error, not a
-    TypeError (these options were removed; :func:`batch_magic.models.sampling_refusal`)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        for name in models.SAMPLING_PARAMS:
-            if name in kwargs:
-                raise ConfigError(models.sampling_refusal(name))
-        return func(*args, **kwargs)
-
-    return wrapper
-
-
-@refuses_sampling_params
+@takes_job_options(run=False)
 def prepare(
     df: pd.DataFrame,
     template: str | Template,
     *,
-    out: str = DEFAULT_OUT,
-    model: str = DEFAULT_MODEL,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    effort: str | None = None,
-    labels: Sequence[Any] | str | None = None,
-    schema: Any | None = None,
-    chunk_size: int | None = None,
-    cache_system: bool | None = None,
-    use_tool: bool = False,
-    extra_params: dict[str, Any] | None = None,
-    json: bool = False,
+    options: JobOptions,
     client: Any | None = None,
 ) -> Prepared:
     """Validate and plan a job without sending any message.
@@ -177,22 +149,18 @@ def prepare(
     levels checked; thinking turned off for labels and schemas where the model
     allows it, else ``max_tokens`` raised to leave room for thinking.
     """
-    if not isinstance(out, str) or not out.isidentifier():
-        raise ConfigError(f"out={out!r} must be a column name made of letters, digits and _ (e.g. 'sentiment').")
-    models.check_effort_name(effort)
+    out, model, system, effort = options.out, options.model, options.system, options.effort
     tpl = template if isinstance(template, Template) else Template.compile(template)
-    given = [name for name, value in (("labels", labels), ("schema", schema), ("json", json or None)) if value is not None]
-    if len(given) > 1:
-        raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")
-    if labels is not None:
-        spec = OutputSpec.from_labels(labels)
-    elif schema is not None:
-        spec = _schema_spec(schema)
-    elif json:
+    if options.labels is not None:
+        spec = OutputSpec.from_labels(options.labels)
+    elif options.schema is not None:
+        spec = _schema_spec(options.schema)
+    elif options.json:
         spec = OutputSpec.json()
     else:
         spec = OutputSpec.text()
-    extra = dict(extra_params or {})
+    extra = dict(options.extra_params or {})
+    use_tool, cache_system, chunk_size = options.use_tool, options.cache_system, options.chunk_size
     batch_client = None if client is None else _client(client)
     api_version = batch_client.api_version if batch_client is not None else installed_api_version()
     for name in models.SAMPLING_PARAMS:  # before the model is even looked up
@@ -208,7 +176,7 @@ def prepare(
     if spec.json_schema() is not None and not use_tool and not card.structured_outputs:
         use_tool = True  # models without structured outputs: the same schema as a forced tool call
     budget = models.answer_budget(
-        card, kind=spec.kind, effort=effort, max_tokens=max_tokens, thinking=extra.get("thinking")
+        card, kind=spec.kind, effort=effort, max_tokens=options.max_tokens, thinking=extra.get("thinking")
     )
     if budget.note:
         notes.append(budget.note)
@@ -217,7 +185,7 @@ def prepare(
         warnings.warn(budget.warning, models.AnswerRoomWarning, stacklevel=3)
     if cache_system is None:
         cache_system = bool(system) and len(system or "") >= CACHE_MIN_CHARS
-    options = RequestOptions(
+    request = RequestOptions(
         model=model,
         max_tokens=budget.max_tokens,
         system=system,
@@ -228,9 +196,9 @@ def prepare(
         cache_system=cache_system,
         extra=extra,
     )
-    options.validate()
-    models.check_request(options.shared_params(), card, api_version=api_version, model=model)
-    plan = build_plan(df, tpl, options, chunk_size=chunk_size)
+    request.validate()
+    models.check_request(request.shared_params(), card, api_version=api_version, model=model)
+    plan = build_plan(df, tpl, request, chunk_size=chunk_size)
     if plan.media:
         check_model(plan.media.values(), card)
         check_requests(
@@ -243,7 +211,7 @@ def prepare(
             "sizes and PDF pages, so the estimate is approximate"
         )
     estimate = quick_estimate(
-        options, plan.prompts, spec, thinking_tokens=budget.expected_thinking, media=plan.media
+        request, plan.prompts, spec, thinking_tokens=budget.expected_thinking, media=plan.media
     )
     return Prepared(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
@@ -330,26 +298,12 @@ def _schema_spec(schema: Any) -> OutputSpec:
     return OutputSpec.from_schema(schema)
 
 
-@refuses_sampling_params
+@takes_job_options(run=True)
 def submit(
     df: pd.DataFrame,
     template: str | Template,
     *,
-    out: str = DEFAULT_OUT,
-    model: str = DEFAULT_MODEL,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    effort: str | None = None,
-    labels: Sequence[Any] | str | None = None,
-    schema: Any | None = None,
-    wait: bool = False,
-    force: bool = False,
-    max_cost: float | None = None,
-    chunk_size: int | None = None,
-    cache_system: bool | None = None,
-    use_tool: bool = False,
-    extra_params: dict[str, Any] | None = None,
-    json: bool = False,
+    options: JobOptions,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
@@ -370,20 +324,15 @@ def submit(
     batch_client = _client_if_any(client)
     if batch_client is not None:
         # Strict here (a job never plans from the snapshot when it can ask); cached for prepare.
-        models.model_card(model, batch_client)
-    prepared = prepare(
-        df, template, out=out, model=model, system=system, max_tokens=max_tokens,
-        effort=effort, labels=labels, schema=schema, chunk_size=chunk_size,
-        cache_system=cache_system, use_tool=use_tool, extra_params=extra_params, json=json,
-        client=batch_client,
-    )
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+        models.model_card(options.model, batch_client)
+    prepared = prepare(df, template, options=options, client=batch_client)
+    jr = Journal.of(journal)
     fingerprint = _job_fingerprint(prepared)
-    existing = None if force else jr.find_by_fingerprint(fingerprint)
+    existing = None if options.force else jr.find_by_fingerprint(fingerprint)
     if existing is None:
         check_output_columns(df, prepared, jr)
-        if max_cost is not None:
-            check_budget(prepared.estimate, max_cost)
+        if options.max_cost is not None:
+            check_budget(prepared.estimate, options.max_cost)
         if batch_client is None:
             batch_client = _client(client)  # no key: the error says how to set one or use the simulator
         job_id = create_job(
@@ -395,7 +344,7 @@ def submit(
         if running is not None:
             # The same cell again while its job runs: hand back that job (it fills this df).
             running.df = df
-            if wait:
+            if options.wait:
                 running.wait()
             return running
         record = jr.read_record(job_id)
@@ -410,7 +359,7 @@ def submit(
     )
     if start:
         job.start()
-    if wait:
+    if options.wait:
         job.wait()
     return job
 
@@ -453,17 +402,21 @@ def check_budget(estimate: Estimate, max_cost: float) -> None:
         )
 
 
+@takes_job_options(run=False)
 def dry_run(
     df: pd.DataFrame,
     template: str | Template,
     *,
+    options: JobOptions,
     exact_tokens: bool = False,
     client: Any | None = None,
-    **options: Any,
+    journal: Journal | str | os.PathLike[str] | None = None,
 ) -> Prepared:
     """Plan a job and estimate its cost; nothing is created on the API.
 
-    Takes the options of :func:`prepare`. The result displays itself (rows,
+    Takes the options of :func:`prepare`. What the real run would refuse before
+    sending (an ``out`` whose columns would overwrite the DataFrame's own, given
+    ``journal``'s earlier jobs) is among the warnings. The result displays itself (rows,
     requests, deduplication, skipped rows, batches, tokens and cost for batch
     and realtime, the first prompts). With ``exact_tokens=True`` input tokens
     are counted by the API's ``count_tokens`` (which creates nothing): every
@@ -475,7 +428,11 @@ def dry_run(
     snapshot bundled with the package does, and the dry run says so.
     """
     batch_client = _client_if_any(client)
-    prepared = prepare(df, template, client=batch_client, **options)
+    prepared = prepare(df, template, options=options, client=batch_client)
+    try:
+        check_output_columns(df, prepared, Journal.of(journal))
+    except ConfigError as exc:
+        prepared = replace(prepared, warnings=(*prepared.warnings, f"The real run would refuse: {exc}"))
     if exact_tokens:
         prepared = count_exact(prepared, client if batch_client is None else batch_client)
     return prepared
@@ -567,12 +524,10 @@ def count_exact(
 
 
 def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSettings:
+    """The settings given, else those of where the client sends (a local simulator or the API)."""
     if settings is not None:
         return settings
-    if client is not None and client.is_local:
-        # A local simulator answers at once; there is no API to spare.
-        return JobSettings(poll_min=0.2, poll_max=5.0, backoff_min=0.2, create_grace=10.0)
-    return JobSettings()
+    return JobSettings.for_destination(local=client is not None and client.is_local)
 
 
 def _job_fingerprint(prepared: Prepared) -> str:
@@ -641,7 +596,7 @@ def attach(
     code it holds, and a journal can come from anywhere. Without it the rows
     merge by position into a DataFrame of the same length.
     """
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    jr = Journal.of(journal)
     full_id = jr.resolve(job_id)
     if trust_pickle:
         jr.trust_pickled_index(full_id)
@@ -662,7 +617,7 @@ def attach(
 def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """The journal's jobs, newest last, one row each; ``next`` says what a job
     that has not ended waits for (a failed one resumes when attached)."""
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    jr = Journal.of(journal)
     rows = []
     for r in jr.records():
         rows.append(

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -57,6 +57,7 @@ from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
+from .settings import JobSettings, poll_interval
 from .status import DISPLAY_STATE, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
@@ -71,36 +72,6 @@ HOME_CHECK_SECONDS = 0.5
 log = logging.getLogger("batch_magic")
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """How a job is driven (not part of its fingerprint)."""
-
-    #: Total attempts per request, the first included (retriable errors, expiry).
-    max_attempts: int = 3
-    #: Batches in flight at once across the journal; the rest wait their turn.
-    max_in_flight: int = 4
-    #: Poll interval: a fraction of the time the batch has run, within bounds,
-    #: so a quick batch is seen soon after it ends and a long one costs ~60 calls an hour.
-    poll_min: float = 1.0
-    poll_max: float = 60.0
-    poll_fraction: float = 0.1
-    #: Backoff for transient failures (seconds), doubled per failure in a row up to the
-    #: max (an outage is not hammered), back to the min after a call that worked.
-    backoff_min: float = 1.0
-    backoff_max: float = 60.0
-    #: After a create whose answer was lost (timeout, dropped connection, 5xx), the
-    #: batch may still appear on the server: it is looked for (a listing every
-    #: ``create_grace / 60`` s at least) for this long before the create is sent again.
-    create_grace: float = 600.0
-
-
-def poll_interval(settings: JobSettings, ran_seconds: float) -> float:
-    """Seconds until the next poll of a batch that has run ``ran_seconds``: a fraction of
-    its age within bounds, so a quick batch is seen soon after it ends and a long one
-    costs about 60 calls an hour."""
-    return min(settings.poll_max, max(settings.poll_min, ran_seconds * settings.poll_fraction))
 
 
 #: The jobs this process has started, running or ended, by (journal folder, job id),

@@ -99,6 +99,11 @@ class Journal:
         # (a million prompts are ~300 MB of JSON: parsing them again costs seconds).
         self._written_prompts: dict[str, list[str]] = {}
 
+    @classmethod
+    def of(cls, journal: Journal | str | os.PathLike[str] | None) -> Journal:
+        """``journal`` itself, or the journal at that folder (None: the default folder)."""
+        return journal if isinstance(journal, Journal) else cls(journal)
+
     def __repr__(self) -> str:
         return f"Journal({str(self.root)!r})"
 

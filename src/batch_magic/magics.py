@@ -23,17 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments as ma
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Enum, Float, Int, Unicode, default
-from traitlets.config import Configurable
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from traitlets import Enum, Float, Int, TraitError, TraitType, Unicode, validate
+from traitlets.config import Config, Configurable
 
-from .models import EFFORT_LEVELS
+from .errors import ConfigError
+from .options import JobOptions, declared, value_type
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .job import BatchJob, JobSettings, JobStatus
+    from .job import BatchJob, JobStatus
+    from .journal import Journal
     from .panel import JobPanel, TextStatus
+    from .settings import JobSettings
 
 #: Flags of sampling parameters the API no longer takes (refused with the reason).
 SAMPLING_FLAGS = {"--temperature": "temperature", "-t": "temperature", "--top-p": "top_p", "--top-k": "top_k"}
@@ -83,8 +86,8 @@ class Param:
         flag = self.names[0]
         if self.options.get("action") == "store_true":
             return f"[{flag}]"
-        more = " ..." if self.options.get("action") == "append" else ""
-        return f"[{flag} {metavar}{more}]"
+        # A repeatable flag reads as one value per flag; its help says it can be repeated.
+        return f"[{flag} {metavar}]"
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,9 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
             Param(("action",), "start, stop or status", {"choices": ("start", "stop", "status")}),
             Param(("--processing-time",), "seconds a batch takes (start)",
                   {"type": float, "default": None, "metavar": "S"}),
-            Param(("--error-rate",), "a fraction of requests that error with CATEGORY, e.g. "
-                  "overloaded_error=0.1 (start; repeatable)",
+            Param(("--error-rate",), "the fraction F of requests that error with CATEGORY (start); "
+                  "repeat the flag for more categories: --error-rate overloaded_error=0.1 "
+                  "--error-rate api_error=0.05",
                   {"action": "append", "default": [], "metavar": "CATEGORY=F"}),
             Param(("--state",), "the folder it keeps its batches in (start)", {"default": None, "metavar": "DIR"}),
         ),
@@ -209,6 +213,101 @@ def line_help() -> str:
 
 
 LINE_HELP = line_help()
+
+
+# -- the cell's arguments and the session defaults, made from JobOptions --------------
+def option_params() -> tuple[Param, ...]:
+    """A ``%%batch`` flag for every job option that has one: its name, help and value type
+    as ``JobOptions`` declares them (``--max-tokens N`` takes a whole number)."""
+    params = []
+    for f, opt in declared():
+        if not opt.flag:
+            continue
+        kind = value_type(f.name)
+        how: dict[str, Any] = {"action": "store_true"} if kind is bool else {}
+        if kind in (int, float):
+            how["type"] = kind
+        if opt.metavar:
+            how["metavar"] = opt.metavar
+        more = f" Session default: BatchMagic.{f.name}." if opt.session_default else ""
+        params.append(Param(opt.flags(f.name), opt.help + more, how))
+    return tuple(params)
+
+
+#: Every argument of ``%%batch``: the DataFrame, the job options, then what to do
+#: instead of sending the job. ``%%batch?`` and the README's table come from these.
+CELL_PARAMS: tuple[Param, ...] = (
+    Param(("target",), "The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.", {"nargs": "?"}),
+    *option_params(),
+    Param(("--pilot",), "Send N sample rows through the realtime API and show them; nothing is merged.",
+          {"type": int, "metavar": "N"}),
+    Param(("--dry-run",), "Plan and show the estimate and first prompts; nothing is sent.", {"action": "store_true"}),
+    Param(("--exact-tokens",), "With --dry-run: count input tokens with the API's free count_tokens.",
+          {"action": "store_true"}),
+)
+
+
+def cell_arguments(func: Any) -> Any:
+    """``magic_arguments``' decorators for ``CELL_PARAMS``, applied in order (as IPython's
+    ``script.py`` does with its ``script_args``)."""
+    for param in reversed(CELL_PARAMS):
+        func = ma.argument(*param.names, help=param.help, **param.options)(func)
+    return func
+
+
+def _option_trait(name: str) -> TraitType[Any, Any]:
+    """The ``%config BatchMagic.<name>`` trait of a job option: type, default, choices and
+    help from ``JobOptions``."""
+    opt = next(o for f, o in declared() if f.name == name)
+    default = getattr(JobOptions(), name)
+    text = f"{opt.help} (--{name.replace('_', '-')} overrides it for one job.)"
+    kind = value_type(name)
+    trait: TraitType[Any, Any]
+    # None is let through to the option's own check, which refuses it where it is no value.
+    if opt.choices:
+        trait = Enum(opt.choices, default, allow_none=True, help=text)
+    elif kind is int:
+        trait = Int(default, allow_none=True, help=text)
+    elif kind is float:
+        trait = Float(default, allow_none=True, help=text)
+    else:
+        trait = Unicode(default, allow_none=True, help=text)
+    return trait.tag(config=True)
+
+
+#: The job options a session can set defaults for.
+SESSION_DEFAULTS = tuple(f.name for f, opt in declared() if opt.session_default)
+
+
+def _check_session_default(self: Any, proposal: Any) -> Any:
+    """A default is checked as the option is (``%config BatchMagic.max_tokens = 0`` is refused
+    with the option's own message)."""
+    name = proposal["trait"].name
+    opt = next(o for f, o in declared() if f.name == name)
+    try:
+        return opt.check(name, proposal["value"])
+    except ConfigError as exc:
+        raise TraitError(str(exc)) from None
+
+
+#: The session defaults of the job options, as traits: ``BatchMagic`` inherits them.
+JobDefaults: type[Configurable] = type(
+    "JobDefaults",
+    (Configurable,),
+    {
+        "__doc__": "Session defaults of the job options (%config BatchMagic.<name>), made from JobOptions.",
+        **{name: _option_trait(name) for name in SESSION_DEFAULTS},
+        "_check_session_default": validate(*SESSION_DEFAULTS)(_check_session_default),
+    },
+)
+
+#: ``BatchMagic`` traits that set the engine's ``JobSettings`` (trait -> field).
+SETTINGS_TRAITS = {
+    "max_attempts": "max_attempts",
+    "max_in_flight": "max_in_flight",
+    "poll_interval_min": "poll_min",
+    "poll_interval_max": "poll_max",
+}
 
 
 @contextlib.contextmanager
@@ -267,26 +366,12 @@ def _usage_first(func: Any) -> Any:
 
 
 @magics_class
-class BatchMagic(Magics, Configurable):
+class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
     """Send every row of a DataFrame through the Message Batches API."""
 
     # -- defaults (``%config BatchMagic.<name> = ...`` or [tool.batch_magic]) ----
-    model = Unicode(help="Model for new jobs (--model overrides).").tag(config=True)
-    max_tokens = Int(
-        0,
-        help="Largest answer per row, in tokens (--max-tokens overrides); 0 picks it: "
-        "64 for --labels, 1024 otherwise, plus room for thinking on a model that keeps thinking on.",
-    ).tag(config=True)
-    system = Unicode(None, allow_none=True, help="System prompt for every row (--system overrides).").tag(
-        config=True
-    )
-    effort = Enum(
-        EFFORT_LEVELS,
-        None,
-        allow_none=True,
-        help="Effort for new jobs: low, medium, high, xhigh or max (--effort overrides); None: "
-        "the model's default. Lower is faster and cheaper.",
-    ).tag(config=True)
+    # The job options' defaults (model, max_tokens, ...) come from JobDefaults; these are
+    # the session's and the engine's.
     journal_dir = Unicode(
         None,
         allow_none=True,
@@ -294,12 +379,6 @@ class BatchMagic(Magics, Configurable):
     ).tag(config=True)
     max_in_flight = Int(4, help="Batches in flight at once across the journal.").tag(config=True)
     max_attempts = Int(3, help="Attempts per request, the first included (retriable errors, expiry).").tag(
-        config=True
-    )
-    max_cost = Float(
-        None, allow_none=True, help="Refuse to submit when the cost could exceed this many US dollars."
-    ).tag(config=True)
-    chunk_size = Int(None, allow_none=True, help="Most requests per batch; None: the API's limits.").tag(
         config=True
     )
     poll_interval_min = Float(
@@ -314,23 +393,19 @@ class BatchMagic(Magics, Configurable):
         help="How a job shows: a widget panel (auto in Jupyter), text lines, or nothing.",
     ).tag(config=True)
 
-    @default("model")
-    def _default_model(self) -> str:
-        from .api import DEFAULT_MODEL
-
-        return DEFAULT_MODEL
-
-    def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
+    def _load_config(
+        self, cfg: Config, section_names: list[str] | None = None, traits: dict[str, TraitType[Any, Any]] | None = None
+    ) -> None:
         """``%config BatchMagic.temperature = ...`` (or a profile setting it): the reason it
         is gone and what to use, instead of traitlets' bare "not recognized"."""
-        section = cfg.get(type(self).__name__) if hasattr(cfg, "get") else None
+        section = cfg.get(type(self).__name__)
         removed = [k for k in (section or {}) if k in SAMPLING_FLAGS.values()]
         if removed:
             import warnings
 
             from .config import REMOVED_KEYS
 
-            cfg = cfg.copy()
+            cfg = Config(cfg.copy())
             for name in removed:
                 warnings.warn(f"BatchMagic.{name} is ignored: {REMOVED_KEYS[name]}.", UserWarning, stacklevel=2)
                 del cfg[type(self).__name__][name]
@@ -347,33 +422,24 @@ class BatchMagic(Magics, Configurable):
     # ======================================================================
     # %%batch (cell) and %batch (line)
     # ======================================================================
-    @no_var_expand
+    @no_var_expand  # the cell's line is the user's text (a system prompt may hold {x} or $x)
     @_usage_first
     @ma.magic_arguments("%batch")
     @ma.kwds(description=CELL_HELP, epilog=line_help())
-    @ma.argument("target", nargs="?", help="The DataFrame (DF), or DF.COLUMN to send the cell's text then that column.")
-    @ma.argument("--out", "-o", help="Name of the new column (default 'answer'); also NAME_status, NAME_error, ...")
-    @ma.argument("--model", "-m", help="Model (default: BatchMagic.model).")
-    @ma.argument("--system", "-s", help="System prompt, quoted.")
-    @ma.argument("--max-tokens", type=int, help="Largest answer per row, in tokens.")
-    @ma.argument("--effort", "-e", metavar="LEVEL", help="low, medium, high, xhigh or max: how hard the model thinks (default: the model's own).")
-    @ma.argument("--wait", "-w", action="store_true", help="Block the cell until the columns are merged.")
-    @ma.argument("--force", "-f", action="store_true", help="Send again even if an identical job exists.")
-    @ma.argument("--chunk-size", type=int, help="Most requests per batch.")
-    @ma.argument("--labels", "-l", help="Classify: comma-separated labels, or the name of a Python list.")
-    @ma.argument("--schema", help="Extract fields: the name of a JSON-schema dict or a pydantic model.")
-    @ma.argument("--json", action="store_true", help="Ask for a JSON object; one column per top-level field.")
-    @ma.argument("--pilot", type=int, metavar="N", help="Send N sample rows through the realtime API and show them; nothing is merged.")
-    @ma.argument("--dry-run", action="store_true", help="Plan and show the estimate and first prompts; nothing is sent.")
-    @ma.argument("--exact-tokens", action="store_true", help="With --dry-run: count input tokens with the API's free count_tokens.")
-    @ma.argument("--max-cost", type=float, metavar="USD", help="Refuse to submit if the job could cost more.")
-    @line_cell_magic
-    def batch(self, line: str, cell: str | None = None) -> Any:
+    @cell_arguments
+    @cell_magic
+    def batch(self, line: str, cell: str) -> Any:
         """Send every row of a DataFrame through the Message Batches API (see CELL_HELP)."""
         with user_errors():
-            if cell is None:
-                return self._line(line)
             return self._cell(line, cell)
+
+    # IPython's annotations do not cover the named form line_magic("batch").
+    @line_magic("batch")  # type: ignore[arg-type]
+    def batch_line(self, line: str) -> Any:
+        """The ``%batch`` line commands (``%batch help`` lists them). IPython expands
+        ``$name`` and ``{name}`` in the line first, as for its own line magics."""
+        with user_errors():
+            return self._line(line)
 
     # ======================================================================
     # the cell
@@ -391,22 +457,24 @@ class BatchMagic(Magics, Configurable):
             raise UsageError("Give either --labels or --schema, not both.")
         if args.dry_run and args.pilot is not None:
             raise UsageError("Give either --dry-run or --pilot, not both.")
-        kwargs = self._request_kwargs(args)
+        options = self._options(args)
         from . import api
 
         if args.exact_tokens and not args.dry_run:
             raise UsageError("--exact-tokens goes with --dry-run.")
         if args.dry_run:
             # With the session simulator or a key, the Models API is asked; else the snapshot.
-            prepared = api.dry_run(df, template, exact_tokens=args.exact_tokens, client=self._client(), **kwargs)
-            max_cost = args.max_cost if args.max_cost is not None else self.max_cost
+            prepared = api.dry_run(
+                df, template, options=options, exact_tokens=args.exact_tokens, client=self._client(),
+                journal=self.journal_dir,
+            )
             self._show(prepared)
-            if max_cost is not None:
-                api.check_budget(prepared.estimate, max_cost)
+            if options.max_cost is not None:
+                api.check_budget(prepared.estimate, options.max_cost)
             return None
         if args.pilot is not None:
-            return self._pilot(df, template, args.pilot, kwargs)
-        return self._submit(df, template, kwargs, args)
+            return self._pilot(df, template, args.pilot, options)
+        return self._submit(df, template, options)
 
     def _parse_cell_line(self, line: str) -> Any:
         # df['a column with spaces'] is one target, whatever the shell-like splitting says.
@@ -440,13 +508,14 @@ class BatchMagic(Magics, Configurable):
             args.target = bracket["target"]
         return args
 
-    def _submit(self, df: pd.DataFrame, template: Any, kwargs: dict[str, Any], args: Any) -> None:
+    def _submit(self, df: pd.DataFrame, template: Any, options: JobOptions) -> None:
+        from dataclasses import replace
+
         from . import api
 
-        max_cost = args.max_cost if args.max_cost is not None else self.max_cost
-        earlier = set() if args.force else set(self._journal().job_ids())
+        earlier = set() if options.force else set(self._journal().job_ids())
         job = api.submit(
-            df, template, **kwargs, force=args.force, max_cost=max_cost,
+            df, template, options=replace(options, wait=False),  # the panel first, then the wait
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
         if job.id in earlier:  # the same cell again: its job, not a new one
@@ -456,15 +525,15 @@ class BatchMagic(Magics, Configurable):
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
                 "nothing was sent again (--force sends it again)."
             )
-        self._run(job, wait=args.wait)
+        self._run(job, wait=options.wait)
         return None
 
-    def _pilot(self, df: pd.DataFrame, template: Any, n: int, kwargs: dict[str, Any]) -> None:
+    def _pilot(self, df: pd.DataFrame, template: Any, n: int, options: JobOptions) -> None:
         from . import pilot
 
         if n < 1:
             raise UsageError(f"--pilot {n}: give the number of sample rows, at least 1 (e.g. --pilot 5).")
-        result = pilot.run_pilot(df, template, n=n, client=self._client(), **kwargs)
+        result = pilot.run_pilot(df, template, n=n, client=self._client(), options=options)
         self._show(result)
         return None
 
@@ -598,29 +667,22 @@ class BatchMagic(Magics, Configurable):
             )
         return obj
 
-    def _request_kwargs(self, args: Any) -> dict[str, Any]:
-        """Options shared by submit, prepare and the pilot (line flags over defaults)."""
-        from . import api
-
-        kwargs: dict[str, Any] = {
-            "out": args.out or api.DEFAULT_OUT,
-            "model": args.model or self.model,
-            "system": args.system if args.system is not None else self.system,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else (self.max_tokens or None),
-            "effort": args.effort if args.effort is not None else self.effort,
-            "chunk_size": args.chunk_size if args.chunk_size is not None else self.chunk_size,
-        }
-        labels = self._labels(args.labels)
-        if labels is not None:
-            kwargs["labels"] = labels
-        schema = self._schema(args.schema)
-        if schema is not None:
-            kwargs["schema"] = schema
-        if args.json:
-            if labels is not None or schema is not None:
-                raise UsageError("--json asks for free-form JSON: give it without --labels or --schema.")
-            kwargs["json"] = True
-        return kwargs
+    def _options(self, args: Any) -> JobOptions:
+        """The job's options: each flag on the line, else its session default (the trait),
+        else JobOptions' own default. ``--labels`` and ``--schema`` may name a variable."""
+        from_names = {"labels": self._labels, "schema": self._schema}
+        if args.json and (args.labels is not None or args.schema is not None):
+            raise UsageError("--json asks for free-form JSON: give it without --labels or --schema.")
+        values: dict[str, Any] = {}
+        for f, opt in declared():
+            given = getattr(args, f.name) if opt.flag else None
+            if f.name in from_names:
+                given = from_names[f.name](given)
+            if given is not None and given is not False:  # a store_true flag not given is False
+                values[f.name] = given
+            elif opt.session_default:
+                values[f.name] = getattr(self, f.name)
+        return JobOptions(**values)
 
     # -- running -----------------------------------------------------------
     def _client(self) -> Any:
@@ -641,30 +703,13 @@ class BatchMagic(Magics, Configurable):
         base = os.environ.get("ANTHROPIC_BASE_URL")
         return bool(base) and is_local_url(base or "")
 
-    def _settings(self) -> JobSettings | None:
-        """Settings from the traits, or None to let the engine pick (faster on a simulator)."""
-        from .job import JobSettings
+    def _settings(self) -> JobSettings:
+        """The engine settings for where this magic's jobs go, with the traits the user set:
+        chosen by the same ``JobSettings.for_destination`` as the Python API's."""
+        from .settings import JobSettings
 
-        base = JobSettings()
-        changed = (
-            self.max_in_flight != base.max_in_flight
-            or self.max_attempts != base.max_attempts
-            or self.poll_interval_min is not None
-            or self.poll_interval_max is not None
-        )
-        if not changed:
-            return None
-        local = self._is_local()
-        poll_min = self.poll_interval_min if self.poll_interval_min is not None else (0.2 if local else base.poll_min)
-        poll_max = self.poll_interval_max if self.poll_interval_max is not None else (5.0 if local else base.poll_max)
-        return JobSettings(
-            max_attempts=self.max_attempts,
-            max_in_flight=self.max_in_flight,
-            poll_min=poll_min,
-            poll_max=max(poll_min, poll_max),
-            backoff_min=0.2 if local else base.backoff_min,
-        )
-
+        given = {field: getattr(self, trait) for trait, field in SETTINGS_TRAITS.items()}
+        return JobSettings.for_destination(local=self._is_local(), **given)
 
     def _run(self, job: BatchJob, *, wait: bool) -> None:
         self._view(job)
@@ -713,7 +758,7 @@ class BatchMagic(Magics, Configurable):
             )
         return handler(rest)
 
-    def _journal(self) -> Any:
+    def _journal(self) -> Journal:
         from .journal import Journal
 
         return Journal(self.journal_dir)

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .media import inline_source, message_content, readable
 from .media import markers as media_markers
 from .merge import typed_array
+from .options import JobOptions, takes_job_options
 from .plan import SKIPPED, request_params
 from .results import message_answer
 from .template import Template
@@ -72,15 +73,16 @@ class PilotResult:
         return pilot_html(self)
 
 
+@takes_job_options(run=False)
 def run_pilot(
     df: pd.DataFrame,
     template: str | Template,
     *,
+    options: JobOptions,
     n: int = DEFAULT_PILOT_ROWS,
     concurrency: int = DEFAULT_CONCURRENCY,
     seed: int = 0,
     client: Any | None = None,
-    **options: Any,
 ) -> PilotResult:
     """Send ``n`` sampled rows through the realtime API and show prompts and answers.
 
@@ -95,8 +97,8 @@ def run_pilot(
         raise ConfigError(f"concurrency={concurrency!r} must be a whole number of at least 1.")
     batch_client = _client(client)
     # What the model accepts, asked before any call is paid for (cached for prepare).
-    models.model_card(str(options.get("model", models.RECOMMENDED_MODEL)), batch_client)
-    prepared = prepare(df, template, client=batch_client, **options)
+    models.model_card(options.model, batch_client)
+    prepared = prepare(df, template, options=options, client=batch_client)
     plan = prepared.plan
     shared = plan.options.shared_params()
     model = plan.options.model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,12 @@ import pandas as pd
 from . import api
 from .columns import job_columns
 from .errors import BatchMagicError
-from .job import BatchJob, JobSettings, JobStatus, plan_index
+from .job import BatchJob, JobStatus, plan_index
 from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
+from .options import JobOptions
+from .settings import JobSettings
 from .states import RETRIABLE_ROW_STATUSES
-from .structured import JSON, LABELS, SCHEMA
 
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
@@ -45,7 +47,7 @@ def retry_failed(
     left as it is), so ``retry_failed(...).wait()`` works either way; tell the
     two apart by ``job.id``.
     """
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    jr = Journal.of(journal)
     full = jr.resolve(job_id)
     record = jr.read_record(full)
     if not record.ended:
@@ -63,41 +65,12 @@ def retry_failed(
         )
         return api.attach(full, None, journal=jr, start=False)
     subset, positions = planned
-    job = api.submit(
-        subset, record.template, **submit_options(record), force=True, client=client, journal=jr,
-        settings=settings, start=False,
-    )
+    options = replace(JobOptions.from_record(record), force=True)
+    job = api.submit(subset, record.template, options=options, client=client, journal=jr, settings=settings, start=False)
     job.observe(WriteBack(df, positions, job))
     if start:
         job.start()
     return job
-
-
-def submit_options(record: JobRecord) -> dict[str, Any]:
-    """The submit() options that ask again exactly what the job asked: its recorded
-    request options and output shape (text, labels, schema or JSON) as given."""
-    o = record.options
-    kwargs: dict[str, Any] = {
-        "out": record.out,
-        "model": o.model,
-        "max_tokens": o.max_tokens,
-        "system": o.system,
-        # The effort as asked; thinking is chosen again by prepare from the same answers
-        # (off for labels and schemas where the model allows it), as it was the first time.
-        "effort": o.effort,
-        "cache_system": o.cache_system,
-        "use_tool": o.use_tool,
-        "extra_params": dict(o.extra),
-        "chunk_size": record.chunk_size,
-    }
-    spec = record.output
-    if spec.kind == LABELS:
-        kwargs["labels"] = list(spec.labels)
-    elif spec.kind == SCHEMA:
-        kwargs["schema"] = spec  # the spec itself: its schema as the user gave it
-    elif spec.kind == JSON:
-        kwargs["json"] = True
-    return kwargs
 
 
 def plan_retry(df: pd.DataFrame, record: JobRecord, journal: Journal) -> tuple[pd.DataFrame, Any] | None:

@@ -430,7 +430,7 @@ def job_files(job_id: str, *, journal: Journal | str | None = None) -> pd.DataFr
     (yet) have no ``file_id``."""
     import pandas as pd
 
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    jr = Journal.of(journal)
     full = jr.resolve(job_id)
     items = jr.read_media(full)
     store = UploadStore(jr)
@@ -501,7 +501,7 @@ def delete_job_files(
     """
     from .destination import client_for_job
 
-    jr = journal if isinstance(journal, Journal) else Journal(journal)
+    jr = Journal.of(journal)
     full = jr.resolve(job_id)
     record = jr.read_record(full)
     if not record.ended:
