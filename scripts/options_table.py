@@ -1,11 +1,12 @@
 """Make the README's options reference from the magic's own help.
 
 The cell options come from ``%%batch``'s argparse parser (the same one that
-prints ``%%batch?``), the line commands from ``magics.LINE_COMMANDS`` (through
-``LINE_HELP``, which ``%batch help`` prints), and the defaults
-from the ``BatchMagic`` traitlets (``%config BatchMagic``). Nothing is typed
-twice, so the README cannot drift from the code without
-``tests/test_readme.py`` failing.
+prints ``%%batch?``, itself made from ``JobOptions``), the options only the
+Python API takes from ``JobOptions``, the line commands from
+``magics.LINE_COMMANDS`` (through ``LINE_HELP``, which ``%batch help``
+prints), and the defaults from the ``BatchMagic`` traitlets (``%config
+BatchMagic``). Nothing is typed twice, so the README cannot drift from the
+code without ``tests/test_readme.py`` failing.
 
     python scripts/options_table.py           # print the generated block
     python scripts/options_table.py --write   # replace it in README.md
@@ -61,6 +62,31 @@ def cell_options_table() -> str:
     return "\n".join(rows)
 
 
+def python_intro() -> str:
+    from batch_magic.options import option_names
+
+    run_only = [f"`{name}`" for name in option_names() if name not in option_names(run=False)]
+    return (
+        "**In Python**, `submit(df, template, ...)` takes the same options as keywords, and "
+        f"`prepare`, `dry_run` and `run_pilot` all of them but {', '.join(run_only[:-1])} and {run_only[-1]} "
+        "(`batch_magic.options.JobOptions` declares them all). These have no flag:"
+    )
+
+
+def python_only_table() -> str:
+    """The job options without a ``%%batch`` flag: keywords of ``submit()`` and ``prepare()``."""
+    from dataclasses import fields
+
+    from batch_magic.options import JobOptions
+
+    rows = ["| keyword | default | what it does |", "|---|---|---|"]
+    for f in fields(JobOptions):
+        option = f.metadata["batch_magic.option"]
+        if not option.flag:
+            rows.append(f"| `{f.name}` | `{_default(f.default)}` | {_cell(option.help)} |")
+    return "\n".join(rows)
+
+
 def line_commands_block() -> str:
     """The ``%batch`` line commands, as the magic's help prints them."""
     from batch_magic.magics import LINE_HELP
@@ -102,6 +128,10 @@ def generate() -> str:
             "**Cell options** (`%%batch?` prints the same):",
             "",
             cell_options_table(),
+            "",
+            python_intro(),
+            "",
+            python_only_table(),
             "",
             "**Line commands**:",
             "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pandas as pd
@@ -57,9 +58,24 @@ def test_dry_run_display_says_everything_the_issue_lists():
     for prompt in p.plan.prompts[:3]:
         assert prompt in text
     assert p.plan.prompts[3] not in text
-    html = p._repr_html_()
+    shown = p._repr_html_()
     for fragment in ["Dry run", "deduplication saved 2", "batch cost", "realtime cost", p.plan.prompts[0], "taken "]:
-        assert fragment in html
+        assert fragment in shown
+
+
+def test_dry_run_says_what_the_real_run_would_refuse(simulator, journal):
+    """The real run refuses an out whose columns would overwrite the DataFrame's own; the
+    dry run says so first, and still sends nothing."""
+    df = frame()
+    p = dry_run(df, "Summarise: {{ text }}", out="text", journal=journal)
+    refusal = "out='text' would overwrite the column(s) 'text' of the DataFrame (an input of the template)"
+    assert f"The real run would refuse: {refusal}" in " ".join(repr(p).split())
+    assert html.escape(refusal) in p._repr_html_()
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
+        bm.submit(df, "Summarise: {{ text }}", out="text", client=simulator.client(), journal=journal)
+    assert simulator.batch_ids() == [] and journal.job_ids() == []
+    # Columns an earlier job of the journal wrote may be replaced: no warning then.
+    assert not any("real run" in w for w in dry_run(df, "Summarise: {{ text }}", out="summary").warnings)
 
 
 def test_dry_run_shows_the_output_shape():

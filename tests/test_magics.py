@@ -153,6 +153,26 @@ def test_var_expansion_never_touches_the_line(ip_sim: Any) -> None:
     assert only_job(ip_sim).record.options.system == "Keep {x} and $x as written"
 
 
+def test_line_commands_expand_names_as_ipythons_own_magics_do(
+    ip_sim: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip_sim.user_ns["df"] = reviews()
+    ip_sim.run_cell("%%batch df --out x --wait\n{{ review }}")
+    job_id = only_job(ip_sim).id
+    ip_sim.user_ns.update(first=job_id, frame="again", again=reviews())
+    capsys.readouterr()
+    ip_sim.run_cell("%batch status $first")
+    assert capsys.readouterr().out.startswith(f"{job_id}: done")
+    forget_session_jobs()
+    ip_sim.run_cell("%batch attach {first} $frame --wait")
+    assert (ip_sim.user_ns["again"]["x_status"] == "succeeded").all()
+    # Inside a function, its own names count, as for any line magic.
+    ip_sim.run_cell("def status_of(job):\n    get_ipython().run_line_magic('batch', 'status $job')")
+    capsys.readouterr()
+    ip_sim.run_cell("status_of(first)")
+    assert capsys.readouterr().out.startswith(f"{job_id}: done")
+
+
 def test_labels_from_a_list_name_give_a_categorical(ip_sim: Any) -> None:
     df = reviews()
     ip_sim.user_ns.update(df=df, moods=["positive", "negative", "neutral"])
@@ -362,6 +382,22 @@ def test_help_of_one_line_command(ip: Any, capsys: pytest.CaptureFixture[str]) -
     assert "--wait, -w  block until the columns are merged" in out
     with pytest.raises(UsageError, match="no command 'retyr'"):
         ip.run_cell("%batch help retyr")
+    # A repeatable flag reads as one value per flag, and its help says it repeats.
+    ip.run_cell("%batch help simulator")
+    out = capsys.readouterr().out
+    assert "[--error-rate CATEGORY=F]" in out and "CATEGORY=F ..." not in out
+    assert "repeat the flag for more categories" in " ".join(out.split())
+
+
+def test_dry_run_warns_when_out_would_overwrite_an_input(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.user_ns["df"] = reviews()
+    ip.run_cell("%%batch df --out review --dry-run\nSummarise: {{ review }}")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        "warning: The real run would refuse: out='review' would overwrite the column(s) 'review' of the "
+        "DataFrame (an input of the template)" in shown
+    )
+    assert "Choose another out name (--out NAME)" in shown
 
 
 def test_batch_wait_sees_a_job_the_python_api_started(ip_sim: Any, simulator: Any) -> None:

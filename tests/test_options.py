@@ -127,6 +127,14 @@ def test_a_retry_asks_again_exactly_what_the_recorded_job_asked(shape: str, tmp_
     assert again.plan.batches == first.plan.batches  # the same chunk size
 
 
+def test_the_readme_lists_every_option() -> None:
+    from _scripts import load_script
+
+    block = load_script("options_table").generate()
+    for name in ALL:
+        assert f"`--{name.replace('_', '-')}" in block or f"| `{name}` |" in block, name
+
+
 # -- checked as given, named in the error --------------------------------------------
 @pytest.mark.parametrize(
     ("given", "message"),
