@@ -365,6 +365,14 @@ def test_help_lists_the_options(ip: Any, capsys: pytest.CaptureFixture[str]) -> 
     assert docstring[1].startswith(" " * len("%%batch ") + "[")
 
 
+def test_line_help_lists_the_line_commands(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_cell("%batch?")
+    shown = capsys.readouterr().out
+    assert "IPython expands ``$name`` and ``{name}``" in shown
+    for command in ("%batch list", "%batch attach JOB [DF] [--wait]", "%batch retry", "%batch simulator"):
+        assert command in shown, command
+
+
 def test_unknown_line_command(ip: Any) -> None:
     with pytest.raises(UsageError, match=r"Unknown command 'stauts'\. Did you mean %batch status\?"):
         ip.run_cell("%batch stauts")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .api import attach, dry_run, jobs, prepare, submit
     from .datasets import load_invoices, load_products, load_tickets
     from .job import BatchJob
+    from .options import JobOptions
     from .pilot import run_pilot
     from .retry import retry_failed
     from .settings import JobSettings
@@ -29,6 +30,7 @@ _LAZY = {
     "dry_run": "api",
     "run_pilot": "pilot",
     "BatchJob": "job",
+    "JobOptions": "options",
     "JobSettings": "settings",
     "JobStatus": "status",
     "load_tickets": "datasets",
@@ -41,7 +43,7 @@ _LAZY = {
 
 __all__ = [  # noqa: RUF022 (grouped by purpose)
     "submit", "attach", "jobs", "prepare", "dry_run", "run_pilot", "retry_failed",
-    "BatchJob", "JobSettings", "JobStatus", "load_tickets", "load_products", "load_invoices",
+    "BatchJob", "JobOptions", "JobSettings", "JobStatus", "load_tickets", "load_products", "load_invoices",
     "job_files", "delete_job_files", "load_ipython_extension", "unload_ipython_extension",
 ]
 

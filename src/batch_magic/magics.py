@@ -365,6 +365,16 @@ def _usage_first(func: Any) -> Any:
     return func
 
 
+def _help_ends_with(text: str) -> Any:
+    """Add ``text`` to a magic's docstring (what ``%batch?`` prints)."""
+
+    def add(func: Any) -> Any:
+        func.__doc__ = f"{func.__doc__}\n\n{text}"
+        return func
+
+    return add
+
+
 @magics_class
 class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
     """Send every row of a DataFrame through the Message Batches API."""
@@ -433,11 +443,11 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         with user_errors():
             return self._cell(line, cell)
 
-    # IPython's annotations do not cover the named form line_magic("batch").
-    @line_magic("batch")  # type: ignore[arg-type]
+    @line_magic("batch")
+    @_help_ends_with(LINE_HELP)
     def batch_line(self, line: str) -> Any:
-        """The ``%batch`` line commands (``%batch help`` lists them). IPython expands
-        ``$name`` and ``{name}`` in the line first, as for its own line magics."""
+        """The ``%batch`` line commands. IPython expands ``$name`` and ``{name}`` in the
+        line first, as for its own line magics (``%batch retry $job df``)."""
         with user_errors():
             return self._line(line)
 
