@@ -36,11 +36,9 @@ from .settings import JobSettings
 from .structured import OutputSpec
 from .template import Template
 
-#: The model of new jobs: current, cheap, and it takes batches, effort and structured outputs.
-DEFAULT_MODEL = models.RECOMMENDED_MODEL
-DEFAULT_MAX_TOKENS = models.TEXT_ANSWER_TOKENS
-LABELS_MAX_TOKENS = models.LABEL_ANSWER_TOKENS
-DEFAULT_OUT = "answer"
+#: The model of new jobs (``JobOptions``' default): current, cheap, and it takes batches,
+#: effort and structured outputs.
+DEFAULT_MODEL = JobOptions().model
 #: System prompts shorter than this are not worth a cache write (about 1,024 tokens).
 CACHE_MIN_CHARS = 4096
 

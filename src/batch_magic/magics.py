@@ -376,6 +376,7 @@ def _help_ends_with(text: str) -> Any:
 
 
 @magics_class
+# mypy cannot follow a base class made at import time (JobDefaults).
 class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
     """Send every row of a DataFrame through the Message Batches API."""
 

@@ -25,7 +25,7 @@ import numbers
 import textwrap
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError
@@ -238,10 +238,6 @@ class JobOptions:
         if len(given) > 1:
             raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")
 
-    def request_options(self) -> JobOptions:
-        """These options with the run options at their defaults (what a record keeps)."""
-        return replace(self, **{f.name: f.default for f, opt in declared() if not opt.request})
-
     @classmethod
     def from_record(cls, record: JobRecord) -> JobOptions:
         """The options that ask again exactly what a recorded job asked: its request
@@ -266,7 +262,7 @@ class JobOptions:
         )
 
 
-def declared() -> Iterator[tuple[Any, Option]]:
+def declared() -> Iterator[tuple[Field[Any], Option]]:
     """Each ``JobOptions`` field (a ``dataclasses.Field``) with its declaration, in order."""
     for f in fields(JobOptions):
         yield f, f.metadata[_META]
