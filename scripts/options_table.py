@@ -75,13 +75,10 @@ def python_intro() -> str:
 
 def python_only_table() -> str:
     """The job options without a ``%%batch`` flag: keywords of ``submit()`` and ``prepare()``."""
-    from dataclasses import fields
-
-    from batch_magic.options import JobOptions
+    from batch_magic.options import declared
 
     rows = ["| keyword | default | what it does |", "|---|---|---|"]
-    for f in fields(JobOptions):
-        option = f.metadata["batch_magic.option"]
+    for f, option in declared():
         if not option.flag:
             rows.append(f"| `{f.name}` | `{_default(f.default)}` | {_cell(option.help)} |")
     return "\n".join(rows)

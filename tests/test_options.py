@@ -18,7 +18,7 @@ from _shell import magic_instance
 from batch_magic import api, magics
 from batch_magic.errors import ConfigError
 from batch_magic.journal import JobRecord, Journal
-from batch_magic.options import JobOptions, option_names
+from batch_magic.options import JobOptions, declared, option_names
 from batch_magic.pilot import run_pilot
 from batch_magic.plan import RequestOptions
 from batch_magic.settings import JobSettings
@@ -35,7 +35,7 @@ def reviews() -> pd.DataFrame:
 # -- every place names exactly the declared options ---------------------------------
 def test_the_magic_has_a_flag_for_each_option_with_one_and_no_other() -> None:
     dests = {a.dest for a in magics.BatchMagic.batch.parser._actions if a.dest != "help"}
-    flagged = {f.name for f in fields(JobOptions) if f.metadata["batch_magic.option"].flag}
+    flagged = {f.name for f, option in declared() if option.flag}
     # The cell's own arguments: what to send, and what to do instead of sending it.
     assert dests - flagged == {"target", "pilot", "dry_run", "exact_tokens"}
     assert flagged <= dests
@@ -44,7 +44,7 @@ def test_the_magic_has_a_flag_for_each_option_with_one_and_no_other() -> None:
 
 def test_the_magic_defaults_are_the_session_options_and_the_engine_settings() -> None:
     traits = set(magics.BatchMagic.class_traits(config=True))
-    session = {f.name for f in fields(JobOptions) if f.metadata["batch_magic.option"].session_default}
+    session = {f.name for f, option in declared() if option.session_default}
     assert session == {"model", "system", "max_tokens", "effort", "chunk_size", "max_cost"}
     assert traits == session | set(magics.SETTINGS_TRAITS) | {"journal_dir", "display"}
     # The engine's traits name JobSettings fields that the destination's choice takes.
