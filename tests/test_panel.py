@@ -565,3 +565,101 @@ def test_a_jobs_costs_say_which_prices_they_use(simulator: Any, tmp_path: Any) -
     assert "prices from genai-prices" in format_status(job.status)
     job.wait(30)
     assert re.search(r"cost \S+ \(prices from genai-prices [\d.]+\)", format_summary(job.status))
+
+
+# -- the preview table fits the panel ----------------------------------------------
+def test_preview_table_fits_the_panel_aligned_one_line_a_cell_with_the_whole_value_on_hover() -> None:
+    raw = '{"product": "kettle", "note": "' + "z" * 300 + '"}'
+    frame = pd.DataFrame(
+        {
+            "x_product": ["kettle", "toaster $5"],
+            "x_when": pd.to_datetime(["2026-01-02 03:04:05", "2026-02-03 04:05:06"]),
+            "x_price": [12.5, 3.25],
+            "x_status": ["succeeded", "succeeded"],
+            "x": [raw, raw],
+        },
+        index=pd.Index(["a", "b"], name="ticket"),
+    )
+    columns = ("x", "x_product", "x_when", "x_price", "x_status")
+    final = done_status(out="x", columns=columns, row_counts={"succeeded": 2})
+    job = FakeJob(status(out="x"), frame=frame)
+    p = JobPanel(job, tick=False)
+    job.push(final)
+    markup = p.preview.value
+    # One header per column, in the order of the values, and the row label first.
+    heads = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", markup.split("<tbody>")[0])
+    assert heads == ["", "x_product", "x_when", "x_price", "x_status", "x"]
+    first_row = re.search(r"<tbody><tr>(.*?)</tr>", markup)
+    assert first_row is not None
+    cells = re.findall(r"<t[hd]((?: [^>]*)?)>(.*?)</t[hd]>", first_row.group(1))
+    assert [html.unescape(re.sub(r"<[^>]+>", "", v)) for _, v in cells][:4] == [
+        "a", "kettle", "2026-01-02 03:04:05", "12.5",
+    ]
+    # Numbers are right-aligned, header and values alike; the rest left, alike.
+    assert re.search(r'<th class="bm-num">x_price</th>', markup)
+    assert 'class="bm-num">12.5</td>' in markup
+    assert "text-align: right" not in markup.replace(".bm-num { text-align: right;", "")
+    # The wide raw JSON is cut in the cell, whole in its tooltip.
+    long_cell = next(v for attrs, v in cells if "title=" in attrs)
+    assert len(html.unescape(long_cell)) == panel_mod.PREVIEW_CHARS and long_cell.endswith("…")
+    title = re.search(r'title="([^"]*)"', first_row.group(1))
+    assert title is not None and html.unescape(title.group(1)) == raw
+    # Its CSS keeps every cell on one line and lets the table scroll inside the panel.
+    assert 'class="batch-magic-scroll"' in markup
+    css = p.header.value
+    assert re.search(r"table\.batch-magic-table td \{[^}]*white-space: nowrap", css.replace(
+        ".batch-magic-preview table.batch-magic-table th, .batch-magic-preview ", ""))
+    assert re.search(r"\.batch-magic-scroll \{ overflow-x: auto; max-width: 100%; \}", css)
+    assert re.search(r"\.batch-magic-preview \.widget-html-content \{ min-width: 0;", css)
+    # $ stays text.
+    assert "$" not in markup.replace("<span>&#36;</span>", "")
+    assert "toaster $5" in shown(markup)
+
+
+# -- what a notebook keeps of the panel ------------------------------------------------
+def test_saved_output_says_the_last_state_and_how_to_pick_the_job_up_after_a_restart() -> None:
+    """The output a notebook saves is refreshed once per state (not per tick), its text
+    and HTML fallbacks say the latest state, and while the job runs, how to pick it up
+    again after a kernel restart; once it stops, its summary."""
+    from IPython.utils.capture import capture_output
+
+    from tests._shell import TestingShell
+
+    TestingShell.make()
+    job = FakeJob(status(state="submitting"), frame=result_frame())
+    with capture_output() as captured:
+        p = JobPanel(job, tick=False)
+        p.display()
+        for _ in range(3):
+            job.push(status(state="in_progress"))  # polls with nothing new: no refresh
+        job.push(status(state="in_progress", batches_ended=1))
+        job.push(done_status())
+    outputs = captured.outputs
+    saved = [o.data for o in outputs]
+    assert len(outputs) == 3  # shown submitting, refreshed at in progress and at done
+    assert all("application/vnd.jupyter.widget-view+json" in d for d in saved)
+    first, running, final = saved
+    assert "submitting" in first["text/plain"]
+    assert "in progress · " in running["text/plain"]
+    for data in (first, running):
+        assert f"%batch attach {job.id} DF" in data["text/plain"]
+        assert f"%batch attach {job.id} DF" in html.unescape(re.sub(r"<[^>]+>", "", data["text/html"]))
+    assert "done · 2/2 batches" in final["text/plain"] and "8 of 10 rows answered" in final["text/plain"]
+    assert "%batch attach" not in final["text/plain"]
+    assert "new columns: answer" in shown(final["text/html"])
+    # While it runs the live view says the same, for the moment its kernel is gone.
+    job2 = FakeJob(status())
+    p2 = JobPanel(job2, tick=False)
+    assert f"%batch attach {job2.id} DF" in shown(p2.details.value)
+    job2.push(done_status(state="canceled"))
+    assert "%batch attach" not in shown(p2.details.value)
+
+
+def test_the_panel_uses_no_icon_font() -> None:
+    """Icons of an icon font show broken in a view its kernel left behind: text only."""
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    assert p.cancel_button.icon == ""
+    job.push(done_status(state="canceled"))
+    assert p.cancel_button.icon == ""
+    assert "fa-" not in "".join(w.value for w in (p.header, p.state, p.details, p.summary))
