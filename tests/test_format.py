@@ -120,7 +120,7 @@ def test_one_row_holds_media_in_the_singular() -> None:
 def test_counts_in_the_order_of_row_statuses_zeros_left_out() -> None:
     counts = {"skipped": 1, "refused": 2, "pending": 0, "succeeded": 3, "errored": 4, "other": 5}
     assert fmt.format_counts(counts) == "3 succeeded, 4 errored, 2 refused, 1 skipped, 5 other"
-    assert fmt.COUNT_ORDER == tuple(RowStatus)  # every row status, refused included
+    assert tuple(RowStatus) == fmt.COUNT_ORDER  # every row status, refused included
     assert fmt.format_counts({}) == ""
 
 

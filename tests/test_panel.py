@@ -96,6 +96,9 @@ class FakeJob:
         for cb in list(self.observers):
             cb(new)
 
+    def while_waiting(self, callback: Any) -> Any:
+        return lambda: None  # no blocking wait here: the loop ticks the clock
+
     def cancel(self) -> None:
         self.canceled += 1
 
@@ -623,7 +626,7 @@ def test_saved_output_says_the_last_state_and_how_to_pick_the_job_up_after_a_res
     again after a kernel restart; once it stops, its summary."""
     from IPython.utils.capture import capture_output
 
-    from tests._shell import TestingShell
+    from _shell import TestingShell
 
     TestingShell.make()
     job = FakeJob(status(state="submitting"), frame=result_frame())

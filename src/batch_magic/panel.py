@@ -77,20 +77,20 @@ class JobLike(Protocol):
     @property
     def status(self) -> JobStatus: ...
 
+    @property
+    def done(self) -> bool:
+        """The driver has finished (merged, refused or failed). A job re-attached from the
+        journal reports its recorded final state before its results are merged into the
+        DataFrame; the panel waits for the merge."""
+        ...
+
     def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]: ...
+
+    def while_waiting(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
     def cancel(self) -> None: ...
 
     def result(self) -> pd.DataFrame: ...
-
-
-def settled(job: Any) -> bool:
-    """True once the job's driver has finished (merged, refused or failed).
-
-    A job re-attached from the journal reports its recorded final state before
-    its results are merged into the DataFrame; the panel waits for the merge.
-    """
-    return bool(getattr(job, "done", True))
 
 
 def reattach_hint(job_id: str) -> str:
@@ -257,7 +257,7 @@ class JobPanel:
             self._show_error(f"panel error: {type(exc).__name__}: {exc}")
 
     def _render(self, status: JobStatus) -> None:
-        finishing = status.done and not self._final and settled(self.job)
+        finishing = status.done and not self._final and self.job.done
         frame = None
         if finishing and not is_failure(status):
             try:
@@ -405,9 +405,7 @@ class JobPanel:
             return  # no loop (a script): the details refresh on each change only
         self._ticker = loop.create_task(self._tick())
         # A blocking wait() holds the loop; the job ticks the clock meanwhile.
-        while_waiting = getattr(self.job, "while_waiting", None)
-        if while_waiting is not None:
-            self._untick = while_waiting(self._tick_once)
+        self._untick = self.job.while_waiting(self._tick_once)
 
     async def _tick(self) -> None:
         while not self._final:
@@ -531,7 +529,7 @@ class TextStatus:
                status.uploads_done * 10 // max(1, status.uploads_total) if uploading else 0)
         if key == self._key or self._final:
             return
-        if status.done and not settled(self.job):
+        if status.done and not self.job.done:
             return  # the journal says it ended; the merge into the DataFrame comes next
         self._key = key
         self._write(f"batch {status.job_id}: {format_status(status)}")
