@@ -2,9 +2,14 @@
 
 Both render the same pure functions of ``format.py`` (``format_status(status)``
 and ``format_summary``), the way tqdm's notebook bar and its text bar both
-render ``format_meter``. The panel only
-observes the job (``job.observe(panel.update)``): it never drives it. The one
-thing a person can ask of it is Cancel, which calls ``job.cancel()``.
+render ``format_meter``. The panel only observes the job
+(``job.observe(panel.update)``): it never drives it. The one thing a person can
+ask of it is Cancel, which calls ``job.cancel()``.
+
+What a snapshot means is the snapshot's (its state, its ``outcome``); the panel
+renders it, with tqdm's rule that danger, once shown, is never turned back into
+success. A job that stopped without results to show is rendered as the failure
+it is, never as "done".
 
 Widgets are touched only on the kernel's thread: the job calls its observers
 there (between cells through the kernel's loop, during a blocking wait from the
@@ -257,7 +262,9 @@ class JobPanel:
             self._show_error(f"panel error: {type(exc).__name__}: {exc}")
 
     def _render(self, status: JobStatus) -> None:
-        finishing = status.done and not self._final and self.job.done
+        if self._final or (status.done and not self.job.done):
+            return  # the end is shown once, when the merge into the DataFrame is over
+        finishing = status.done
         frame = None
         if finishing and not is_failure(status):
             try:
