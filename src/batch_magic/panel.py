@@ -368,9 +368,10 @@ class JobPanel:
         self._refresh_saved_output(status, force=True)
 
     def _refresh_saved_output(self, status: JobStatus, *, force: bool = False) -> None:
-        """Put the latest state into the output the notebook saves (its text fallback),
-        once per state, so a view left behind by a restarted kernel, or a notebook
-        read without widgets, says the last state and how to pick the job up again."""
+        """Put the latest state into the output the notebook saves (its text and HTML
+        fallbacks), once per state, not per tick: a notebook reopened after its kernel
+        is gone, or read without widgets, says the last state and how to pick the job
+        up again, not a live "in progress"."""
         if self._display_handle is None:
             return
         key = (shown_state(status), bool(status.error))
