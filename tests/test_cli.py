@@ -67,9 +67,9 @@ def test_demo_prints_the_merged_table(demo_output: str) -> None:
 def test_demo_prints_a_summary(demo_output: str) -> None:
     assert re.search(r"40 rows -> 39 requests in 1 batch, done in [\d.]+ s", demo_output)
     assert "1 empty row skipped" in demo_output
-    assert re.search(r"row statuses: skipped 1, succeeded 39", demo_output)
+    assert "row statuses: 39 succeeded, 1 skipped" in demo_output
     assert re.search(r"accuracy against the gold 'category' column: \d+% of 39 answered", demo_output)
-    assert re.search(r"\$\d+\.\d{4} at the batch price, \$\d+\.\d{4} through the realtime API", demo_output)
+    assert re.search(r"\$[\d.]+ at the batch price, \$[\d.]+ through the realtime API", demo_output)
 
 
 def test_demo_says_simulated_everywhere(demo_output: str) -> None:

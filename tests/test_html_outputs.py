@@ -4,7 +4,7 @@ JupyterLab renders text between two ``$`` in an HTML output as LaTeX
 ("realtime cost $0.0716 expected, $0.1137 at most" came out as italic maths).
 MathJax reads through entities but never joins text across elements, so every
 dollar must be an ``&#36;`` in its own span. This scans every HTML display the
-package makes: dry run, pilot, the panel's widgets, the job list.
+package makes: dry run, pilot, the panel's widgets and its saved HTML, the job list.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def test_every_html_output_is_free_of_maths(simulator: Any, tmp_path: Any) -> No
     job.wait(30)
     for name in ("header", "state", "details", "summary", "preview", "error"):
         outputs[f"panel {name}"] = getattr(panel, name).value
+    outputs["panel saved html"] = panel.widget._repr_mimebundle_()["text/html"]
     outputs["list"] = JobList(bm.jobs(journal))._repr_html_()
 
     dollars = 0

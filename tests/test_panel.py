@@ -96,6 +96,9 @@ class FakeJob:
         for cb in list(self.observers):
             cb(new)
 
+    def while_waiting(self, callback: Any) -> Any:
+        return lambda: None  # no blocking wait here: the loop ticks the clock
+
     def cancel(self) -> None:
         self.canceled += 1
 
@@ -255,11 +258,87 @@ def test_error_is_shown_never_swallowed() -> None:
     assert "failed" in p.state.value
 
 
-def test_preview_failure_is_shown_in_the_panel() -> None:
+def test_a_done_job_without_results_is_shown_as_failed_not_done() -> None:
+    """The journal says done but there is nothing merged (say its index is unreadable):
+    the panel shows a failure with the reason, never "done" or "new columns" above it."""
     job = FakeJob(status(), frame=None)  # result() raises
     p = JobPanel(job, tick=False)
-    job.push(done_status())
-    assert "results not available" in p.error.value
+    job.push(done_status(row_counts={"succeeded": 10}))
+    assert "results not available" in p.error.value and "no result" in p.error.value
+    assert p.error.layout.display is None
+    assert shown(p.state.value) == "failed" and "batch-magic-failed" in p.state.value
+    assert p.bar.bar_style == "danger"
+    assert "new columns" not in shown(p.summary.value)
+    assert shown(p.summary.value).startswith("failed after ")
+    assert "batch-magic-failed" in p.summary.value
+    assert p.preview.layout.display == "none"
+    text = p.text()
+    assert "done" not in text and "new columns" not in text
+    assert "error: results not available: no result" in text
+
+
+FINAL_STATES = ["done", "canceled", "failed"]
+
+
+@pytest.mark.parametrize("state", FINAL_STATES)
+@pytest.mark.parametrize("error", [None, "JournalError: index.json is unreadable"])
+@pytest.mark.parametrize("merged", [True, False])
+@pytest.mark.parametrize("earlier_error", [False, True])
+def test_every_final_snapshot_renders_its_outcome(state: str, error: str | None, merged: bool,
+                                                  earlier_error: bool) -> None:
+    """Each combination of a final state, an error, results or none, and an error met on
+    the way: an error is shown in the danger style with no "done" and no "new columns"
+    above it, and danger once shown is never turned back into success."""
+    job = FakeJob(status(), frame=result_frame() if merged else None)
+    p = JobPanel(job, tick=False)
+    if earlier_error:
+        job.push(status(error="APIError: Polling batch b1 failed: 500 boom"))
+    final = done_status(state=state, error=error, row_counts={"succeeded": 10})
+    job.push(final)
+    failure = state == "failed" or error is not None or not merged
+    summary = shown(p.summary.value)
+    assert p.summary.layout.display is None  # it has stopped, whatever the outcome
+    if failure:
+        assert shown(p.state.value) == "failed" and "batch-magic-failed" in p.state.value
+        if error is not None or state != "failed":  # the reason, in the danger style
+            assert p.error.layout.display is None and "batch-magic-error" in p.error._dom_classes
+            assert (error or "results not available") in html.unescape(p.error.value)
+        assert p.bar.bar_style == "danger"
+        assert "new columns" not in summary and not summary.startswith(("done", "canceled"))
+        assert p.preview.layout.display == "none"
+        for line in p.text().splitlines():
+            assert " done" not in f" {line}" and "new columns" not in line, line
+    else:
+        assert shown(p.state.value) == state
+        assert "new columns: answer, answer_status, answer_error" in summary
+        assert p.preview.layout.display is None
+        expected = "danger" if earlier_error else ("warning" if state == "canceled" else "success")
+        assert p.bar.bar_style == expected
+    # The text fallback tells the same story.
+    out = io.StringIO()
+    text_job = FakeJob(status())
+    TextStatus(text_job, stream=out)
+    text_job.push(final)
+    printed = out.getvalue()
+    if state == "failed" or error is not None:
+        assert "done" not in printed and "new columns" not in printed
+        if error is not None:
+            assert f": error: {error}\n" in printed
+    else:
+        assert f": {state} · " in printed and "new columns" in printed
+
+
+def test_an_error_while_running_turns_the_bar_danger_but_leaves_the_state() -> None:
+    """A running job that met an error is still running: the state says so, the error
+    shows in the danger style, and the bar stays danger through the rest."""
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    job.push(status(error="APIError: Polling batch b1 failed: 500 boom"))
+    assert shown(p.state.value) == "in progress"
+    assert p.bar.bar_style == "danger"
+    assert "Polling batch b1 failed" in p.error.value
+    job.push(status(batches_ended=1))
+    assert p.bar.bar_style == "danger"
 
 
 def test_cancel_click_calls_job_cancel_once() -> None:
@@ -342,8 +421,10 @@ def test_no_dollar_in_any_html_of_the_panel_can_start_maths() -> None:
     frame.loc[0, "answer"] = "costs $5 or $6"
     job = FakeJob(status(), frame=frame)
     p = JobPanel(job, tick=False)
-    job.push(done_status(error="APIError: a $1 refund and a $2 fee"))
+    job.push(status(error="APIError: a $1 refund and a $2 fee"))  # met while running; the job went on
+    job.push(done_status())
     values = [w.value for w in (p.header, p.state, p.details, p.error, p.summary, p.preview)]
+    values.append(p.html())
     assert any("&#36;" in v for v in values)
     for value in values:
         assert "$" not in value.replace("<span>&#36;</span>", ""), value
@@ -411,13 +492,18 @@ def test_while_a_batch_runs_the_line_says_how_long_batches_take() -> None:
     assert "estimate" not in format_status(status(state="submitting", batches_submitted=0))
 
 
-def test_job_status_prints_on_one_line() -> None:
-    text = str(done_status(simulated=True))
+def test_job_status_prints_the_status_line_on_one_line() -> None:
+    """``str(status)`` (``%batch status``, a script's print) is the panel's own line with its id."""
+    final = done_status(simulated=True)
+    text = str(final)
     assert "\n" not in text
-    assert text == "20260101-000000-abcdef01: done · 2/2 batches · 8 succeeded, 2 errored · cost $0.0042 · SIMULATED"
-    assert repr(status()) == (
-        "<JobStatus 20260101-000000-abcdef01: in progress · 0/2 batches · 10 rows · est. $0.0123, at most $0.05>"
-    )
+    assert text == f"20260101-000000-abcdef01: {format_status(final)}"
+    assert text.startswith("20260101-000000-abcdef01: done · 2/2 batches · ")
+    assert text.endswith("cost $0.0042 (est. $0.0123) · 8 succeeded, 2 errored · SIMULATED")
+    assert repr(status()).startswith("<JobStatus 20260101-000000-abcdef01: in progress · 0/2 batches · ")
+    failed = done_status(state="failed", error="JournalError: index.json is unreadable")
+    assert str(failed).startswith("20260101-000000-abcdef01: failed · ")
+    assert str(failed).endswith(" · error: JournalError: index.json is unreadable")
 
 
 # -- against the simulator -------------------------------------------------------
@@ -482,3 +568,101 @@ def test_a_jobs_costs_say_which_prices_they_use(simulator: Any, tmp_path: Any) -
     assert "prices from genai-prices" in format_status(job.status)
     job.wait(30)
     assert re.search(r"cost \S+ \(prices from genai-prices [\d.]+\)", format_summary(job.status))
+
+
+# -- the preview table fits the panel ----------------------------------------------
+def test_preview_table_fits_the_panel_aligned_one_line_a_cell_with_the_whole_value_on_hover() -> None:
+    raw = '{"product": "kettle", "note": "' + "z" * 300 + '"}'
+    frame = pd.DataFrame(
+        {
+            "x_product": ["kettle", "toaster $5"],
+            "x_when": pd.to_datetime(["2026-01-02 03:04:05", "2026-02-03 04:05:06"]),
+            "x_price": [12.5, 3.25],
+            "x_status": ["succeeded", "succeeded"],
+            "x": [raw, raw],
+        },
+        index=pd.Index(["a", "b"], name="ticket"),
+    )
+    columns = ("x", "x_product", "x_when", "x_price", "x_status")
+    final = done_status(out="x", columns=columns, row_counts={"succeeded": 2})
+    job = FakeJob(status(out="x"), frame=frame)
+    p = JobPanel(job, tick=False)
+    job.push(final)
+    markup = p.preview.value
+    # One header per column, in the order of the values, and the row label first.
+    heads = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", markup.split("<tbody>")[0])
+    assert heads == ["", "x_product", "x_when", "x_price", "x_status", "x"]
+    first_row = re.search(r"<tbody><tr>(.*?)</tr>", markup)
+    assert first_row is not None
+    cells = re.findall(r"<t[hd]((?: [^>]*)?)>(.*?)</t[hd]>", first_row.group(1))
+    assert [html.unescape(re.sub(r"<[^>]+>", "", v)) for _, v in cells][:4] == [
+        "a", "kettle", "2026-01-02 03:04:05", "12.5",
+    ]
+    # Numbers are right-aligned, header and values alike; the rest left, alike.
+    assert re.search(r'<th class="bm-num">x_price</th>', markup)
+    assert 'class="bm-num">12.5</td>' in markup
+    assert "text-align: right" not in markup.replace(".bm-num { text-align: right;", "")
+    # The wide raw JSON is cut in the cell, whole in its tooltip.
+    long_cell = next(v for attrs, v in cells if "title=" in attrs)
+    assert len(html.unescape(long_cell)) == panel_mod.PREVIEW_CHARS and long_cell.endswith("…")
+    title = re.search(r'title="([^"]*)"', first_row.group(1))
+    assert title is not None and html.unescape(title.group(1)) == raw
+    # Its CSS keeps every cell on one line and lets the table scroll inside the panel.
+    assert 'class="batch-magic-scroll"' in markup
+    css = p.header.value
+    assert re.search(r"table\.batch-magic-table td \{[^}]*white-space: nowrap", css.replace(
+        ".batch-magic-preview table.batch-magic-table th, .batch-magic-preview ", ""))
+    assert re.search(r"\.batch-magic-scroll \{ overflow-x: auto; max-width: 100%; \}", css)
+    assert re.search(r"\.batch-magic-preview \.widget-html-content \{ min-width: 0;", css)
+    # $ stays text.
+    assert "$" not in markup.replace("<span>&#36;</span>", "")
+    assert "toaster $5" in shown(markup)
+
+
+# -- what a notebook keeps of the panel ------------------------------------------------
+def test_saved_output_says_the_last_state_and_how_to_pick_the_job_up_after_a_restart() -> None:
+    """The output a notebook saves is refreshed once per state (not per tick), its text
+    and HTML fallbacks say the latest state, and while the job runs, how to pick it up
+    again after a kernel restart; once it stops, its summary."""
+    from IPython.utils.capture import capture_output
+
+    from _shell import TestingShell
+
+    TestingShell.make()
+    job = FakeJob(status(state="submitting"), frame=result_frame())
+    with capture_output() as captured:
+        p = JobPanel(job, tick=False)
+        p.display()
+        for _ in range(3):
+            job.push(status(state="in_progress"))  # polls with nothing new: no refresh
+        job.push(status(state="in_progress", batches_ended=1))
+        job.push(done_status())
+    outputs = captured.outputs
+    saved = [o.data for o in outputs]
+    assert len(outputs) == 3  # shown submitting, refreshed at in progress and at done
+    assert all("application/vnd.jupyter.widget-view+json" in d for d in saved)
+    first, running, final = saved
+    assert "submitting" in first["text/plain"]
+    assert "in progress · " in running["text/plain"]
+    for data in (first, running):
+        assert f"%batch attach {job.id} DF" in data["text/plain"]
+        assert f"%batch attach {job.id} DF" in html.unescape(re.sub(r"<[^>]+>", "", data["text/html"]))
+    assert "done · 2/2 batches" in final["text/plain"] and "8 of 10 rows answered" in final["text/plain"]
+    assert "%batch attach" not in final["text/plain"]
+    assert "new columns: answer" in shown(final["text/html"])
+    # While it runs the live view says the same, for the moment its kernel is gone.
+    job2 = FakeJob(status())
+    p2 = JobPanel(job2, tick=False)
+    assert f"%batch attach {job2.id} DF" in shown(p2.details.value)
+    job2.push(done_status(state="canceled"))
+    assert "%batch attach" not in shown(p2.details.value)
+
+
+def test_the_panel_uses_no_icon_font() -> None:
+    """Icons of an icon font show broken in a view its kernel left behind: text only."""
+    job = FakeJob(status())
+    p = JobPanel(job, tick=False)
+    assert p.cancel_button.icon == ""
+    job.push(done_status(state="canceled"))
+    assert p.cancel_button.icon == ""
+    assert "fa-" not in "".join(w.value for w in (p.header, p.state, p.details, p.summary))

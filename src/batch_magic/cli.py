@@ -46,10 +46,6 @@ anything. From Python: batch_magic.submit(df, template, out="team", labels=[...]
 The repository's notebooks/ walk through it all, offline."""
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def demo(rows: int | None, processing_time: float, width: int) -> int:
     """Classify the bundled tickets through the simulator and print what came back."""
     import anthropic
@@ -57,9 +53,10 @@ def demo(rows: int | None, processing_time: float, width: int) -> int:
 
     from . import api
     from .datasets import CATEGORIES, load_tickets
-    from .panel import format_status
+    from .format import format_counts, format_seconds, format_status, money, plural
     from .pricing import load_prices
     from .simulator import Simulator
+    from .states import RowStatus
 
     df = load_tickets()
     if rows is not None:
@@ -96,17 +93,17 @@ def demo(rows: int | None, processing_time: float, width: int) -> int:
         print(shown.head(SHOWN_ROWS).to_string(index=False))
 
     s = job.status
-    answered = result["team_status"].eq("succeeded")
+    answered = result["team_status"].eq(RowStatus.SUCCEEDED)
     n_answered = int(answered.sum())
     correct = result.loc[answered, "team"].astype(str) == result.loc[answered, "category"].astype(str)
     print("\nSummary")
     print(
-        f"  {_plural(len(result), 'row')} -> {_plural(s.n_requests, 'request')} in "
-        f"{_plural(s.batches_total, 'batch')}, done in {elapsed:.1f} s "
-        f"({_plural(s.n_deduplicated, 'duplicate text')} asked once, "
-        f"{_plural(s.n_skipped, 'empty row')} skipped)"
+        f"  {plural(len(result), 'row')} -> {plural(s.n_requests, 'request')} in "
+        f"{plural(s.batches_total, 'batch')}, done in {format_seconds(elapsed)} "
+        f"({plural(s.n_deduplicated, 'duplicate text')} asked once, "
+        f"{plural(s.n_skipped, 'empty row')} skipped)"
     )
-    print("  row statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(s.row_counts.items()) if v))
+    print("  row statuses: " + format_counts(s.row_counts))
     if n_answered:
         print(
             f"  accuracy against the gold 'category' column: {correct.mean():.0%} of "
@@ -115,8 +112,8 @@ def demo(rows: int | None, processing_time: float, width: int) -> int:
     if s.actual_cost is not None:
         realtime = s.actual_cost / load_prices().batch_discount
         print(
-            f"  had this been the real API ({s.model}): ${s.actual_cost:.4f} at the batch price, "
-            f"${realtime:.4f} through the realtime API"
+            f"  had this been the real API ({s.model}): {money(s.actual_cost)} at the batch price, "
+            f"{money(realtime)} through the realtime API"
         )
     print("\n" + REAL_API_HELP)
     return 0

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import JournalError, MediaError
+from .format import plural
 
 if TYPE_CHECKING:
     from .models import ModelCard
@@ -563,7 +564,7 @@ def problems_message(problems: list[MediaProblem], total: int, labels: Callable[
     )
     more = f"; and {total - SHOWN_PROBLEMS:,} more" if total > SHOWN_PROBLEMS else ""
     return (
-        f"{total:,} row{'s' if total != 1 else ''} hold media that cannot be sent: {shown}{more}. "
+        f"{plural(total, 'row')} {'holds' if total == 1 else 'hold'} media that cannot be sent: {shown}{more}. "
         "Fix those values or leave those rows out (a row whose value is missing, None or NaN, is "
         "skipped); nothing was uploaded or sent."
     )

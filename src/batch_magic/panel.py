@@ -1,9 +1,15 @@
 """The live view of a job: an ipywidgets panel, or short text lines.
 
-Both render the same pure function, ``format_status(status)``, the way tqdm's
-notebook bar and its text bar both render ``format_meter``. The panel only
-observes the job (``job.observe(panel.update)``): it never drives it. The one
-thing a person can ask of it is Cancel, which calls ``job.cancel()``.
+Both render the same pure functions of ``format.py`` (``format_status(status)``
+and ``format_summary``), the way tqdm's notebook bar and its text bar both
+render ``format_meter``. The panel only observes the job
+(``job.observe(panel.update)``): it never drives it. The one thing a person can
+ask of it is Cancel, which calls ``job.cancel()``.
+
+What a snapshot means is the snapshot's (its state, its ``outcome``); the panel
+renders it, with tqdm's rule that danger, once shown, is never turned back into
+success. A job that stopped without results to show is rendered as the failure
+it is, never as "done".
 
 Widgets are touched only on the kernel's thread: the job calls its observers
 there (between cells through the kernel's loop, during a blocking wait from the
@@ -19,25 +25,37 @@ import contextlib
 import html
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .columns import job_columns
+from .format import (
+    NO_HISTORY_HINT,
+    format_duration_hint,
+    format_interval,
+    format_status,
+    format_summary,
+    is_failure,
+    outcome,
+    plural,
+    shown_state,
+    state_word,
+)
+from .states import DisplayState, RowStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .status import JobStatus
 
-#: Row statuses in the order they are listed.
-COUNT_ORDER = ("succeeded", "errored", "invalid", "expired", "canceled", "skipped", "pending")
 PREVIEW_ROWS = 5
-#: Characters of a cell shown in the preview.
+#: Characters of a cell shown in the preview (the whole value is in its tooltip).
 PREVIEW_CHARS = 80
+#: Characters of a cell kept in its tooltip.
+TITLE_CHARS = 2000
 #: Rows not succeeded shown in the preview besides the first ones, with their error.
 PREVIEW_PROBLEMS = 3
 TICK_SECONDS = 1.0
-#: What the API says of batch durations, shown while this journal has no history.
-NO_HISTORY_HINT = "most batches end within an hour (the API's estimate)"
 
 
 def html_no_math(markup: str) -> str:
@@ -64,122 +82,28 @@ class JobLike(Protocol):
     @property
     def status(self) -> JobStatus: ...
 
+    @property
+    def done(self) -> bool:
+        """The driver has finished (merged, refused or failed). A job re-attached from the
+        journal reports its recorded final state before its results are merged into the
+        DataFrame; the panel waits for the merge."""
+        ...
+
     def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]: ...
+
+    def while_waiting(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
     def cancel(self) -> None: ...
 
     def result(self) -> pd.DataFrame: ...
 
 
-def settled(job: Any) -> bool:
-    """True once the job's driver has finished (merged, refused or failed).
-
-    A job re-attached from the journal reports its recorded final state before
-    its results are merged into the DataFrame; the panel waits for the merge.
-    """
-    return bool(getattr(job, "done", True))
-
-
-# -- the one pure formatter ----------------------------------------------------
-def state_word(state: str) -> str:
-    """A display state (``status.STATES``) as a person reads it: ``in_progress`` is "in progress"."""
-    return state.replace("_", " ")
-
-
-def format_interval(seconds: float | None) -> str:
-    """``m:ss`` under an hour, ``h:mm:ss`` beyond (as tqdm does)."""
-    if seconds is None:
-        return "?"
-    total = int(max(0.0, seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
-def format_cost(dollars: float | None) -> str:
-    if dollars is None:
-        return "?"
-    if dollars == 0:
-        return "$0"
-    if abs(dollars) < 0.0001:
-        return "<$0.0001"
-    if abs(dollars) < 1:
-        return "$" + f"{dollars:.4f}".rstrip("0").rstrip(".")
-    return f"${dollars:,.2f}"
-
-
-def format_counts(counts: dict[str, int]) -> str:
-    """``8 succeeded, 2 errored`` in a fixed order, zeros left out."""
-    keys = [k for k in COUNT_ORDER if counts.get(k)] + sorted(
-        k for k in counts if k not in COUNT_ORDER and counts.get(k)
+def reattach_hint(job_id: str) -> str:
+    """What a view that outlived its kernel says instead of a live state."""
+    return (
+        f"This view is live only while its kernel runs. After a kernel restart, "
+        f"%batch attach {job_id} DF shows the job again (nothing sent is paid twice)."
     )
-    return ", ".join(f"{counts[k]:,} {k}" for k in keys)
-
-
-def format_status(status: JobStatus) -> str:
-    """One short line: state, batches, elapsed, time to expiry, cost, counts."""
-    final = status.done
-    parts = [state_word(status.state)]
-    if status.reconnecting and not final:
-        parts[0] += " (reconnecting)"
-    if status.state == "uploading":
-        # Before any batch exists the files are what moves: real counts, not batches.
-        parts[0] += f" {status.uploads_done:,}/{status.uploads_total:,} files"
-    else:
-        parts.append(f"{status.batches_ended}/{status.batches_total} batches")
-    parts.append(f"{format_interval(status.elapsed)} elapsed")
-    running = status.state in ("in_progress", "canceling") and status.batches_submitted > status.batches_ended
-    if running and not final:
-        parts.append(format_duration_hint(status))
-    left = status.time_to_expiry
-    if left is not None and not final:
-        parts.append(f"{format_interval(left)} to expiry")
-    if status.actual_cost is not None and final:
-        est = f" (est. {format_cost(status.estimated_cost)})" if status.estimated_cost is not None else ""
-        parts.append(f"cost {format_cost(status.actual_cost)}{est}")
-    elif status.estimated_cost is not None:
-        upper = status.estimated_cost_upper
-        bound = f", at most {format_cost(upper)}" if upper is not None else ""
-        source = f", prices {status.prices}" if status.prices else ""
-        parts.append(f"est. {format_cost(status.estimated_cost)}{bound}{source}")
-    counts = status.row_counts if final and status.row_counts else status.counts
-    text = format_counts(counts)
-    if text:
-        parts.append(text)
-    line = " · ".join(parts)
-    if status.simulated:
-        line += " · SIMULATED"
-    return line
-
-
-def format_duration_hint(status: JobStatus) -> str:
-    """How long a batch may take, clearly an estimate: this journal's history, else the API's word."""
-    hint = status.typical_duration
-    if hint is None:
-        return NO_HISTORY_HINT
-    spread = f"{format_interval(hint.low)}–{format_interval(hint.high)}, " if hint.samples > 1 else ""
-    earlier = f"{hint.samples} earlier batch{'es' if hint.samples != 1 else ''}"
-    return f"estimate ~{format_interval(hint.median)} a batch ({spread}{earlier} like it)"
-
-
-def format_summary(status: JobStatus) -> str:
-    """The one line shown when a job ends."""
-    counts = status.row_counts or status.counts
-    ok = counts.get("succeeded", 0)
-    word = state_word(status.state)
-    line = f"{word}: {ok:,} of {status.n_rows:,} rows answered in {format_interval(status.elapsed)}"
-    bad = {k: v for k, v in counts.items() if k != "succeeded" and v}
-    if bad:
-        line += f" ({format_counts(bad)})"
-    if status.actual_cost is not None:
-        source = f" (prices {status.prices})" if status.prices else ""
-        line += f"; cost {format_cost(status.actual_cost)}{source}"
-    if status.columns:
-        details = job_columns(status.out).details
-        line += f"; new columns: {', '.join(c for c in status.columns if c not in details)}"
-    if status.simulated:
-        line += " (SIMULATED)"
-    return line
 
 
 def preview_columns(status: JobStatus, frame: pd.DataFrame) -> list[str]:
@@ -204,16 +128,57 @@ def preview_rows(status: JobStatus, frame: pd.DataFrame) -> tuple[list[int], int
     if column not in frame.columns:
         return first, 0
     states = frame[column].astype("object").to_numpy()
-    problems = [i for i, s in enumerate(states) if s != "succeeded"]
-    extra = sorted((i for i in problems if i not in first), key=lambda i: (states[i] == "skipped", i))
+    problems = [i for i, s in enumerate(states) if s != RowStatus.SUCCEEDED]
+    extra = sorted((i for i in problems if i not in first), key=lambda i: (states[i] == RowStatus.SKIPPED, i))
     return first + sorted(extra[:PREVIEW_PROBLEMS]), len(problems)
 
 
-def _clip_cell(value: Any) -> Any:
-    """A long text cut short for the preview (the raw JSON of a schema job can be wide)."""
-    if isinstance(value, str) and len(value) > PREVIEW_CHARS:
-        return value[: PREVIEW_CHARS - 1] + "…"
-    return value
+def _cell_text(value: Any) -> str:
+    """A cell as text: missing values blank, the rest as pandas writes them."""
+    import pandas as pd
+
+    if isinstance(value, str):
+        return value
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def preview_table(frame: pd.DataFrame, columns: list[str], rows: list[int]) -> str:
+    """The preview as an HTML table that fits the panel.
+
+    Every cell stays on one line (a date never wraps) and is cut at
+    ``PREVIEW_CHARS`` with the whole value in its tooltip; headers are aligned
+    as their values are (numbers right, the rest left); what is still wider
+    than the panel scrolls sideways inside it. ``$`` is left as it is (the
+    caller makes the markup maths-safe).
+    """
+    import pandas as pd
+
+    numeric = {
+        c: pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in columns
+    }
+
+    def cell(tag: str, text: str, number: bool = False) -> str:
+        shown = _clip(text, PREVIEW_CHARS)
+        title = f' title="{html.escape(_clip(text, TITLE_CHARS))}"' if shown != text else ""
+        kind = ' class="bm-num"' if number else ""
+        return f"<{tag}{kind}{title}>{html.escape(shown)}</{tag}>"
+
+    head = "<th></th>" + "".join(cell("th", str(c), numeric[c]) for c in columns)
+    body = []
+    for i in rows:
+        label = cell("th", _cell_text(frame.index[i]))
+        values = "".join(cell("td", _cell_text(frame[c].iloc[i]), numeric[c]) for c in columns)
+        body.append(f"<tr>{label}{values}</tr>")
+    return (
+        '<div class="batch-magic-scroll"><table class="batch-magic-table">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 # -- the widget panel ------------------------------------------------------------
@@ -226,8 +191,18 @@ _CSS = """<style>
     transparent);
   background-size: 1rem 1rem; animation: batch-magic-stripes 1s linear infinite; }
 @keyframes batch-magic-stripes { from { background-position: 1rem 0; } to { background-position: 0 0; } }
-.batch-magic-error { color: var(--jp-error-color1, #c00); }
+.batch-magic-error, .batch-magic-panel .batch-magic-failed { color: var(--jp-error-color1, #c00); }
 .batch-magic-simulated { color: var(--jp-warn-color1, #b60); font-weight: bold; }
+.batch-magic-panel .batch-magic-note { color: var(--jp-ui-font-color2, #666); }
+.batch-magic-preview, .batch-magic-preview .widget-html-content { min-width: 0; max-width: 100%; }
+.batch-magic-preview .batch-magic-scroll { overflow-x: auto; max-width: 100%; }
+.batch-magic-preview table.batch-magic-table { border-collapse: collapse; table-layout: auto;
+  width: auto; margin: 2px 0; }
+.batch-magic-preview table.batch-magic-table th, .batch-magic-preview table.batch-magic-table td {
+  text-align: left; vertical-align: top; white-space: nowrap; padding: 2px 8px;
+  border-bottom: 1px solid var(--jp-border-color2, #ddd); }
+.batch-magic-preview table.batch-magic-table .bm-num { text-align: right;
+  font-variant-numeric: tabular-nums; }
 </style>"""
 
 
@@ -245,6 +220,7 @@ class JobPanel:
         self._untick: Callable[[], None] | None = None
         self._last: JobStatus = job.status
         self._display_handle: Any = None
+        self._saved_key: tuple[DisplayState, bool] | None = None  # the state the saved output shows
 
         self.header = w.HTML()
         self.state = w.HTML()
@@ -286,25 +262,39 @@ class JobPanel:
             self._show_error(f"panel error: {type(exc).__name__}: {exc}")
 
     def _render(self, status: JobStatus) -> None:
+        if self._final or (status.done and not self.job.done):
+            return  # the end is shown once, when the merge into the DataFrame is over
+        finishing = status.done
+        frame = None
+        if finishing and not is_failure(status):
+            try:
+                frame = self.job.result()
+            except Exception as exc:
+                # No merged result is a failure, whatever the snapshot said: shown as one,
+                # so nothing below reads as a success.
+                status = replace(status, error=f"results not available: {exc}")
         self._last = status
-        word = state_word(status.state)
-        self.state.value = f"<b>{escape(word)}</b>"
+        failure = is_failure(status)
+        word = escape(state_word(shown_state(status)))
+        self.state.value = f"<b class='batch-magic-failed'>{word}</b>" if failure else f"<b>{word}</b>"
         self._render_cancel(status)
         self._render_header(status)
         self._render_bar(status)
         self._render_details(status)
         if status.error:
             self._show_error(status.error)
-        if status.done and not self._final and settled(self.job):
-            self._finish(status)
+        if finishing:
+            self._finish(status, frame)
+        else:
+            self._refresh_saved_output(status)
 
     def _render_cancel(self, status: JobStatus) -> None:
         """The button says what is happening: Canceling… while the API stops the
         batches, Canceled once they are."""
-        if status.state == "canceling":
+        if status.state == DisplayState.CANCELING:
             self.cancel_button.disabled = True
             self.cancel_button.description = "Canceling…"
-        elif status.state == "canceled":
+        elif status.state == DisplayState.CANCELED:
             self.cancel_button.disabled = True
             self.cancel_button.description = "Canceled"
         elif status.done:  # ended before a cancel could: nothing left to cancel
@@ -315,16 +305,21 @@ class JobPanel:
         sim = ' <span class="batch-magic-simulated">SIMULATED</span>' if status.simulated else ""
         self.header.value = (
             f"{_CSS}<b>batch</b> <code>{escape(status.job_id)}</code> · "
-            f"{escape(status.model)} · {status.n_requests:,} requests → "
+            f"{escape(status.model)} · {plural(status.n_requests, 'request')} → "
             f"<code>{escape(status.out)}</code>{sim}"
         )
 
     def _render_bar(self, status: JobStatus) -> None:
-        if status.state == "uploading":
+        # tqdm's rule: once danger, never success.
+        colour = outcome(status)
+        if colour == "danger":
+            self._danger = True
+        if status.state == DisplayState.UPLOADING and not status.done:
             self.bar.max = max(1, status.uploads_total)
             self.bar.value = status.uploads_done
             self.bar.description = f"{status.uploads_done}/{status.uploads_total} files"
             self.bar.remove_class("batch-magic-indeterminate")
+            self.bar.bar_style = "danger" if self._danger else "info"
             return
         total = max(1, status.batches_total)
         self.bar.max = total
@@ -332,13 +327,8 @@ class JobPanel:
         if status.done:
             self.bar.value = total
             self.bar.remove_class("batch-magic-indeterminate")
-            outcome = status.outcome or "danger"
-            if outcome == "danger":
-                self._danger = True
-            self.bar.bar_style = "danger" if self._danger else outcome
+            self.bar.bar_style = "danger" if self._danger else (colour or "danger")
             return
-        if status.error:
-            self._danger = True
         # The API's counts do not move until a batch ends: show batches ended,
         # and a moving stripe while none has, so the bar never looks stuck.
         if status.batches_ended == 0:
@@ -349,51 +339,59 @@ class JobPanel:
             if status.batches_ended >= total:
                 self.bar.remove_class("batch-magic-indeterminate")
         self.bar.bar_style = "danger" if self._danger else (
-            "warning" if status.reconnecting or status.state == "canceling" else "info"
+            "warning" if status.reconnecting or status.state == DisplayState.CANCELING else "info"
         )
 
     def _render_details(self, status: JobStatus) -> None:
-        # The step under way; once final, the summary line says it all.
-        show = status.message and not status.done
-        message = f"<br><small>{escape(status.message)}</small>" if show else ""
-        self.details.value = f"{escape(format_status(status))}{message}"
+        # The step under way; once final, the summary line says it all. While the job
+        # runs, a note says what to do if this view outlives its kernel (a restarted
+        # kernel leaves this view as it last was, and it cannot say so itself then).
+        running = not status.done
+        message = f"<br><small>{escape(status.message)}</small>" if status.message and running else ""
+        note = f"<br><small class='batch-magic-note'>{escape(reattach_hint(status.job_id))}</small>" if running else ""
+        self.details.value = f"{escape(format_status(status))}{message}{note}"
 
     def _show_error(self, text: str) -> None:
         self.error.value = f"<b>Error:</b> <pre style='white-space:pre-wrap'>{escape(text)}</pre>"
         self.error.layout.display = None
 
-    def _finish(self, status: JobStatus) -> None:
+    def _finish(self, status: JobStatus, frame: pd.DataFrame | None) -> None:
         self._final = True
         self.cancel_button.disabled = True
         self._stop_ticker()
-        self.summary.value = f"<b>{escape(format_summary(status))}</b>"
+        summary = escape(format_summary(status))
+        failed = " class='batch-magic-failed'" if is_failure(status) else ""
+        self.summary.value = f"<b{failed}>{summary}</b>"
         self.summary.layout.display = None
-        if status.state != "failed":
-            self._render_preview(status)
-        if self._display_handle is not None:
-            # Refresh the saved output's text/plain (what nbconvert shows).
-            with contextlib.suppress(Exception):
-                self._display_handle.update(self.widget)
+        if frame is not None and not is_failure(status):
+            self._render_preview(status, frame)
+        self._refresh_saved_output(status, force=True)
 
-    def _render_preview(self, status: JobStatus) -> None:
-        try:
-            frame = self.job.result()
-        except Exception as exc:
-            self._show_error(f"results not available: {exc}")
+    def _refresh_saved_output(self, status: JobStatus, *, force: bool = False) -> None:
+        """Put the latest state into the output the notebook saves (its text and HTML
+        fallbacks), once per state, not per tick: a notebook reopened after its kernel
+        is gone, or read without widgets, says the last state and how to pick the job
+        up again, not a live "in progress"."""
+        if self._display_handle is None:
             return
+        key = (shown_state(status), bool(status.error))
+        if key == self._saved_key and not force:
+            return
+        self._saved_key = key
+        with contextlib.suppress(Exception):
+            self._display_handle.update(self.widget)
+
+    def _render_preview(self, status: JobStatus, frame: pd.DataFrame) -> None:
         cols = preview_columns(status, frame)
         if not cols:
             return
         rows, n_problems = preview_rows(status, frame)
-        cells = frame[cols].iloc[rows].astype(object).map(_clip_cell)
-        table = cells.to_html(max_cols=12, notebook=False, border=0, na_rep="")
+        table = preview_table(frame, cols, rows)
         n_first = min(PREVIEW_ROWS, len(frame))
-        caption = f"first {n_first} rows"
+        caption = f"first {plural(n_first, 'row')}"
         if len(rows) > n_first:
-            caption += f", then {len(rows) - n_first} of the {n_problems:,} rows not succeeded"
-        self.preview.value = html_no_math(
-            f"<small>{html.escape(caption)}</small><div style='overflow-x:auto'>{table}</div>"
-        )
+            caption += f", then {len(rows) - n_first} of the {plural(n_problems, 'row')} not succeeded"
+        self.preview.value = html_no_math(f"<small>{html.escape(caption)}</small>{table}")
         self.preview.layout.display = None
 
     # -- cancel -------------------------------------------------------------
@@ -415,9 +413,7 @@ class JobPanel:
             return  # no loop (a script): the details refresh on each change only
         self._ticker = loop.create_task(self._tick())
         # A blocking wait() holds the loop; the job ticks the clock meanwhile.
-        while_waiting = getattr(self.job, "while_waiting", None)
-        if while_waiting is not None:
-            self._untick = while_waiting(self._tick_once)
+        self._untick = self.job.while_waiting(self._tick_once)
 
     async def _tick(self) -> None:
         while not self._final:
@@ -449,19 +445,35 @@ class JobPanel:
             self._unsubscribe = None
 
     # -- display ------------------------------------------------------------
-    def text(self) -> str:
+    def text_lines(self) -> list[str]:
+        """The panel as text, for the output the notebook saves: the status line, the
+        error, then the summary once the job has stopped, or while it runs, how to
+        pick it up again (a view the kernel left behind cannot update itself)."""
         status = self._last
-        line = format_status(status)
+        lines = [f"batch {status.job_id}: {format_status(status)}"]
         if status.error:
-            line += f"\nerror: {status.error}"
-        if status.done:
-            line += "\n" + format_summary(status)
-        return f"batch {status.job_id}: {line}"
+            lines.append(f"error: {status.error}")
+        lines.append(format_summary(status) if self._final else reattach_hint(status.job_id))
+        return lines
+
+    def text(self) -> str:
+        return "\n".join(self.text_lines())
+
+    def html(self) -> str:
+        """``text_lines`` as static HTML (for a reader of the notebook without widgets)."""
+        lines = self.text_lines()
+        failed = " class='batch-magic-failed' style='color:#c00'"
+        shown = [f"<b>{escape(lines[0])}</b>"] + [
+            f"<span{failed if line.startswith('error: ') or is_failure(self._last) else ''}>{escape(line)}</span>"
+            for line in lines[1:]
+        ]
+        return f"<div class='batch-magic-saved' style='white-space:pre-wrap'>{'<br>'.join(shown)}</div>"
 
     def display(self) -> None:
         from IPython.display import display
 
         self._display_handle = display(self.widget, display_id=True)
+        self._saved_key = (shown_state(self._last), bool(self._last.error))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -471,7 +483,8 @@ def _panel_box_class() -> type:
     import ipywidgets as w
 
     class PanelBox(w.VBox):
-        """A VBox whose text fallback is the job's status line (for nbconvert)."""
+        """A VBox whose fallbacks (text and HTML) are the job's last state, for a notebook
+        read without widgets or a view left behind by a restarted kernel."""
 
         def __init__(self, panel: JobPanel, children: list[Any]) -> None:
             super().__init__(children)
@@ -481,6 +494,7 @@ def _panel_box_class() -> type:
             bundle = super()._repr_mimebundle_(**kwargs)
             if isinstance(bundle, dict):
                 bundle["text/plain"] = self._panel.text()
+                bundle["text/html"] = self._panel.html()
             return bundle
 
     return PanelBox
@@ -517,12 +531,13 @@ class TextStatus:
         print(text, file=stream, flush=True)
 
     def update(self, status: JobStatus) -> None:
+        uploading = status.state == DisplayState.UPLOADING
         key = (status.state, status.batches_ended, status.batches_total, bool(status.reconnecting), status.error,
                # uploads: a line per tenth of the files, not one per file
-               status.uploads_done * 10 // max(1, status.uploads_total) if status.state == "uploading" else 0)
+               status.uploads_done * 10 // max(1, status.uploads_total) if uploading else 0)
         if key == self._key or self._final:
             return
-        if status.done and not settled(self.job):
+        if status.done and not self.job.done:
             return  # the journal says it ended; the merge into the DataFrame comes next
         self._key = key
         self._write(f"batch {status.job_id}: {format_status(status)}")
@@ -557,13 +572,15 @@ def show(job: JobLike, shell: Any = None, *, stream: TextIO | None = None) -> Jo
 
 
 __all__ = [
+    "NO_HISTORY_HINT",
     "JobPanel",
     "TextStatus",
-    "format_cost",
+    "format_duration_hint",
     "format_interval",
     "format_status",
     "format_summary",
     "has_widget_frontend",
+    "preview_table",
     "show",
     "state_word",
 ]

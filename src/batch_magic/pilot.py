@@ -29,6 +29,7 @@ from .merge import typed_array
 from .options import JobOptions, takes_job_options
 from .plan import SKIPPED, request_params
 from .results import message_answer
+from .states import RowStatus
 from .template import Template
 
 DEFAULT_PILOT_ROWS = 5
@@ -55,7 +56,7 @@ class PilotResult:
     @property
     def batch_estimate_from_pilot(self) -> float | None:
         """The whole job at the batch price, at this pilot's mean cost per answered request."""
-        ok = self.frame["status"].isin(["succeeded", "invalid"])
+        ok = self.frame["status"].isin([RowStatus.SUCCEEDED, RowStatus.INVALID])
         if not ok.any():
             return None
         discount = pricing.load_prices().batch_discount
@@ -152,8 +153,8 @@ def run_pilot(
     wall_time = time.perf_counter() - wall_start
 
     parsed = prepared.spec.parse(answers, succeeded)
-    status = np.where(succeeded, "succeeded", "errored").astype(object)
-    status[parsed.invalid] = "invalid"
+    status = np.where(succeeded, RowStatus.SUCCEEDED.value, RowStatus.ERRORED.value).astype(object)
+    status[parsed.invalid] = RowStatus.INVALID.value
     error_col = [errors[i] if errors[i] is not None else parsed.reasons[i] for i in range(m)]
     costs = [
         pricing.actual_cost(model, usages[i], batch=False) if succeeded[i] else 0.0 for i in range(m)
@@ -169,7 +170,9 @@ def run_pilot(
             if suffix == "" and prepared.spec.kind != "labels":
                 continue  # the raw JSON text is the answer column already
             frame[job_columns(out).field(suffix)] = typed_array(values, parsed.dtypes.get(suffix))
-    frame["status"] = pd.Categorical(status, categories=["succeeded", "invalid", "errored"])
+    frame["status"] = pd.Categorical(
+        status, categories=[RowStatus.SUCCEEDED.value, RowStatus.INVALID.value, RowStatus.ERRORED.value]
+    )
     frame["error"] = pd.array(error_col, dtype="string")
     for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
         frame[key] = pd.array([usages[i].get(key) if succeeded[i] else None for i in range(m)], dtype="Int64")

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .columns import job_columns
+from .format import format_counts, format_seconds, money, plural
 from .media import readable
 from .panel import html_no_math
+from .states import RowStatus
 
 if TYPE_CHECKING:
     from .api import Prepared
@@ -27,26 +29,9 @@ PROMPT_CHARS = 1200
 ANSWER_CHARS = 600
 
 
-def money(x: float | None) -> str:
-    """Dollars with enough digits to be useful for tiny pilot costs."""
-    if x is None or pd.isna(x):
-        return "n/a"
-    if x == 0:
-        return "$0"
-    if abs(x) < 0.01:
-        return f"${x:.6f}".rstrip("0")
-    if abs(x) < 100:
-        return f"${x:,.4f}".rstrip("0").rstrip(".")
-    return f"${x:,.2f}"
-
-
 def _clip(text: Any, limit: int) -> str:
     s = "" if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
     return s if len(s) <= limit else s[:limit] + f"... [{len(s) - limit:,} more characters]"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 # -- dry run -----------------------------------------------------------------------------------
@@ -125,7 +110,7 @@ def prepared_text(p: Prepared) -> str:
         f"Dry run: nothing was sent. {f['model']} -> column {f['out']!r} ({f['output']})",
         f"  rows:      {f['rows']:,}",
         f"  requests:  {f['requests']:,}"
-        + (f" (deduplication saved {saved:,} identical prompt{'s' if saved != 1 else ''})" if saved else ""),
+        + (f" (deduplication saved {plural(saved, 'identical prompt')})" if saved else ""),
         f"  skipped:   {f['skipped']:,}" + _reasons_text(f),
         f"  batches:   {f['batches']:,}"
         + (f" ({', '.join(f'{s:,}' for s in f['batch_sizes'][:6])}{' ...' if f['batches'] > 6 else ''} requests)" if f["batches"] > 1 else ""),
@@ -241,10 +226,10 @@ def pilot_facts(r: PilotResult) -> dict[str, Any]:
 def pilot_text(r: PilotResult) -> str:
     f = pilot_facts(r)
     cols = _parsed_columns(r)
-    counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
+    counts = format_counts(f["statuses"])
     lines = [
         ("SIMULATED answers (local simulator, not Claude). " if r.simulated else "")
-        + f"Pilot: {f['n']} rows through the realtime API ({f['model']}) in {f['wall_time']:.1f} s, "
+        + f"Pilot: {plural(f['n'], 'row')} through the realtime API ({f['model']}) in {format_seconds(f['wall_time'])}, "
         f"{money(f['cost'])} at the realtime price ({counts}). Nothing was merged.",
     ]
     for _, row in r.frame.iterrows():
@@ -253,7 +238,7 @@ def pilot_text(r: PilotResult) -> str:
                      f"{row['output_tokens'] if pd.notna(row['output_tokens']) else '?'} out, {money(row['cost'])}")
         lines.append(_clip(row["prompt"], PROMPT_CHARS // 2))
         lines.append(f">>> {_clip(row['answer'], ANSWER_CHARS)}" if pd.notna(row["answer"]) else ">>> (no answer)")
-        if cols and row["status"] != "errored":
+        if cols and row["status"] != RowStatus.ERRORED:
             lines.append(f"    parsed: {_parsed_text(row, cols, r.out)}")
         if pd.notna(row["error"]):
             lines.append(f"    error: {row['error']}")
@@ -287,8 +272,8 @@ def pilot_html(r: PilotResult) -> str:
     body = []
     for _, row in r.frame.iterrows():
         status = str(row["status"])
-        bad = "" if status == "succeeded" else " bm-bad"
-        parsed = e(_parsed_text(row, cols, r.out)) if cols and status != "errored" else ""
+        bad = "" if status == RowStatus.SUCCEEDED else " bm-bad"
+        parsed = e(_parsed_text(row, cols, r.out)) if cols and status != RowStatus.ERRORED else ""
         if pd.notna(row["error"]):
             parsed += f"<div class='bm-bad'>{e(str(row['error']))}</div>"
         tokens = (
@@ -301,13 +286,13 @@ def pilot_html(r: PilotResult) -> str:
             f"<td><pre>{answer}</pre></td><td>{parsed}</td><td class='bm-nowrap{bad}'>{e(status)}</td>"
             f"<td class='bm-nowrap'>{tokens}</td><td class='bm-nowrap'>{money(row['cost'])}</td></tr>"
         )
-    counts = ", ".join(f"{n} {s}" for s, n in f["statuses"].items())
+    counts = format_counts(f["statuses"])
     head = "<tr><th>row</th><th>prompt</th><th>answer</th><th>parsed</th><th>status</th><th>tokens</th><th>cost</th></tr>"
     return html_no_math(
         f"{_STYLE}<div class='bm-report'>"
         + ("<b style='color:#d97706'>SIMULATED</b> answers (local simulator, not Claude). " if r.simulated else "")
-        + f"<b>Pilot</b>: {f['n']} rows through the realtime API "
-        f"({e(f['model'])}) in {f['wall_time']:.1f} s, <b>{money(f['cost'])}</b> at the realtime "
+        + f"<b>Pilot</b>: {plural(f['n'], 'row')} through the realtime API "
+        f"({e(f['model'])}) in {format_seconds(f['wall_time'])}, <b>{money(f['cost'])}</b> at the realtime "
         f"price ({e(counts)}). Nothing was merged into the DataFrame."
         f"<table class='bm-table'>{head}{''.join(body)}</table>"
         f"<div class='bm-muted'>{e(_full_batch_hint(f))}</div></div>"
@@ -332,15 +317,13 @@ def short_ids(ids: list[str]) -> list[str]:
     return shorts
 
 
-def dollars(x: Any) -> str:
-    """Dollars to the cent, for a list: ``$0.02``; under a cent, ``<$0.01``."""
-    if x is None or pd.isna(x):
-        return ""
-    if x == 0:
-        return "$0"
-    if abs(x) < 0.01:
-        return "<$0.01"
-    return f"${x:,.2f}"
+def _listed_cost(actual: Any, estimated: Any) -> str:
+    """A job's cost in a list, to the cent: what it cost, else its estimate marked as one."""
+    spent = money(actual, cents=True, missing="")
+    if spent:
+        return spent
+    guess = money(estimated, cents=True, missing="")
+    return f"~{guess} est." if guess and guess != "$0" else ""
 
 
 class JobList:
@@ -354,10 +337,7 @@ class JobList:
         """What is shown: one row a job, text cells."""
         f = self.frame
         ids = [str(i) for i in f["job_id"]]
-        cost = [
-            dollars(actual) if actual is not None and not pd.isna(actual) else (f"~{dollars(est)} est." if est else "")
-            for actual, est in zip(f["actual_cost"], f["estimated_cost"])
-        ]
+        cost = [_listed_cost(actual, est) for actual, est in zip(f["actual_cost"], f["estimated_cost"])]
         return pd.DataFrame(
             {
                 "job": short_ids(ids),

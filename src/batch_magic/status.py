@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+from .format import status_text
 from .journal import ENDED_JOB_STATES, JobState
 from .states import RUNNING_STEPS, DisplayState
 
@@ -93,24 +94,8 @@ class JobStatus:
             raise ValueError(f"{self.state!r} is not a job state a snapshot shows ({', '.join(STATES)})")
 
     def __str__(self) -> str:
-        """One line a person reads: id, state, batches, row counts, cost."""
-        parts = [f"{self.job_id}: {self.state.replace('_', ' ')}"]
-        parts.append(f"{self.batches_ended}/{self.batches_total} batches")
-        counts = self.row_counts if self.done and self.row_counts else self.counts
-        shown = [f"{n:,} {k}" for k, n in counts.items() if n]
-        parts.append(", ".join(shown) if shown else f"{self.n_rows:,} rows")
-        if self.actual_cost is not None:
-            parts.append(f"cost {_dollars(self.actual_cost)}")
-        elif self.estimated_cost is not None:
-            upper = self.estimated_cost_upper
-            parts.append(
-                f"est. {_dollars(self.estimated_cost)}" + (f", at most {_dollars(upper)}" if upper is not None else "")
-            )
-        if self.simulated:
-            parts.append("SIMULATED")
-        if self.error:
-            parts.append(f"error: {self.error}")
-        return " · ".join(parts)
+        """One line a person reads: id, state, batches, cost, row counts, error (``format.status_text``)."""
+        return status_text(self)
 
     def __repr__(self) -> str:
         return f"<JobStatus {self}>"
@@ -143,14 +128,6 @@ class JobStatus:
             return None
         bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
         return "warning" if bad else "success"
-
-
-def _dollars(x: float) -> str:
-    if x == 0:
-        return "$0"
-    if abs(x) < 0.0001:
-        return "<$0.0001"
-    return "$" + (f"{x:.4f}".rstrip("0").rstrip(".") if abs(x) < 1 else f"{x:,.2f}")
 
 
 def epoch(iso: str | None) -> float | None:

@@ -6,7 +6,9 @@ $0.11 at most" were typeset as LaTeX (JupyterLab runs MathJax over HTML
 outputs, reading through ``&#36;``), and the pilot table broke words anywhere
 (``{"label":"n eutral"}``: JupyterLab's own CSS puts ``word-break: break-all``
 on every ``<pre>`` of an output). This checks the rendered page: no maths
-element, the dollars visible as text, and no word cut in the pilot's cells.
+element, the dollars visible as text, no word cut in the pilot's cells, and
+the panel's preview table inside the panel, one line a cell, each header
+aligned as its values.
 """
 
 from __future__ import annotations
@@ -68,6 +70,22 @@ def test_costs_are_text_and_words_are_whole_in_jupyterlab(notebook) -> None:
     assert realtime.count("$") == 2 and "expected" in realtime and "at most" in realtime, realtime
     assert "Full batch:" in pilot.inner_text() and "$" in pilot.inner_text()
     assert "$" in panel.locator(".batch-magic-details").inner_text()
+
+    # The panel's preview fits the panel: every cell on one line, each header aligned
+    # as its values, and the table inside the panel's right edge (it scrolls sideways).
+    table = panel.locator(".batch-magic-preview table.batch-magic-table")
+    expect(table).to_be_visible()
+    heads, first_row, white_space = table.evaluate(
+        "t => [[...t.tHead.rows[0].cells].map(c => getComputedStyle(c).textAlign),"
+        " [...t.tBodies[0].rows[0].cells].map(c => getComputedStyle(c).textAlign),"
+        " [...t.querySelectorAll('th, td')].map(c => getComputedStyle(c).whiteSpace)]"
+    )
+    assert heads == first_row, (heads, first_row)
+    assert set(white_space) == {"nowrap"}, white_space
+    edge = panel.locator(".batch-magic-panel").bounding_box()
+    scroll = panel.locator(".batch-magic-preview .batch-magic-scroll").bounding_box()
+    assert edge is not None and scroll is not None
+    assert scroll["x"] + scroll["width"] <= edge["x"] + edge["width"] + 1, (scroll, edge)
 
     # Left-aligned, as written (JupyterLab right-aligns output table cells).
     first_cell = listing.locator("div.bm-report td").first
