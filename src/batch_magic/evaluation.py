@@ -123,7 +123,7 @@ class Cost:
         shared = ""
         if self.paid_evaluated != self.paid_rows:
             shared = (
-                f"; the {self.paid_evaluated:,} evaluated rows' share of the "
+                f"; the {self.paid_evaluated:,} rows measured: their share of the "
                 f"{self.paid_rows:,} paid rows: {money(self.evaluated)}"
             )
         per = self.per_correct(correct)
@@ -677,6 +677,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 def _num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -688,12 +692,18 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
     ) + "</table>"
 
 
-def _frame_html(frame: pd.DataFrame, *, index: bool = True, float_format: str = "{:.3f}") -> str:
-    shown = frame.head(SHOWN_ROWS)
-    body = shown.to_html(
-        classes="bm-table", border=0, index=index, na_rep="",
-        float_format=float_format.format, escape=True,
-    )
+def _frame_html(frame: pd.DataFrame, *, digits: int | None = 3) -> str:
+    """A frame as an HTML table: its first rows, figures to ``digits`` decimals (None:
+    values as they are), missing values blank."""
+    shown = frame.head(SHOWN_ROWS).rename_axis(None)
+    cells = pd.DataFrame(index=shown.index)
+    for name in shown.columns:
+        column = shown[name]
+        if digits is not None and pd.api.types.is_float_dtype(column.dtype):
+            cells[name] = column.map(lambda x: "" if pd.isna(x) else f"{x:.{digits}f}")
+        else:
+            cells[name] = column.astype(object).where(column.notna(), "")
+    body = cells.to_html(classes="bm-table", border=0, escape=True)
     more = len(frame) - len(shown)
     if more > 0:
         body += f"<div class='bm-muted'>... and {more:,} more rows (the whole frame is the attribute)</div>"
@@ -789,7 +799,7 @@ def _evaluation_html(r: Evaluation) -> str:
         "(wrong, or not answered); <code>.disagreements</code> is the frame</div>"
     )
     if len(r.disagreements):
-        parts.append(_frame_html(r.disagreements))
+        parts.append(_frame_html(r.disagreements, digits=None))
     return html_no_math("".join(parts) + "</div>")
 
 
@@ -809,7 +819,7 @@ def _comparison_html(r: Comparison) -> str:
             (f"accuracy {m.a}", f"<b>{e(m.accuracy_a.text())}</b>"),
             (f"accuracy {m.b}", f"<b>{e(m.accuracy_b.text())}</b>"),
             ("difference", (f"{100 * m.difference:+.1f} points ({b} − {a})" if m.difference is not None else "n/a")
-             + f"; {m.only_a_right:,} rows only {a} got right, {m.only_b_right:,} only {b}"),
+             + f"; right on {_rows(m.only_a_right or 0)} only by {a}, on {_rows(m.only_b_right or 0)} only by {b}"),
             ("McNemar exact p", _num(m.p_value, 4) + " <span class='bm-muted'>(two-sided; the exact "
              "binomial test on the rows where one side is right and the other wrong)</span>"),
         ]
@@ -828,7 +838,7 @@ def _comparison_html(r: Comparison) -> str:
         "<code>.differences</code> is the frame</div>"
     )
     if len(r.differences):
-        parts.append(_frame_html(r.differences))
+        parts.append(_frame_html(r.differences, digits=None))
     return html_no_math("".join(parts) + "</div>")
 
 
