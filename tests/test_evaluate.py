@@ -5,6 +5,7 @@ checked again against scikit-learn and scipy called directly, and the ``%batch e
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 from typing import Any
 
@@ -93,6 +94,42 @@ def test_counts_every_row_and_never_drops_one() -> None:
     assert list(report.disagreements.index) == [2, 5, 7, 8, 9]
     assert list(report.disagreements.columns) == ["text", "label", "animal", "animal_status", "animal_error"]
     assert report.disagreements.loc[8, "animal_status"] == "errored"
+
+
+def test_rows_the_job_never_answered_are_counted_too() -> None:
+    """Rows added to the frame after the merge have no status: counted as "no result",
+    wrong over all rows, listed with the disagreements."""
+    df = pd.concat([animals(), pd.DataFrame({"text": ["new 1", "new 2"], "label": ["cat", "dog"]})],
+                   ignore_index=True)
+    report = batch_magic.evaluate(df, "animal", gold="label")
+    m = report.metrics
+    assert m.status_counts == {"succeeded": 7, "errored": 1, "invalid": 1, "refused": 1, "no result": 2}
+    assert (m.evaluated, m.answered, m.correct) == (12, 7, 5)
+    assert m.accuracy_all.value == pytest.approx(5 / 12)
+    assert list(report.disagreements.index) == [2, 5, 7, 8, 9, 11, 12]
+    assert "2 no result" in report._repr_html_()
+
+
+def test_whole_float_gold_matches_integer_labels() -> None:
+    # Gold 1, 2, 1 read from a file with a gap becomes 1.0, 2.0, 1.0, NaN; the labels are "1", "2".
+    df = job_frame("stars", ["1", "2", "2", "1"], ["succeeded"] * 4, labels=["1", "2"])
+    df["gold"] = [1.0, 2.0, 1.0, None]
+    m = batch_magic.evaluate(df, "stars", gold="gold").metrics
+    assert (m.evaluated, m.correct) == (3, 2)
+
+
+def test_the_package_imports_without_the_eval_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None; sys.modules['scipy'] = None\n"
+        "import batch_magic, batch_magic.evaluation\n"
+        "try:\n"
+        "    batch_magic.evaluate(None, 'x', gold='y')\n"
+        "except batch_magic.evaluation.MissingExtraError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith('is not installed: pip install "batch-magic[eval]"')
 
 
 def test_accuracy_and_wilson_interval_by_hand() -> None:

@@ -288,8 +288,15 @@ def _status_counts(statuses: pd.Series) -> dict[str, int]:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    """Values as strings for an exact comparison (labels, text, enums, booleans)."""
-    return values.astype(object).map(str)
+    """Values as strings for an exact comparison (labels, text, enums, booleans). A whole
+    float reads as an integer: gold labels 1, 2, 3 in a column with gaps are floats."""
+    return values.astype(object).map(_text)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _paid(df: pd.DataFrame, out: str) -> pd.Series:
