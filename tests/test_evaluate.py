@@ -509,3 +509,18 @@ def test_nan_free_figures_when_kappa_is_undefined() -> None:
     report = batch_magic.evaluate(df, "one", gold="gold")
     assert report.metrics.kappa is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in report.to_frame()["one"].dropna())
+
+
+def test_nothing_answered_gives_no_figure_rather_than_a_wrong_one() -> None:
+    df = job_frame("x", [None, None], ["errored", "expired"], labels=["a", "b"])
+    df = pd.concat([df, job_frame("y", ["a", None], ["succeeded", "errored"], labels=["a", "b"])], axis=1)
+    df["gold"] = ["a", "b"]
+    report = batch_magic.evaluate(df, "x", gold="gold")
+    m = report.metrics
+    assert (m.answered, m.correct, m.accuracy_answered.value, m.macro_f1, m.kappa) == (0, 0, None, None, None)
+    assert m.accuracy_all.value == 0.0 and m.status_counts == {"errored": 1, "expired": 1}
+    assert "n/a (no rows)" in report._repr_html_()
+    comparison = batch_magic.compare(df, "x", "y", gold="gold")
+    assert comparison.metrics.both_answered == 0 and comparison.metrics.p_value is None
+    assert (comparison.metrics.only_b_answered, comparison.metrics.neither_answered) == (1, 1)
+    assert "n/a" in comparison._repr_html_()

@@ -612,8 +612,12 @@ def compare(
         # McNemar's exact test: under "no difference" each discordant pair (one side
         # right, the other wrong) is equally likely to favour either side, so the count
         # favouring A is Binomial(discordant, 1/2); the exact test is that binomial test.
+        # No discordant pair is no evidence of a difference (p = 1); no pair at all, no test.
         discordant = only_a_right + only_b_right
-        p_value = float(stats.binomtest(only_a_right, discordant, 0.5).pvalue) if discordant else 1.0
+        if discordant:
+            p_value = float(stats.binomtest(only_a_right, discordant, 0.5).pvalue)
+        elif n:
+            p_value = 1.0
         per_correct_a = cost_of_a.per_correct(int(right_a.sum()))
         per_correct_b = cost_of_b.per_correct(int(right_b.sum()))
 
