@@ -494,7 +494,7 @@ def test_help_of_eval_and_compare(ip: Any, capsys: pytest.CaptureFixture[str]) -
     ip.run_cell("%batch help eval")
     out = capsys.readouterr().out
     assert out.startswith("%batch eval [DF] OUT [--gold COL ...] [--tolerance X]\n")
-    assert "the gold column; for a --schema job FIELD=COL" in out
+    assert "--gold COL, -g COL  the gold column (required)" in out and "FIELD=COL, once per field" in out
     ip.run_cell("%batch help compare")
     assert capsys.readouterr().out.startswith("%batch compare [DF] A B [--gold COL]\n")
     ip.run_cell("%batch help")

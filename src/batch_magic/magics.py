@@ -171,7 +171,7 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
         (
             Param(("df",), "the DataFrame (its name in the notebook)", {"nargs": "?", "metavar": "DF"}),
             Param(("out",), "the job's --out column", {"metavar": "OUT"}),
-            Param(("--gold", "-g"), "the gold column; for a --schema job FIELD=COL, once per field",
+            Param(("--gold", "-g"), "the gold column (required); for a --schema job FIELD=COL, once per field",
                   {"action": "append", "required": True, "metavar": "COL"}),
             Param(("--tolerance",), "numbers within X of gold count as right (schema fields)",
                   {"type": float, "default": 0.0, "metavar": "X"}),
