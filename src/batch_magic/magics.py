@@ -937,7 +937,7 @@ class BatchMagic(Magics, Configurable):
         df = self._eval_frame(args.df, args.out)
         pairs = [g.partition("=") for g in args.gold]
         if all(sep for _, sep, _ in pairs):
-            gold: Any = {name.strip(): col.strip() for name, _, col in pairs}
+            gold: str | dict[str, str] = {name.strip(): col.strip() for name, _, col in pairs}
         elif len(pairs) == 1 and not pairs[0][1]:
             gold = args.gold[0]
         else:
@@ -957,7 +957,7 @@ class BatchMagic(Magics, Configurable):
         )
 
     def _eval_frame(self, name: str | None, *outs: str) -> pd.DataFrame:
-        """The DataFrame named, or the one a job of this session wrote ``outs[0]`` into."""
+        """The DataFrame named, or the latest one a job of this session wrote one of ``outs`` into."""
         if name is not None:
             return self._frame(name)
         for out in outs:
