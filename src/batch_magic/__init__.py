@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .api import attach, dry_run, jobs, prepare, submit
     from .datasets import load_invoices, load_products, load_tickets
+    from .evaluation import compare, evaluate
     from .job import BatchJob
     from .options import JobOptions
     from .pilot import run_pilot
@@ -39,12 +40,14 @@ _LAZY = {
     "job_files": "uploads",
     "delete_job_files": "uploads",
     "retry_failed": "retry",
+    "evaluate": "evaluation",
+    "compare": "evaluation",
 }
 
 __all__ = [  # noqa: RUF022 (grouped by purpose)
     "submit", "attach", "jobs", "prepare", "dry_run", "run_pilot", "retry_failed",
     "BatchJob", "JobOptions", "JobSettings", "JobStatus", "load_tickets", "load_products", "load_invoices",
-    "job_files", "delete_job_files", "load_ipython_extension", "unload_ipython_extension",
+    "job_files", "delete_job_files", "evaluate", "compare", "load_ipython_extension", "unload_ipython_extension",
 ]
 
 

@@ -167,6 +167,31 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
         (_JOB_ARG,),
     ),
     LineCommand(
+        "eval",
+        "measure OUT's answers against the gold labels in COL: accuracy with its interval, "
+        "per-class F1, kappa, the confusion matrix, cost per correct answer, the rows it got "
+        "wrong (DF: default, the DataFrame OUT's job of this session filled)",
+        (
+            Param(("df",), "the DataFrame (its name in the notebook)", {"nargs": "?", "metavar": "DF"}),
+            Param(("out",), "the job's --out column", {"metavar": "OUT"}),
+            Param(("--gold", "-g"), "the gold column (required); for a --schema job FIELD=COL, once per field",
+                  {"action": "append", "required": True, "metavar": "COL"}),
+            Param(("--tolerance",), "numbers within X of gold count as right (schema fields)",
+                  {"type": float, "default": 0.0, "metavar": "X"}),
+        ),
+    ),
+    LineCommand(
+        "compare",
+        "two jobs' answers on the rows both answered: agreement, kappa and the rows that "
+        "differ; with --gold each one's accuracy and McNemar's exact test",
+        (
+            Param(("df",), "the DataFrame (its name in the notebook)", {"nargs": "?", "metavar": "DF"}),
+            Param(("a",), "one job's --out column", {"metavar": "A"}),
+            Param(("b",), "the other's", {"metavar": "B"}),
+            Param(("--gold", "-g"), "the gold column", {"default": None, "metavar": "COL"}),
+        ),
+    ),
+    LineCommand(
         "simulator",
         "an in-process Batches API simulator for this session; it keeps its batches in DIR "
         "(default: the journal folder's simulator/), so they outlive a kernel restart",
@@ -960,6 +985,54 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             "runs the code a pickle holds, as you asked, and is now stored as data; the pickle is "
             "removed. Its results can merge by index labels again."
         )
+
+    def _cmd_eval(self, rest: str) -> Any:
+        from .evaluation import evaluate
+
+        args = self._args("eval", rest)
+        df = self._eval_frame(args.df, args.out)
+        pairs = [g.partition("=") for g in args.gold]
+        if all(sep for _, sep, _ in pairs):
+            gold: str | dict[str, str] = {name.strip(): col.strip() for name, _, col in pairs}
+        elif len(pairs) == 1 and not pairs[0][1]:
+            gold = args.gold[0]
+        else:
+            raise UsageError(
+                f"--gold {' --gold '.join(args.gold)}: give one gold column (--gold label), or for a "
+                "--schema job one FIELD=COL per field (--gold price=true_price --gold currency=true_currency)."
+            )
+        return evaluate(df, args.out, gold, cost=self._billed(df, args.out), tolerance=args.tolerance)
+
+    def _cmd_compare(self, rest: str) -> Any:
+        from .evaluation import compare
+
+        args = self._args("compare", rest)
+        df = self._eval_frame(args.df, args.a, args.b)
+        return compare(
+            df, args.a, args.b, args.gold, cost_a=self._billed(df, args.a), cost_b=self._billed(df, args.b)
+        )
+
+    def _eval_frame(self, name: str | None, *outs: str) -> pd.DataFrame:
+        """The DataFrame named, or the latest one a job of this session wrote one of ``outs`` into."""
+        if name is not None:
+            return self._frame(name)
+        for out in outs:
+            for job in reversed(self._session_jobs()):
+                if job.status.out == out and job.df is not None:
+                    return job.df
+        raise UsageError(
+            f"Which DataFrame? No job of this session wrote {outs[0]!r}: name it, "
+            f"%batch {'eval DF ' + outs[0] if len(outs) == 1 else 'compare DF ' + ' '.join(outs)} ..."
+        )
+
+    def _billed(self, df: pd.DataFrame, out: str) -> list[BatchJob] | None:
+        """This session's ended jobs that wrote ``out`` into ``df`` (retries included): the
+        report's cost is their bill; None when there are none (the report says so)."""
+        jobs = [
+            job for job in self._session_jobs()
+            if job.df is df and job.status.out == out and job.status.actual_cost is not None
+        ]
+        return jobs or None
 
     def _cmd_simulator(self, rest: str) -> None:
         args = self._args("simulator", rest)
