@@ -493,7 +493,7 @@ def test_eval_after_a_real_job_takes_its_frame_and_bill(ip_sim: Any) -> None:
 def test_help_of_eval_and_compare(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
     ip.run_cell("%batch help eval")
     out = capsys.readouterr().out
-    assert out.startswith("%batch eval [DF] OUT [--gold COL ...] [--tolerance X]\n")
+    assert out.startswith("%batch eval [DF] OUT [--gold COL] [--tolerance X]\n")
     assert "--gold COL, -g COL  the gold column (required)" in out and "FIELD=COL, once per field" in out
     ip.run_cell("%batch help compare")
     assert capsys.readouterr().out.startswith("%batch compare [DF] A B [--gold COL]\n")
