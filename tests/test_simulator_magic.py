@@ -144,3 +144,13 @@ def test_any_model_serves_an_unknown_id_when_asked(ip: Any) -> None:
     ip.user_ns["df"] = reviews()
     ip.run_cell(CELL.replace("--out x", "--out x --model claude-foo-9 --wait"))
     assert (ip.user_ns["df"]["x_status"] == "succeeded").all()
+
+
+def test_json_answers_succeed_on_the_simulator(ip: Any) -> None:
+    """--json asks for nothing on the wire: the prompt asks for JSON, and the simulator reads that."""
+    ip.run_cell("%batch simulator start --processing-time 0")
+    df = reviews()
+    ip.user_ns["df"] = df
+    ip.run_cell("%%batch df --out j --json --wait\nReturn a JSON object with keys topic and is_positive. {{ review }}")
+    assert (df["j_status"] == "succeeded").all(), df["j_error"].tolist()
+    assert df["j_is_positive"].isin([True, False]).all() and df["j_topic"].notna().all()
