@@ -230,8 +230,8 @@ def test_structured_extraction(tmp_path: Path, kernel_specs: Any) -> None:
 def test_reliability(tmp_path: Path, kernel_specs: Any) -> None:
     run = execute("03_reliability.ipynb", tmp_path, kernel_specs)
     _common_checks(run, "reliability")
-    assert "same job: True | batches on the server: 1" in run.output("again = %batch job")
-    assert "False" in run.output("del job, again, df")
+    assert "same job: True | new batches on the server: 0" in run.output("again = %batch job")
+    assert "False" in run.output("del job, again, feeling_job, df")
     restarted = run.output("new_batches = batches_on_server()")
     assert "new batches since the restart: 0" in restarted
     assert _count(restarted, "succeeded") == 295

@@ -826,8 +826,12 @@ class BatchMagic(Magics, Configurable):
 
         args = self._args("attach", rest)
         df = self._frame(args.df) if args.df else None
+        # `last` is this session's latest job when it has one, as for wait, retry and cancel
+        # (another notebook of the folder may have made a job since); else the journal's.
+        own = self._find(args.job) if args.job in ("last", "latest") else None
         job = api.attach(
-            args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
+            own.id if own is not None else args.job, df, client=self._client(), journal=self.journal_dir,
+            settings=self._settings(), start=False,
         )
         self._run(job, wait=args.wait)
 
