@@ -727,10 +727,13 @@ assumes every answer uses `max_tokens`) and the first prompts. Nothing is sent.
 """),
     md("""
 **3. The batch**, with a budget: `--max-cost` refuses to submit a job whose upper bound
-is above it. A budget that is too small stops the cell before anything is sent:
+is above it. A budget that is too small stops the cell before anything is sent (here
+for longer answers, `--max-tokens 200`, which raise the upper bound). A job that
+already exists in the journal is re-attached instead, whatever the budget: it costs
+nothing more.
 """),
     code(f"""
-%%batch df --out team --labels {TEAMS} --max-tokens 20 --max-cost 0.001
+%%batch df --out team --labels {TEAMS} --max-tokens 200 --max-cost 0.001
 {TRIAGE}
 """, "raises-exception"),
     code(f"""

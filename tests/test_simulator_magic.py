@@ -51,15 +51,16 @@ def assert_merged(ip: Any, job: Any) -> None:
 def test_the_setup_cell_again_keeps_the_simulator_and_its_running_job(
     ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ip.run_cell("%batch simulator start --processing-time 2")
+    setup = "%load_ext batch_magic\n%batch simulator start --processing-time 2"
+    ip.run_cell(setup)
     magic = magic_instance(ip)
     sim = magic.simulator
     job = submit_and_let_it_reach_the_server(ip)
     capsys.readouterr()
 
-    ip.run_cell("%batch simulator start --processing-time 2")  # the set-up cell, re-run
-    out = capsys.readouterr().out.strip()
-    assert out == f"Simulator already running at {sim.url}, 1 batch kept; jobs of this session go there.", out
+    ip.run_cell(setup)  # the set-up cell, re-run
+    out = capsys.readouterr().out.splitlines()
+    assert f"Simulator already running at {sim.url}, 1 batch kept; jobs of this session go there." in out, out
     assert magic.simulator is sim and sim.running
     assert job.status.state != "done"  # it was still running when the cell was re-run
 
