@@ -120,14 +120,24 @@ def test_every_notebook_in_one_folder_twice(kernel_specs: Any, tmp_path: Path) -
     journal, which the other notebooks share."""
     for notebook in NOTEBOOKS:
         shutil.copy(NOTEBOOK_DIR / notebook, tmp_path / notebook)
+    journal = tmp_path / ".batch_magic"
+    made: list[tuple[set[str], set[str]]] = []  # (job ids, batch ids) after each pass
     for n in range(1, SHARED_PASSES + 1):
         for notebook in NOTEBOOKS:
             where = f"{notebook}, pass {n} of {SHARED_PASSES} over {len(NOTEBOOKS)} notebooks in one folder"
             with QueuedKernel(kernel_specs, THIS_KERNEL, tmp_path) as k:
                 runs = k.run_all(notebook_cells(tmp_path / notebook), timeout=RUN_TIMEOUT)
                 assert_ran_in_order(k, runs, where)
-    jobs = [p for p in (tmp_path / ".batch_magic" / "jobs").iterdir() if p.is_dir()]
-    assert len(jobs) >= len(NOTEBOOKS), f"one journal beside the notebooks holds their jobs: {jobs}"
+        made.append((
+            {p.name for p in (journal / "jobs").iterdir() if p.is_dir()},
+            {p.stem for p in (journal / "simulator" / "batches").glob("*.json")},
+        ))
+    first_jobs, first_batches = made[0]
+    assert len(first_jobs) >= len(NOTEBOOKS), f"one journal beside the notebooks holds their jobs: {first_jobs}"
+    # Every later pass re-attached to the first pass's jobs: no new job, no batch sent again.
+    for jobs, batches in made[1:]:
+        assert jobs == first_jobs, f"new jobs on a later pass: {sorted(jobs - first_jobs)}"
+        assert batches == first_batches, f"batches sent again on a later pass: {sorted(batches - first_batches)}"
 
 
 REVIEWS = ["great product, works well", "awful, broke on day one", "fine I guess", "love it"]
