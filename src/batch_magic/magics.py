@@ -1031,6 +1031,8 @@ class BatchMagic(Magics, Configurable):
                 from .client import BatchClient
 
                 job.client = BatchClient(self._client())
+            # A poll now, rather than after the wait the outage had grown to.
+            job._wake_driver()
         return sim
 
     def _bind(self, simulator_class: Any, state: Path, kwargs: dict[str, Any]) -> Any:
