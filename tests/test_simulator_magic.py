@@ -84,7 +84,7 @@ def test_new_settings_restart_it_on_the_same_port_and_the_job_follows(
     assert new is not old and not old.running
     assert new.url == old_url
     assert f"Simulator restarted with the new settings at {new.url}, on the same port, 1 batch kept" in out
-    assert "1 running job of this session follow" in out
+    assert "1 running job of this session follows it" in out
     assert new.options.error_rates == {"overloaded_error": 0.1}
 
     assert_merged(ip, job)  # the batch kept its own settings: no fault in it
@@ -99,7 +99,7 @@ def test_when_the_port_is_taken_the_running_jobs_move_to_the_new_one(
     old_url = magic.simulator.url
     job = submit_and_let_it_reach_the_server(ip)
     ip.run_cell("%batch simulator stop")
-    assert "1 running job of this session wait for it" in capsys.readouterr().out
+    assert "1 running job of this session waits for it" in capsys.readouterr().out
 
     # Someone else takes the port meanwhile.
     port = int(old_url.rsplit(":", 1)[1])
@@ -112,7 +112,7 @@ def test_when_the_port_is_taken_the_running_jobs_move_to_the_new_one(
         out = capsys.readouterr().out
         new = magic.simulator
         assert new.url != old_url
-        assert "1 running job of this session follow it" in out
+        assert "1 running job of this session follows it" in out
         assert job.client.base_url == new.url
         assert_merged(ip, job)
         assert creates(new) == 0
@@ -123,7 +123,7 @@ def test_when_the_port_is_taken_the_running_jobs_move_to_the_new_one(
 def test_another_state_folder_is_refused_while_a_job_runs_there(ip: Any, tmp_path: Any) -> None:
     ip.run_cell("%batch simulator start --processing-time 2")
     job = submit_and_let_it_reach_the_server(ip)
-    with pytest.raises(UsageError, match=rf"1 job of this session \({job.id}\) still run on the simulator"):
+    with pytest.raises(UsageError, match=rf"1 job of this session \({job.id}\) still runs on the simulator"):
         ip.run_cell(f"%batch simulator start --state {tmp_path / 'elsewhere'}")
     assert magic_instance(ip).simulator.running  # untouched
     assert_merged(ip, job)

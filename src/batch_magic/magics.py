@@ -954,13 +954,13 @@ class BatchMagic(Magics, Configurable):
             return
         if old_url is not None:
             where = "on the same port" if sim.url == old_url else f"on a new port (the old one, {old_url}, was taken)"
-            jobs = f"; {_count(following, 'running job')} of this session follow it" if following else ""
+            jobs = f"; {_following(following)}" if following else ""
             print(
                 f"Simulator restarted with the new settings at {sim.url}, {where}, "
                 f"{_batches(sim)} kept{jobs}."
             )
             return
-        jobs = f" {_count(following, 'running job')} of this session follow it." if following else ""
+        jobs = f" {_following(following).capitalize()}." if following else ""
         print(
             f"Simulator running at {sim.url}: jobs of this session go there "
             f"(SIMULATED; no key, no cost). It keeps its batches in {str(self.simulator_state)!r}, "
@@ -1012,8 +1012,8 @@ class BatchMagic(Magics, Configurable):
         old = self._sim_settings
         if self.simulator is not None and old is not None and running and settings.state != old.state:
             raise UsageError(
-                f"{_count(len(running), 'job')} of this session ({', '.join(j.id for j in running)}) still "
-                f"run on the simulator, whose batches are kept in {str(self.simulator_state)!r}; a "
+                f"{_count(len(running), 'job')} of this session ({', '.join(j.id for j in running)}) "
+                f"{'still runs' if len(running) == 1 else 'still run'} on the simulator, whose batches are kept in {str(self.simulator_state)!r}; a "
                 f"simulator keeping them in {str(state)!r} would not know them. Wait for them "
                 "(%batch wait) or cancel them first, or start it again without --state."
             )
@@ -1069,7 +1069,8 @@ class BatchMagic(Magics, Configurable):
         if not quiet:
             running = self._jobs_on_simulator()
             later = (
-                f" {_count(len(running), 'running job')} of this session wait for it: "
+                f" {_count(len(running), 'running job')} of this session "
+                f"{'waits' if len(running) == 1 else 'wait'} for it: "
                 "`%batch simulator start` brings it back on the same port."
                 if running else ""
             )
@@ -1088,6 +1089,10 @@ class _SimulatorSettings:
 
 def _batches(sim: Any) -> str:
     return _count(len(sim.batch_ids()), "batch", "batches")
+
+
+def _following(n: int) -> str:
+    return f"{_count(n, 'running job')} of this session {'follows' if n == 1 else 'follow'} it"
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
