@@ -320,9 +320,32 @@ print("SIMULATED answers (built-in simulator, not Claude):")
 df[["ticket_id", "parsed_customer", "parsed_product", "parsed_order_number", "parsed_urgent"]].head()
 """),
     md("""
-`--json` is the third way: no schema, the answer is parsed as a JSON object and its
-top-level keys become columns, typed by what they hold. With the Python API the same jobs
-are `batch_magic.submit(df, template, schema=Ticket, out="ticket")`.
+## 3. Free-form JSON
+
+`--json` is the third way: no schema is sent, so the prompt itself asks for a JSON object
+and names its keys; the answer is parsed as a JSON object and its top-level keys become
+columns, typed by what they hold. (The simulator reads the request the same way: a prompt
+that asks for JSON gets a JSON object with the keys it names.) Here on a few tickets:
+"""),
+    code("""
+sample = df.head(8).copy()
+"""),
+    code("""
+%%batch sample --out info --json --wait
+Return a JSON object with keys customer, product and is_urgent for this ticket.
+
+Ticket from {{ customer }}:
+{{ text }}
+"""),
+    code("""
+print(sample["info_status"].value_counts().to_string())
+print("SIMULATED answers (built-in simulator, not Claude):")
+sample[["ticket_id", "info_customer", "info_product", "info_is_urgent"]]
+"""),
+    md("""
+With the Python API the same jobs are
+`batch_magic.submit(df, template, schema=Ticket, out="ticket")` or
+`batch_magic.submit(df, template, json=True, out="info")`.
 """),
     code("""
 %batch simulator stop

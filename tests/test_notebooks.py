@@ -223,6 +223,9 @@ def test_structured_extraction(tmp_path: Path, kernel_specs: Any) -> None:
     assert "max_tokens" in shown and "not valid JSON" in shown
     fixed = run.output("print(df[\"parsed_status\"].value_counts().to_string())")
     assert _count(fixed, "succeeded") == 295 and _count(fixed, "invalid") == 0
+    free = run.output('print(sample["info_status"]')
+    assert _count(free, "succeeded") == 8, free  # --json answers are JSON objects on the simulator too
+    assert "info_is_urgent" in free
 
 
 @pytest.mark.slow

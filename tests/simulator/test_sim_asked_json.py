@@ -55,3 +55,10 @@ def test_the_rule_reads_the_request_alone() -> None:
         "properties": {"name": {"type": "string"}, "age": {"type": "number"}, "has_pet": {"type": "boolean"}},
         "required": ["name", "age", "has_pet"],
     }
+
+
+def test_the_values_come_from_the_data_not_from_the_instruction(sdk_client: anthropic.Anthropic) -> None:
+    ask = "Return a JSON object with keys customer and is_urgent.\nTicket from Maria: "
+    calm = json.loads(answer(sdk_client, ask + "the blender works, just a question about colours."))
+    pressed = json.loads(answer(sdk_client, ask + "urgent, the blender is on fire!"))
+    assert calm["is_urgent"] is False and pressed["is_urgent"] is True

@@ -12,7 +12,9 @@ wanted). The simulator reads that from the request alone:
   else one key, ``answer``.
 
 The result is a JSON schema the fake model fills in as it fills an output
-schema, so the answer's values follow the prompt the same way.
+schema, so the answer's values follow the prompt the same way; the sentences
+that ask for JSON are left out of what it reads for the values (a key named
+``is_urgent`` in the instruction says nothing about the ticket).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def asked_object(system: str, turn: str) -> dict[str, Any] | None:
         return None
     properties = _example_keys(text) or _listed_keys(text) or {"answer": {"type": "string"}}
     return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def without_request(text: str) -> str:
+    """The text without its sentences (or lines) that mention JSON."""
+    parts = re.split(r"(?<=[.!?])\s+|\n", text)
+    return "\n".join(part for part in parts if not _ASKED.search(part))
 
 
 def _example_keys(text: str) -> dict[str, Any]:
@@ -84,4 +92,4 @@ def _typed_by_name(name: str) -> dict[str, Any]:
     return {"type": "string"}
 
 
-__all__ = ["asked_object", "system_text"]
+__all__ = ["asked_object", "system_text", "without_request"]

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from . import thinking
-from .asked_json import asked_object, system_text
+from .asked_json import asked_object, system_text, without_request
 from .catalog import ModelSpec, current, resolve
 from .faults import draw
 from .media import ImageInfo, MediaInfo, PdfInfo, TextInfo, labelled_fields
@@ -208,7 +208,9 @@ class FakeModel:
             return _text(answer, params, budget, cut, spec.tokenizer)
         asked = asked_object(system_text(params), cues.prompt)
         if asked is not None:  # a JSON object asked for in words (asked_json.py)
-            return _text(json.dumps(fake_value(asked, cues), ensure_ascii=False), params, budget, cut, spec.tokenizer)
+            read = Cues(without_request(cues.text), cues.seed, prompt=without_request(cues.prompt), notes=cues.notes,
+                        colours=cues.colours, fields=cues.fields)
+            return _text(json.dumps(fake_value(asked, read), ensure_ascii=False), params, budget, cut, spec.tokenizer)
         return _text(plain_answer(cues), params, budget, cut, spec.tokenizer)
 
     @staticmethod
