@@ -320,9 +320,32 @@ print("SIMULATED answers (built-in simulator, not Claude):")
 df[["ticket_id", "parsed_customer", "parsed_product", "parsed_order_number", "parsed_urgent"]].head()
 """),
     md("""
-`--json` is the third way: no schema, the answer is parsed as a JSON object and its
-top-level keys become columns, typed by what they hold. With the Python API the same jobs
-are `batch_magic.submit(df, template, schema=Ticket, out="ticket")`.
+## 3. Free-form JSON
+
+`--json` is the third way: no schema is sent, so the prompt itself asks for a JSON object
+and names its keys; the answer is parsed as a JSON object and its top-level keys become
+columns, typed by what they hold. (The simulator reads the request the same way: a prompt
+that asks for JSON gets a JSON object with the keys it names.) Here on a few tickets:
+"""),
+    code("""
+sample = df.head(8).copy()
+"""),
+    code("""
+%%batch sample --out info --json --wait
+Return a JSON object with keys customer, product and is_urgent for this ticket.
+
+Ticket from {{ customer }}:
+{{ text }}
+"""),
+    code("""
+print(sample["info_status"].value_counts().to_string())
+print("SIMULATED answers (built-in simulator, not Claude):")
+sample[["ticket_id", "info_customer", "info_product", "info_is_urgent"]]
+"""),
+    md("""
+With the Python API the same jobs are
+`batch_magic.submit(df, template, schema=Ticket, out="ticket")` or
+`batch_magic.submit(df, template, json=True, out="info")`.
 """),
     code("""
 %batch simulator stop
@@ -348,9 +371,11 @@ shows what batch_magic does in each case.
 %batch simulator start --processing-time 3
 """),
     md("""
-A small helper asks the simulator itself how many batches it has been sent, so we can
-check that nothing is paid for twice. (`running_simulators()` lists the simulators
-running in this kernel.)
+A small helper asks the simulator itself how many batches it holds, so we can check
+that nothing is paid for twice. The simulator keeps its batches in `.batch_magic/`
+beside the notebook, shared with the other notebooks of this folder, so we compare the
+count before and after rather than expect a number. (`running_simulators()` lists the
+simulators running in this kernel.)
 """),
     code("""
 import anthropic
@@ -380,11 +405,13 @@ prompts, the row map, and a manifest with a fingerprint of every request and par
     code("""
 job = %batch job
 first_id = job.id
-print(job.id, job.status.state, "| batches on the server:", batches_on_server())
+batches_before = batches_on_server()
+print(job.id, job.status.state)
 """),
     md("""
 Now the *identical* cell again. Its fingerprint matches the finished job, so the results
-come from the journal: no new job, no new batch, no cost.
+come from the journal: no new job, no new batch, no cost. (The same holds for the cell
+above if this folder's quickstart notebook already ran this job: it re-attached to it.)
 """),
     code(f"""
 %%batch df --out team --labels {TEAMS} --wait
@@ -392,8 +419,9 @@ come from the journal: no new job, no new batch, no cost.
 """),
     code("""
 again = %batch job
-print("same job:", again.id == first_id, "| batches on the server:", batches_on_server())
-assert again.id == first_id and batches_on_server() == 1
+sent_again = batches_on_server() - batches_before
+print("same job:", again.id == first_id, "| new batches on the server:", sent_again)
+assert again.id == first_id and sent_again == 0
 """),
     md("""
 Anything that changes a request (the template, the labels, the model, `--max-tokens`...)
@@ -414,12 +442,15 @@ How does the customer feel? {{ text }}
 """),
     md("""
 Give the job a moment to reach the server. `await` lets the kernel's event loop run,
-as it does between cells; `time.sleep` would block it.
+as it does between cells; `time.sleep` would block it. (Run a second time in this
+folder, the cell above re-attached to the job of the first run, whose batch is there
+already.)
 """),
     code("""
 import asyncio
 
-while batches_on_server() < 2:  # the team job's batch, and now this one
+feeling_job = %batch job
+while feeling_job.status.batches_submitted < 1:  # its batch exists on the server
     await asyncio.sleep(0.2)
 %batch status
 """),
@@ -436,7 +467,7 @@ the notebook at it with `%env ANTHROPIC_BASE_URL=http://127.0.0.1:8765` and
 """),
     code("""
 servers_before = batches_on_server()
-del job, again, df
+del job, again, feeling_job, df
 df = load_tickets()
 print("feeling" in df.columns)
 """),
@@ -719,10 +750,13 @@ assumes every answer uses `max_tokens`) and the first prompts. Nothing is sent.
 """),
     md("""
 **3. The batch**, with a budget: `--max-cost` refuses to submit a job whose upper bound
-is above it. A budget that is too small stops the cell before anything is sent:
+is above it. A budget that is too small stops the cell before anything is sent (here
+for longer answers, `--max-tokens 200`, which raise the upper bound). A job that
+already exists in the journal is re-attached instead, whatever the budget: it costs
+nothing more.
 """),
     code(f"""
-%%batch df --out team --labels {TEAMS} --max-tokens 20 --max-cost 0.001
+%%batch df --out team --labels {TEAMS} --max-tokens 200 --max-cost 0.001
 {TRIAGE}
 """, "raises-exception"),
     code(f"""

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,22 +100,56 @@ def test_relative_links_exist() -> None:
 
 
 
+def _python_blocks(heading: str) -> list[str]:
+    section = _readme().split(heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+def _notebook_snippets() -> list[str]:
+    """Every notebook snippet of the README, in order: its cells as a user pastes them.
+    (The Python API section is a script; test_the_python_api_example_runs runs it.)"""
+    return _python_blocks("## In 30 seconds") + _python_blocks("## Images and documents")
+
+
 def test_the_30_second_example_runs(ip: Any) -> None:
-    """The example's cells, run as written in a real IPython shell, offline."""
-    section = _readme().split("## In 30 seconds", 1)[1].split("\n## ", 1)[0]
-    cells = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    """The example's cells, run one by one as written in a real IPython shell, offline."""
+    cells = _python_blocks("## In 30 seconds")
     assert len(cells) == 3, cells
     setup, batch_cell, look = cells
     try:
         ip.run_cell(setup)
         ip.run_cell(batch_cell)  # returns at once
-        ip.run_cell("%batch wait")
         shown = ip.run_cell(look).result
     finally:
         ip.run_cell("%batch simulator stop")
     assert list(shown.columns) == ["text", "team", "team_status"]
     assert set(shown["team_status"]) <= {"succeeded", "skipped"}
     assert shown["team"].notna().any()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_notebook_snippet_runs_under_run_all(kernel_specs: Any, tmp_path: Path) -> None:
+    """The README's notebook snippets, queued at once in a real ipykernel 7 kernel as
+    JupyterLab's Run All does (tests/_kernels.py): every cell ends ok, in order; then a
+    last cell checks what the snippets made."""
+    from _kernels import THIS_KERNEL, QueuedKernel, assert_ran_in_order
+
+    snippets = _notebook_snippets()
+    assert len(snippets) == 5, snippets
+    check = (
+        "%batch wait\n"
+        "print('TEAM', sorted(set(df['team_status'])), df['team'].notna().sum())\n"
+        "print('COLOUR', sorted(set(products['main_colour_status'])))"
+    )
+    with QueuedKernel(kernel_specs, THIS_KERNEL, tmp_path) as kernel:
+        runs = kernel.run_all([(cell, False) for cell in [*snippets, check]], timeout=240)
+        assert_ran_in_order(kernel, runs, "README snippets under Run All")
+    look = runs[2].text()
+    assert "team_status" in look and "succeeded" in look, look
+    team, colour = runs[-1].text().splitlines()[-2:]
+    assert team.startswith("TEAM ['skipped', 'succeeded']") and not team.endswith(" 0"), team
+    assert colour == "COLOUR ['succeeded']", colour
 
 
 def test_the_python_api_example_runs(simulator: Any, monkeypatch: Any, tmp_path: Path) -> None:

@@ -15,6 +15,10 @@ ipykernel 6 one (see tests/_kernels.py):
   ``raises-exception`` end in their error and, as in JupyterLab, do not stop
   the rest), in order, within the timeout, and nothing says a task was
   destroyed or a context already entered;
+- every notebook in notebooks/ in sequence, twice, in ONE folder (how
+  ``notebooks/`` is used: they share its journal and the simulator's kept
+  batches, and the second pass re-attaches to the first pass's jobs), each
+  notebook in a fresh kernel, on ipykernel 7 only (it is the longest test);
 - the smallest reproduction (``%%batch``, ``%batch wait``, ``print``) queued
   at once, ROUNDS times in one kernel, waiting in turn with ``%batch wait``,
   ``--wait``, ``job.wait()`` and ``submit(..., wait=True)``: the print always
@@ -32,6 +36,7 @@ import pytest
 
 from _kernels import (
     IPK6_KERNEL,
+    THIS_KERNEL,
     QueuedKernel,
     assert_ran_in_order,
     kernel_label,
@@ -102,6 +107,37 @@ def test_run_all_finishes_every_cell(notebook: str, kernel_name: str, kernel_spe
         ]
         for future in futures:
             future.result()
+
+
+#: Passes over every notebook in the shared folder.
+SHARED_PASSES = 2
+
+
+@pytest.mark.timeout(SHARED_PASSES * RUN_TIMEOUT * 3)
+def test_every_notebook_in_one_folder_twice(kernel_specs: Any, tmp_path: Path) -> None:
+    """Run All on 01, 02, ... (every notebook there is), then all of them again, in one
+    folder: a tutorial asserts facts about its own jobs, never about the whole server or
+    journal, which the other notebooks share."""
+    for notebook in NOTEBOOKS:
+        shutil.copy(NOTEBOOK_DIR / notebook, tmp_path / notebook)
+    journal = tmp_path / ".batch_magic"
+    made: list[tuple[set[str], set[str]]] = []  # (job ids, batch ids) after each pass
+    for n in range(1, SHARED_PASSES + 1):
+        for notebook in NOTEBOOKS:
+            where = f"{notebook}, pass {n} of {SHARED_PASSES} over {len(NOTEBOOKS)} notebooks in one folder"
+            with QueuedKernel(kernel_specs, THIS_KERNEL, tmp_path) as k:
+                runs = k.run_all(notebook_cells(tmp_path / notebook), timeout=RUN_TIMEOUT)
+                assert_ran_in_order(k, runs, where)
+        made.append((
+            {p.name for p in (journal / "jobs").iterdir() if p.is_dir()},
+            {p.stem for p in (journal / "simulator" / "batches").glob("*.json")},
+        ))
+    first_jobs, first_batches = made[0]
+    assert len(first_jobs) >= len(NOTEBOOKS), f"one journal beside the notebooks holds their jobs: {first_jobs}"
+    # Every later pass re-attached to the first pass's jobs: no new job, no batch sent again.
+    for jobs, batches in made[1:]:
+        assert jobs == first_jobs, f"new jobs on a later pass: {sorted(jobs - first_jobs)}"
+        assert batches == first_batches, f"batches sent again on a later pass: {sorted(batches - first_batches)}"
 
 
 REVIEWS = ["great product, works well", "awful, broke on day one", "fine I guess", "love it"]

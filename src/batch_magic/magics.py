@@ -194,7 +194,9 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
     LineCommand(
         "simulator",
         "an in-process Batches API simulator for this session; it keeps its batches in DIR "
-        "(default: the journal folder's simulator/), so they outlive a kernel restart",
+        "(default: the journal folder's simulator/), so they outlive a kernel restart. Started "
+        "again with the same settings it keeps running; with others it restarts on the same "
+        "port, and the jobs still running follow it",
         (
             Param(("action",), "start, stop or status", {"choices": ("start", "stop", "status")}),
             Param(("--processing-time",), "seconds a batch takes (start)",
@@ -204,6 +206,9 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
                   "--error-rate api_error=0.05",
                   {"action": "append", "default": [], "metavar": "CATEGORY=F"}),
             Param(("--state",), "the folder it keeps its batches in (start)", {"default": None, "metavar": "DIR"}),
+            Param(("--any-model",), "serve any claude-... model id as a current model (start); by default "
+                  "an id the simulator's model table does not know is refused with the API's 404",
+                  {"action": "store_true"}),
         ),
     ),
     LineCommand(
@@ -454,6 +459,12 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         #: The folder the session's simulator keeps its batches in.
         self.simulator_state: Path | None = None
         self._sim_client: Any = None
+        #: What the running simulator was started with, to tell a re-run set-up cell
+        #: (the same settings: it keeps running) from a change (a restart).
+        self._sim_settings: _SimulatorSettings | None = None
+        #: The port this session's simulator last had: a restart asks for it again, so the
+        #: jobs it is running keep their server.
+        self._sim_port = 0
 
     # ======================================================================
     # %%batch (cell) and %batch (line)
@@ -896,8 +907,12 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
 
         args = self._args("attach", rest)
         df = self._frame(args.df) if args.df else None
+        # `last` is this session's latest job when it has one, as for wait, retry and cancel
+        # (another notebook of the folder may have made a job since); else the journal's.
+        own = self._find(args.job) if args.job in ("last", "latest") else None
         job = api.attach(
-            args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
+            own.id if own is not None else args.job, df, client=self._client(), journal=self.journal_dir,
+            settings=self._settings(), start=False,
         )
         self._run(job, wait=args.wait)
 
@@ -1043,7 +1058,10 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             if self.simulator is None:
                 print("No simulator is running: %batch simulator start starts one.")
             else:
-                print(f"Simulator running at {self.simulator.url}; its batches are kept in {str(self.simulator_state)!r}.")
+                print(
+                    f"Simulator running at {self.simulator.url}; its batches are kept in "
+                    f"{str(self.simulator_state)!r} ({_batches(self.simulator)})."
+                )
             return
         rates: dict[str, float] = {}
         for item in args.error_rate:
@@ -1054,12 +1072,29 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
                 sep = ""
             if not sep or not cat.strip():
                 raise UsageError(f"--error-rate {item}: write CATEGORY=FRACTION, e.g. --error-rate overloaded_error=0.1")
-        self.start_simulator(processing_time=args.processing_time, error_rates=rates, state_dir=args.state)
+        before, old_url = self.simulator, (self.simulator.url if self.simulator is not None else None)
+        sim = self.start_simulator(
+            processing_time=args.processing_time, error_rates=rates, state_dir=args.state, any_model=args.any_model
+        )
+        following = len(self._jobs_on_simulator())
+        if sim is before:
+            # A re-run of the set-up cell: nothing changes, every running job keeps its server.
+            print(f"Simulator already running at {sim.url}, {_batches(sim)} kept; jobs of this session go there.")
+            return
+        if old_url is not None:
+            where = "on the same port" if sim.url == old_url else f"on a new port (the old one, {old_url}, was taken)"
+            jobs = f"; {_following(following)}" if following else ""
+            print(
+                f"Simulator restarted with the new settings at {sim.url}, {where}, "
+                f"{_batches(sim)} kept{jobs}."
+            )
+            return
+        jobs = f" {_following(following).capitalize()}." if following else ""
         print(
-            f"Simulator running at {self.simulator.url}: jobs of this session go there "
+            f"Simulator running at {sim.url}: jobs of this session go there "
             f"(SIMULATED; no key, no cost). It keeps its batches in {str(self.simulator_state)!r}, "
             "so after a kernel restart `%batch simulator start` finds them again. "
-            "%batch simulator stop ends it."
+            f"%batch simulator stop ends it.{jobs}"
         )
 
     # -- the embedded simulator -------------------------------------------------
@@ -1069,37 +1104,128 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         processing_time: float | None = None,
         error_rates: dict[str, float] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        any_model: bool = False,
     ) -> Any:
         """Start this session's simulator. Its batches are kept in ``state_dir`` (default:
-        ``simulator/`` in the journal folder), so a kernel restart does not lose them."""
-        from .simulator import Simulator
+        ``simulator/`` in the journal folder), so a kernel restart does not lose them.
 
-        self.stop_simulator(quiet=True)
+        Asked again with the same settings (a re-run set-up cell), the running simulator
+        is kept. With other settings it restarts with the same kept batches on the port
+        it had, so every job still running follows it; if that port was taken meanwhile,
+        those jobs are pointed at the new one. Unknown model ids are refused with the
+        API's 404 unless ``any_model``.
+        """
+        from .simulator import Options, Simulator
+
         state = Path(state_dir) if state_dir is not None else self._journal().root / "simulator"
-        _private_dirs(state)  # it keeps the prompts, the user's data, as the journal does
-        kwargs: dict[str, Any] = {"state_dir": state, "error_rates": dict(error_rates or {})}
+        settings = _SimulatorSettings(
+            state=state.resolve(),
+            processing_time=processing_time,
+            error_rates=tuple(sorted((error_rates or {}).items())),
+            any_model=any_model,
+        )
+        if self.simulator is not None and settings == self._sim_settings:
+            return self.simulator
+        kwargs: dict[str, Any] = {
+            "error_rates": dict(error_rates or {}),
+            # As the API: an id the model table does not know is a 404, unless asked otherwise.
+            "strict_models": None if any_model else True,
+        }
         if processing_time is not None:
             kwargs["processing_time"] = processing_time
         try:
-            sim = Simulator(**kwargs)
+            Options(**kwargs)  # refused before the running simulator is stopped
         except (TypeError, ValueError) as exc:
             raise UsageError(f"The simulator refused these options: {exc}") from None
-        sim.start()
+        running = self._jobs_on_simulator()
+        old = self._sim_settings
+        if self.simulator is not None and old is not None and running and settings.state != old.state:
+            raise UsageError(
+                f"{_count(len(running), 'job')} of this session ({', '.join(j.id for j in running)}) "
+                f"{'still runs' if len(running) == 1 else 'still run'} on the simulator, whose batches are kept in {str(self.simulator_state)!r}; a "
+                f"simulator keeping them in {str(state)!r} would not know them. Wait for them "
+                "(%batch wait) or cancel them first, or start it again without --state."
+            )
+        self.stop_simulator(quiet=True)
+        _private_dirs(state)  # it keeps the prompts, the user's data, as the journal does
+        sim = self._bind(Simulator, state, kwargs)
         self.simulator = sim
         self.simulator_state = state
+        self._sim_settings = settings
+        self._sim_port = sim.port
         self._sim_client = None
+        for job in running:
+            if job.client is None or job.client.base_url != sim.url:
+                # The port changed: the job goes on polling the same batches, here.
+                from .client import BatchClient
+
+                job.client = BatchClient(self._client())
+            # A poll now, rather than after the wait the outage had grown to.
+            job._wake_driver()
         return sim
+
+    def _bind(self, simulator_class: Any, state: Path, kwargs: dict[str, Any]) -> Any:
+        """A started simulator, on the port this session's last one had if it is free."""
+        ports = [self._sim_port, 0] if self._sim_port else [0]
+        for port in ports:
+            sim = simulator_class(port=port, state_dir=state, **kwargs)
+            try:
+                return sim.start()
+            except OSError:
+                if port == 0:
+                    raise
+        raise AssertionError("unreachable: port 0 either binds or raises")
+
+    def _jobs_on_simulator(self) -> list[BatchJob]:
+        """This session's jobs still running that were sent to the in-notebook simulator
+        (one server whatever its port)."""
+        from .job import session_jobs
+
+        return [
+            job for job in session_jobs()
+            if not job.done and job.record.sent_to is not None and job.record.sent_to.builtin
+        ]
 
     def stop_simulator(self, *, quiet: bool = False) -> None:
         sim, self.simulator = self.simulator, None
         self._sim_client = None
+        self._sim_settings = None
         if sim is None:
             if not quiet:
                 print("No simulator is running.")
             return
         sim.stop()
         if not quiet:
-            print("Simulator stopped.")
+            running = self._jobs_on_simulator()
+            later = (
+                f" {_count(len(running), 'running job')} of this session "
+                f"{'waits' if len(running) == 1 else 'wait'} for it: "
+                "`%batch simulator start` brings it back on the same port."
+                if running else ""
+            )
+            print(f"Simulator stopped.{later}")
+
+
+@dataclass(frozen=True)
+class _SimulatorSettings:
+    """What ``%batch simulator start`` was asked for (None: the simulator's default)."""
+
+    state: Path
+    processing_time: float | None
+    error_rates: tuple[tuple[str, float], ...]
+    any_model: bool
+
+
+def _batches(sim: Any) -> str:
+    return _count(len(sim.batch_ids()), "batch", "batches")
+
+
+def _following(n: int) -> str:
+    return f"{_count(n, 'running job')} of this session {'follows' if n == 1 else 'follow'} it"
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _private_dirs(path: Path) -> None:

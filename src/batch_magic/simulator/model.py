@@ -3,7 +3,8 @@
 It answers a validated request (``rules.py`` decides what is valid) in one of
 three modes: plain text, structured output (``output_config.format`` of type
 ``json_schema``, or the older top-level ``output_format``) and forced tool
-use; before that it may think (``thinking.py``) or refuse. A user-supplied
+use; before that it may think (``thinking.py``) or refuse. A JSON object asked
+for in words, without a schema, is answered as one (``asked_json.py``). A user-supplied
 responder can replace the answer. Everything is a pure function of the
 params, a seed and a draw key, so results can be regenerated after a restart
 instead of being stored.
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from . import thinking
+from .asked_json import asked_object, system_text, without_request
 from .catalog import ModelSpec, current, resolve
 from .faults import draw
 from .media import ImageInfo, MediaInfo, PdfInfo, TextInfo, labelled_fields
@@ -166,10 +168,7 @@ class FakeModel:
         Models with the safety classifiers name a category and explain it;
         older ones refuse without detail (``category`` and ``explanation`` null).
         """
-        system = params.get("system")
-        blocks = system if isinstance(system, list) else [{"text": system}]
-        system_text = "\n".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
-        match = REFUSAL_MARKER.search(text) or REFUSAL_MARKER.search(system_text)
+        match = REFUSAL_MARKER.search(text) or REFUSAL_MARKER.search(system_text(params))
         if match is None and not (self.refusal_rate and draw(0, "refusal", seed, key) < self.refusal_rate):
             return None
         if not spec.refusal_classifiers:
@@ -207,6 +206,11 @@ class FakeModel:
                 value = break_value(schema, value)
             answer = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
             return _text(answer, params, budget, cut, spec.tokenizer)
+        asked = asked_object(system_text(params), cues.prompt)
+        if asked is not None:  # a JSON object asked for in words (asked_json.py)
+            read = Cues(without_request(cues.text), cues.seed, prompt=without_request(cues.prompt), notes=cues.notes,
+                        colours=cues.colours, fields=cues.fields)
+            return _text(json.dumps(fake_value(asked, read), ensure_ascii=False), params, budget, cut, spec.tokenizer)
         return _text(plain_answer(cues), params, budget, cut, spec.tokenizer)
 
     @staticmethod

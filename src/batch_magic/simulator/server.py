@@ -101,7 +101,8 @@ class SimHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.log: list[RequestRecord] = [] if log is None else log
         self.log_lock = log_lock or threading.Lock()
-        self._conns: set[socket.socket] = set()
+        #: Open connections and the handler thread of each.
+        self._conns: dict[socket.socket, threading.Thread] = {}
         self._conns_lock = threading.Lock()
         super().__init__(address, Handler)
 
@@ -112,19 +113,25 @@ class SimHTTPServer(ThreadingHTTPServer):
     def track(self, conn: socket.socket, add: bool) -> None:
         with self._conns_lock:
             if add:
-                self._conns.add(conn)
+                self._conns[conn] = threading.current_thread()
             else:
-                self._conns.discard(conn)
+                self._conns.pop(conn, None)
 
-    def close_connections(self) -> None:
-        """Wake keep-alive handler threads so a stopped server lets go of its clients."""
+    def close_connections(self, timeout: float = 5.0) -> None:
+        """Wake keep-alive handler threads so a stopped server lets go of its clients, and
+        let a request being answered finish: a batch it creates is stored before a
+        simulator started on the same state reads it."""
         with self._conns_lock:
-            conns = list(self._conns)
+            conns = dict(self._conns)
         for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        deadline = time.monotonic() + timeout
+        for thread in conns.values():
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
