@@ -20,18 +20,20 @@ import orjson
 import pandas as pd
 
 from . import models, pricing
+from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
 from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, JobSettings, live_job
-from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso, write_atomic
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
 from .models import ModelCard
-from .plan import Plan, RequestOptions, build_plan, new_id_tag
+from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
 from .pricing import Estimate
+from .sampling import choose_rows
 from .structured import OutputSpec
 from .template import Template
 
@@ -64,6 +66,15 @@ class Prepared:
     notes: tuple[str, ...] = ()
     #: What may go wrong with these options (a deprecated model, no room to think).
     warnings: tuple[str, ...] = field(default=())
+    #: Thinking tokens expected per request (in the estimate; kept to estimate a part again).
+    expected_thinking: int = 0
+    #: Requests already answered in the journal's answer store (not sent again), and what
+    #: they would cost if they were; the estimate covers the other requests only.
+    known: KnownAnswers = field(default_factory=KnownAnswers.none)
+    saved_cost: float = 0.0
+    #: A sample (``sample=``): its seed and stratifying column (rows left out: ``plan.n_not_sent``).
+    sample_seed: int | None = None
+    sample_stratify: str | None = None
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -72,6 +83,9 @@ class Prepared:
             "requests": self.plan.n_requests,
             "skipped": self.plan.n_skipped,
             "deduplicated": self.plan.n_deduplicated,
+            "not_sent": self.plan.n_not_sent,
+            "reused": self.known.n,
+            "saved_cost": self.saved_cost,
             "batches": len(self.plan.batches),
             "model": self.plan.options.model,
             "input_tokens_est": e.input_tokens,
@@ -160,9 +174,16 @@ def prepare(
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
     json: bool = False,
+    sample: int | None = None,
+    seed: int = 0,
+    stratify: str | None = None,
     client: Any | None = None,
 ) -> Prepared:
     """Validate and plan a job without sending any message.
+
+    ``sample=N`` sends N rows drawn with ``seed`` (each value of the column
+    ``stratify`` getting its share); the other rows are ``not_sent``, and a
+    later run over them takes the sample's answers from the journal.
 
     ``labels`` (a list, or a comma-separated string) asks for one label per row;
     ``schema`` (a JSON-schema dict, a pydantic v2 model class or an
@@ -230,7 +251,12 @@ def prepare(
     )
     options.validate()
     models.check_request(options.shared_params(), card, api_version=api_version, model=model)
-    plan = build_plan(df, tpl, options, chunk_size=chunk_size)
+    send_rows = None
+    if sample is not None:
+        send_rows = choose_rows(df, sample, seed=seed, stratify=stratify)
+    elif stratify is not None:
+        raise ConfigError(f"stratify={stratify!r} chooses how a sample is drawn; give sample= (--sample N) too.")
+    plan = build_plan(df, tpl, options, chunk_size=chunk_size, send_rows=send_rows)
     if plan.media:
         check_model(plan.media.values(), card)
         check_requests(
@@ -247,8 +273,29 @@ def prepare(
     )
     return Prepared(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
-        notes=tuple(notes), warnings=tuple(cautions),
+        notes=tuple(notes), warnings=tuple(cautions), expected_thinking=budget.expected_thinking,
+        sample_seed=seed if sample is not None else None, sample_stratify=stratify,
     )
+
+
+def with_known_answers(prepared: Prepared, jr: Journal, destination: Destination) -> Prepared:
+    """``prepared`` with the requests the journal's answer store holds for ``destination``
+    taken out of what is sent (and of the estimate)."""
+    plan = prepared.plan
+    keys = request_keys(
+        server_name(destination.base_url, builtin=destination.builtin), plan.options.shared_params(), plan.prompts
+    )
+    known = AnswerStore(jr.root).lookup(keys)
+    if not known.n:
+        return prepared
+    new = np.ones(plan.n_requests, dtype=bool)
+    new[known.numbers] = False
+    prompts = [plan.prompts[k] for k in np.flatnonzero(new)]
+    estimate = quick_estimate(
+        plan.options, prompts, prepared.spec, thinking_tokens=prepared.expected_thinking, media=plan.media
+    )
+    saved = pricing.actual_cost(plan.options.model, known.usage())
+    return replace(prepared, known=known, estimate=estimate, saved_cost=saved)
 
 
 def _check_extra_output_config(extra: dict[str, Any], *, effort: str | None) -> None:
@@ -350,6 +397,10 @@ def submit(
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
     json: bool = False,
+    sample: int | None = None,
+    seed: int = 0,
+    stratify: str | None = None,
+    fresh: bool = False,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
@@ -360,12 +411,16 @@ def submit(
     ``template`` is a Jinja2 template over the columns (``{{ review }}``). The
     answers land in ``df`` as ``{out}``, ``{out}_status``, ``{out}_error`` and
     token columns when the job ends. An identical job already in the journal is
-    re-attached instead of paid for again, unless ``force=True``. With
-    ``wait=True`` this returns once the columns are merged.
+    re-attached instead of paid for again; ``force=True`` makes a new job all
+    the same. With ``wait=True`` this returns once the columns are merged.
 
     Before anything is written or sent, the Models API is asked what ``model``
     accepts: an unknown or retired model, or one without batch support, is an
     error; a deprecated one runs with a warning giving its retirement date.
+
+    Every request already answered well in the journal (by any job, to the same
+    server, asking exactly the same) is taken from there and not sent again;
+    ``fresh=True`` sends every request again (a new job, for new answers).
     """
     batch_client = _client_if_any(client)
     if batch_client is not None:
@@ -375,20 +430,21 @@ def submit(
         df, template, out=out, model=model, system=system, max_tokens=max_tokens,
         effort=effort, labels=labels, schema=schema, chunk_size=chunk_size,
         cache_system=cache_system, use_tool=use_tool, extra_params=extra_params, json=json,
-        client=batch_client,
+        sample=sample, seed=seed, stratify=stratify, client=batch_client,
     )
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     fingerprint = _job_fingerprint(prepared)
-    existing = None if force else jr.find_by_fingerprint(fingerprint)
+    existing = None if force or fresh else jr.find_by_fingerprint(fingerprint)
     if existing is None:
         check_output_columns(df, prepared, jr)
-        if max_cost is not None:
-            check_budget(prepared.estimate, max_cost)
         if batch_client is None:
             batch_client = _client(client)  # no key: the error says how to set one or use the simulator
-        job_id = create_job(
-            jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=Destination.of(batch_client)
-        )
+        destination = Destination.of(batch_client)
+        if not fresh:
+            prepared = with_known_answers(prepared, jr, destination)
+        if max_cost is not None:
+            check_budget(prepared.estimate, max_cost)
+        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=destination)
     else:
         job_id = existing
         running = live_job(jr, job_id)
@@ -459,6 +515,8 @@ def dry_run(
     *,
     exact_tokens: bool = False,
     client: Any | None = None,
+    journal: Journal | str | os.PathLike[str] | None = None,
+    fresh: bool = False,
     **options: Any,
 ) -> Prepared:
     """Plan a job and estimate its cost; nothing is created on the API.
@@ -476,6 +534,9 @@ def dry_run(
     """
     batch_client = _client_if_any(client)
     prepared = prepare(df, template, client=batch_client, **options)
+    if batch_client is not None and not fresh:  # what the journal answered already is not sent
+        jr = journal if isinstance(journal, Journal) else Journal(journal)
+        prepared = with_known_answers(prepared, jr, Destination.of(batch_client))
     if exact_tokens:
         prepared = count_exact(prepared, client if batch_client is None else batch_client)
     return prepared
@@ -592,6 +653,24 @@ def create_job(
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
     if plan.media:
         jr.write_media(job_id, list(plan.media.values()))
+    known = prepared.known
+    if known.n:
+        write_atomic(jr.job_file(job_id, REUSED_FILE), known.to_parquet())
+        new = np.ones(plan.n_requests, dtype=bool)
+        new[known.numbers] = False
+        to_send = np.flatnonzero(new)
+        ranges = split_batches(
+            [plan.prompts[k] for k in to_send], plan.options.shared_params(),
+            prepared.chunk_size or 100_000, media=bool(plan.media),
+        )
+        batches = [
+            BatchEntry(n=i, attempt=1, size=len(r), ids=[int(k) for k in to_send[r.start : r.stop]])
+            for i, r in enumerate(ranges)
+        ]
+    else:
+        batches = [
+            BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop) for i, r in enumerate(plan.batches)
+        ]
     record = JobRecord(
         job_id=job_id,
         fingerprint=fingerprint,
@@ -609,12 +688,14 @@ def create_job(
         n_deduplicated=plan.n_deduplicated,
         skip_reasons=dict(list(plan.skip_reasons.items())[:10_000]),
         estimate=prepared.estimate.as_dict(),
-        batches=[
-            BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop)
-            for i, r in enumerate(plan.batches)
-        ],
+        batches=batches,
         sent_to=sent_to.record() if sent_to is not None else None,
         n_media=len(plan.media),
+        n_not_sent=plan.n_not_sent,
+        sample_seed=prepared.sample_seed,
+        sample_stratify=prepared.sample_stratify,
+        n_reused=known.n,
+        saved_cost=prepared.saved_cost if known.n else None,
     )
     jr.write_record(record)
     return job_id

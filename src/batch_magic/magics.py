@@ -358,12 +358,16 @@ class BatchMagic(Magics, Configurable):
     @ma.argument("--max-tokens", type=int, help="Largest answer per row, in tokens.")
     @ma.argument("--effort", "-e", metavar="LEVEL", help="low, medium, high, xhigh or max: how hard the model thinks (default: the model's own).")
     @ma.argument("--wait", "-w", action="store_true", help="Block the cell until the columns are merged.")
-    @ma.argument("--force", "-f", action="store_true", help="Send again even if an identical job exists.")
+    @ma.argument("--force", "-f", action="store_true", help="Make a new job even if an identical one exists (answers the journal has are still reused; --fresh sends every row).")
     @ma.argument("--chunk-size", type=int, help="Most requests per batch.")
     @ma.argument("--labels", "-l", help="Classify: comma-separated labels, or the name of a Python list.")
     @ma.argument("--schema", help="Extract fields: the name of a JSON-schema dict or a pydantic model.")
     @ma.argument("--json", action="store_true", help="Ask for a JSON object; one column per top-level field.")
     @ma.argument("--pilot", type=int, metavar="N", help="Send N sample rows through the realtime API and show them; nothing is merged.")
+    @ma.argument("--sample", type=int, metavar="N", help="Send N rows drawn at random (reproducibly, see --seed); the others get status not_sent.")
+    @ma.argument("--seed", type=int, metavar="S", help="The seed of --sample (default 0): the same seed draws the same rows.")
+    @ma.argument("--stratify", metavar="COL", help="With --sample: each value of column COL gets its share of the sample.")
+    @ma.argument("--fresh", action="store_true", help="Send every row again (a new job) instead of reusing answers the journal already has.")
     @ma.argument("--dry-run", action="store_true", help="Plan and show the estimate and first prompts; nothing is sent.")
     @ma.argument("--exact-tokens", action="store_true", help="With --dry-run: count input tokens with the API's free count_tokens.")
     @ma.argument("--max-cost", type=float, metavar="USD", help="Refuse to submit if the job could cost more.")
@@ -398,13 +402,18 @@ class BatchMagic(Magics, Configurable):
             raise UsageError("--exact-tokens goes with --dry-run.")
         if args.dry_run:
             # With the session simulator or a key, the Models API is asked; else the snapshot.
-            prepared = api.dry_run(df, template, exact_tokens=args.exact_tokens, client=self._client(), **kwargs)
+            prepared = api.dry_run(
+                df, template, exact_tokens=args.exact_tokens, client=self._client(),
+                journal=self.journal_dir, fresh=args.fresh, **kwargs,
+            )
             max_cost = args.max_cost if args.max_cost is not None else self.max_cost
             self._show(prepared)
             if max_cost is not None:
                 api.check_budget(prepared.estimate, max_cost)
             return None
         if args.pilot is not None:
+            if args.sample is not None:
+                raise UsageError("Give either --pilot (realtime, nothing merged) or --sample (a batch job), not both.")
             return self._pilot(df, template, args.pilot, kwargs)
         return self._submit(df, template, kwargs, args)
 
@@ -446,7 +455,7 @@ class BatchMagic(Magics, Configurable):
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
         earlier = set() if args.force else set(self._journal().job_ids())
         job = api.submit(
-            df, template, **kwargs, force=args.force, max_cost=max_cost,
+            df, template, **kwargs, force=args.force, fresh=args.fresh, max_cost=max_cost,
             client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
         if job.id in earlier:  # the same cell again: its job, not a new one
@@ -454,7 +463,7 @@ class BatchMagic(Magics, Configurable):
 
             print(
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
-                "nothing was sent again (--force sends it again)."
+                "nothing was sent again (--fresh sends it again)."
             )
         self._run(job, wait=args.wait)
         return None
@@ -610,6 +619,13 @@ class BatchMagic(Magics, Configurable):
             "effort": args.effort if args.effort is not None else self.effort,
             "chunk_size": args.chunk_size if args.chunk_size is not None else self.chunk_size,
         }
+        if args.sample is not None:
+            kwargs["sample"] = args.sample
+            kwargs["seed"] = args.seed if args.seed is not None else 0
+        elif args.seed is not None:
+            raise UsageError(f"--seed {args.seed} chooses the rows of a sample; give --sample N too.")
+        if args.stratify is not None:
+            kwargs["stratify"] = args.stratify
         labels = self._labels(args.labels)
         if labels is not None:
             kwargs["labels"] = labels
