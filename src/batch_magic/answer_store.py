@@ -42,7 +42,6 @@ STORE_FILE = "answers.sqlite"
 REUSED_FILE = "reused.parquet"
 #: The simulator inside the notebook's process is one server whatever its port.
 BUILTIN_SIMULATOR = "builtin-simulator"
-_LOOKUP_CHUNK = 5_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -160,6 +159,10 @@ class AnswerStore:
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
         try:
             conn = sqlite3.connect(self.path, timeout=30)
+            # A store that loses its last write after a power cut loses a chance to reuse,
+            # never an answer (each job keeps its own): write-ahead, synced at checkpoints.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise JournalError(
@@ -172,39 +175,40 @@ class AnswerStore:
         """The stored answers among ``keys`` (request k has key ``keys[k]``)."""
         if not keys or not self.path.exists():
             return KnownAnswers.none()
-        position = {key: k for k, key in enumerate(keys)}
-        found: list[tuple[Any, ...]] = []
         with closing(self._connect()) as conn:
-            unique = list(position)
-            for start in range(0, len(unique), _LOOKUP_CHUNK):
-                chunk = unique[start : start + _LOOKUP_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                found.extend(
-                    conn.execute(f"SELECT key, {', '.join(FIELDS)} FROM answers WHERE key IN ({marks})", chunk)
-                )
+            if not conn.execute("SELECT 1 FROM answers LIMIT 1").fetchone():
+                return KnownAnswers.none()  # a first job: nothing to look up
+            # One join against the keys in a temporary table: a million lookups in one query.
+            conn.execute("CREATE TEMP TABLE wanted (key BLOB NOT NULL, k INTEGER NOT NULL)")
+            conn.executemany("INSERT INTO wanted VALUES (?, ?)", zip(keys, range(len(keys))))
+            found = conn.execute(
+                f"SELECT wanted.k, {', '.join('answers.' + f for f in FIELDS)} "
+                "FROM wanted JOIN answers ON answers.key = wanted.key"
+            ).fetchall()
         if not found:
             return KnownAnswers.none()
         # Identical prompts are one request already, so a key names one request number.
-        numbers = np.fromiter((position[row[0]] for row in found), dtype=np.int64, count=len(found))
+        columns = list(zip(*found))
+        numbers = np.asarray(columns[0], dtype=np.int64)
         order = np.argsort(numbers)
-        columns: dict[str, np.ndarray] = {}
-        for i, name in enumerate(FIELDS, start=1):
+        values: dict[str, np.ndarray] = {}
+        for name, column in zip(FIELDS, columns[1:]):
             if name in _INT_FIELDS:
-                values = np.fromiter((row[i] for row in found), dtype=np.int64, count=len(found))
+                values[name] = np.asarray(column, dtype=np.int64)[order]
             else:
-                values = np.empty(len(found), dtype=object)
-                values[:] = [row[i] for row in found]
-            columns[name] = values[order]
-        return KnownAnswers(numbers[order], columns)
+                array = np.empty(len(column), dtype=object)
+                array[:] = column
+                values[name] = array[order]
+        return KnownAnswers(numbers[order], values)
 
     def remember(self, job_id: str, keys: Sequence[bytes], answers: KnownAnswers) -> int:
         """Keep a job's good answers (``answers.numbers`` index ``keys``). Returns how many were new."""
         if not answers.n:
             return 0
-        cols = [answers.columns[name] for name in FIELDS]
-        rows = (
-            (keys[int(k)], *(c[i].item() if hasattr(c[i], "item") else c[i] for c in cols), job_id)
-            for i, k in enumerate(answers.numbers)
+        rows = zip(
+            (keys[k] for k in answers.numbers.tolist()),
+            *(answers.columns[name].tolist() for name in FIELDS),
+            [job_id] * answers.n,
         )
         with closing(self._connect()) as conn, conn:
             before = conn.total_changes
