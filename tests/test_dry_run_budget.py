@@ -168,10 +168,14 @@ def test_reattaching_an_existing_job_does_not_check_the_budget_again(simulator, 
     assert again.id == first.id  # re-attached, not refused, not paid twice
     again.wait(timeout=60)
     assert len(simulator.batch_ids()) == 1 and len(simulator.requests) == calls
-    # A forced re-run is a new job and is checked.
+    # A fresh re-run is a new job that pays for every row again, and is checked.
     with pytest.raises(BudgetExceededError):
-        bm.submit(df, "{{ text }}", max_tokens=50, max_cost=0.0000001, force=True,
+        bm.submit(df, "{{ text }}", max_tokens=50, max_cost=0.0000001, fresh=True,
                   client=simulator.client(), journal=journal)
+    # A forced one takes every answer from the journal: nothing to pay, nothing refused.
+    forced = bm.submit(df, "{{ text }}", max_tokens=50, max_cost=0.0000001, force=True,
+                       client=simulator.client(), journal=journal, settings=FAST)
+    assert forced.id != first.id and forced.status.n_reused == forced.status.n_requests
 
 
 @pytest.mark.parametrize("bad", ["ten dollars", None, [1]])

@@ -55,16 +55,20 @@ def test_ten_thousand_rows_every_row_answered_in_its_own_row(sim, journal):
     assert job.status.actual_cost and job.status.actual_cost > 0
 
 
-def test_identical_rerun_reattaches_and_force_pays_again(sim, journal):
+def test_identical_rerun_reattaches_force_makes_a_new_job_and_fresh_pays_again(sim, journal):
     df = pd.DataFrame({"text": ["a b c", "d e f"]})
     first = submit(df, "{{ text }}", sim, journal)
     first.wait(30)
     again = submit(df.copy(), "{{ text }}", sim, journal)
     assert again.id == first.id and again.done
     assert len(sim.batch_ids()) == 1
+    # A new job, whose answers the journal has already: nothing is sent.
     forced = submit(df.copy(), "{{ text }}", sim, journal, force=True)
     forced.wait(30)
-    assert forced.id != first.id and len(sim.batch_ids()) == 2
+    assert forced.id != first.id and len(sim.batch_ids()) == 1 and forced.status.n_reused == 2
+    fresh = submit(df.copy(), "{{ text }}", sim, journal, fresh=True)
+    fresh.wait(30)
+    assert fresh.id not in (first.id, forced.id) and len(sim.batch_ids()) == 2
 
 
 def test_reattach_in_a_new_process_state_without_dataframe(sim, journal):

@@ -128,7 +128,9 @@ def test_rerun_of_an_identical_cell_reattaches_without_paying_again(ip_sim: Any,
     assert only_job(ip_sim).id == first
     assert creates(simulator) == 1
     assert (ip_sim.user_ns["df"]["x_status"] == "succeeded").all()
-    ip_sim.run_cell(cell.replace("--wait", "--wait --force"))
+    ip_sim.run_cell(cell.replace("--wait", "--wait --force"))  # a new job: its answers reused
+    assert creates(simulator) == 1
+    ip_sim.run_cell(cell.replace("--wait", "--wait --fresh"))  # every row asked again
     assert creates(simulator) == 2
 
 

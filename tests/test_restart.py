@@ -88,7 +88,7 @@ def test_after_a_restart_the_simulator_finds_its_batches_again(
     ip.run_cell(CELL)
     out = capsys.readouterr().out
     assert f"Job {job_id} (done)" in out
-    assert "nothing was sent again (--force sends it again)" in out
+    assert "nothing was sent again (--fresh sends every row again)" in out
     creates_after = sum(1 for r in magic_instance(ip).simulator.requests if r.endpoint == "create")
     assert creates_after == creates_before == 0
 

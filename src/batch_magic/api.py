@@ -19,19 +19,21 @@ import orjson
 import pandas as pd
 
 from . import models, pricing
+from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
 from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, live_job
-from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso, write_atomic
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
 from .models import ModelCard
 from .options import JobOptions, takes_job_options
-from .plan import Plan, RequestOptions, build_plan, new_id_tag
+from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
 from .pricing import Estimate
+from .sampling import choose_rows
 from .settings import JobSettings
 from .structured import OutputSpec
 from .template import Template
@@ -63,6 +65,15 @@ class Prepared:
     notes: tuple[str, ...] = ()
     #: What may go wrong with these options (a deprecated model, no room to think).
     warnings: tuple[str, ...] = field(default=())
+    #: Thinking tokens expected per request (in the estimate; kept to estimate a part again).
+    expected_thinking: int = 0
+    #: Requests already answered in the journal's answer store (not sent again), and what
+    #: they would cost if they were; the estimate covers the other requests only.
+    known: KnownAnswers = field(default_factory=KnownAnswers.none)
+    saved_cost: float = 0.0
+    #: A sample (``sample=``): its seed and stratifying column (rows left out: ``plan.n_not_sent``).
+    sample_seed: int | None = None
+    sample_stratify: str | None = None
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -71,6 +82,9 @@ class Prepared:
             "requests": self.plan.n_requests,
             "skipped": self.plan.n_skipped,
             "deduplicated": self.plan.n_deduplicated,
+            "not_sent": self.plan.n_not_sent,
+            "reused": self.known.n,
+            "saved_cost": self.saved_cost,
             "batches": len(self.plan.batches),
             "model": self.plan.options.model,
             "input_tokens_est": e.input_tokens,
@@ -196,7 +210,10 @@ def prepare(
     )
     request.validate()
     models.check_request(request.shared_params(), card, api_version=api_version, model=model)
-    plan = build_plan(df, tpl, request, chunk_size=chunk_size)
+    send_rows = None
+    if options.sample is not None:
+        send_rows = choose_rows(df, options.sample, seed=options.seed, stratify=options.stratify)
+    plan = build_plan(df, tpl, request, chunk_size=chunk_size, send_rows=send_rows)
     if plan.media:
         check_model(plan.media.values(), card)
         check_requests(
@@ -213,8 +230,30 @@ def prepare(
     )
     return Prepared(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
-        notes=tuple(notes), warnings=tuple(cautions),
+        notes=tuple(notes), warnings=tuple(cautions), expected_thinking=budget.expected_thinking,
+        sample_seed=options.seed if options.sample is not None else None,
+        sample_stratify=options.stratify,
     )
+
+
+def with_known_answers(prepared: Prepared, jr: Journal, destination: Destination) -> Prepared:
+    """``prepared`` with the requests the journal's answer store holds for ``destination``
+    taken out of what is sent (and of the estimate)."""
+    plan = prepared.plan
+    keys = request_keys(
+        server_name(destination.base_url, builtin=destination.builtin), plan.options.shared_params(), plan.prompts
+    )
+    known = AnswerStore(jr.root).lookup(keys)
+    if not known.n:
+        return prepared
+    new = np.ones(plan.n_requests, dtype=bool)
+    new[known.numbers] = False
+    prompts = [plan.prompts[k] for k in np.flatnonzero(new)]
+    estimate = quick_estimate(
+        plan.options, prompts, prepared.spec, thinking_tokens=prepared.expected_thinking, media=plan.media
+    )
+    saved = pricing.actual_cost(plan.options.model, known.usage())
+    return replace(prepared, known=known, estimate=estimate, saved_cost=saved)
 
 
 def _check_extra_output_config(extra: dict[str, Any], *, effort: str | None) -> None:
@@ -326,16 +365,17 @@ def submit(
     prepared = prepare(df, template, options=options, client=batch_client)
     jr = Journal.of(journal)
     fingerprint = _job_fingerprint(prepared)
-    existing = None if options.force else jr.find_by_fingerprint(fingerprint)
+    existing = None if options.force or options.fresh else jr.find_by_fingerprint(fingerprint)
     if existing is None:
         check_output_columns(df, prepared, jr)
-        if options.max_cost is not None:
-            check_budget(prepared.estimate, options.max_cost)
         if batch_client is None:
             batch_client = _client(client)  # no key: the error says how to set one or use the simulator
-        job_id = create_job(
-            jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=Destination.of(batch_client)
-        )
+        destination = Destination.of(batch_client)
+        if not options.fresh:  # what the journal answered already is not sent again
+            prepared = with_known_answers(prepared, jr, destination)
+        if options.max_cost is not None:
+            check_budget(prepared.estimate, options.max_cost)
+        job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=destination)
     else:
         job_id = existing
         running = live_job(jr, job_id)
@@ -427,6 +467,8 @@ def dry_run(
     """
     batch_client = _client_if_any(client)
     prepared = prepare(df, template, options=options, client=batch_client)
+    if batch_client is not None and not options.fresh:  # what the journal answered already is not sent
+        prepared = with_known_answers(prepared, Journal.of(journal), Destination.of(batch_client))
     try:
         check_output_columns(df, prepared, Journal.of(journal))
     except ConfigError as exc:
@@ -545,6 +587,24 @@ def create_job(
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
     if plan.media:
         jr.write_media(job_id, list(plan.media.values()))
+    known = prepared.known
+    if known.n:
+        write_atomic(jr.job_file(job_id, REUSED_FILE), known.to_parquet())
+        new = np.ones(plan.n_requests, dtype=bool)
+        new[known.numbers] = False
+        to_send = np.flatnonzero(new)
+        ranges = split_batches(
+            [plan.prompts[k] for k in to_send], plan.options.shared_params(),
+            prepared.chunk_size or 100_000, media=bool(plan.media),
+        )
+        batches = [
+            BatchEntry(n=i, attempt=1, size=len(r), ids=[int(k) for k in to_send[r.start : r.stop]])
+            for i, r in enumerate(ranges)
+        ]
+    else:
+        batches = [
+            BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop) for i, r in enumerate(plan.batches)
+        ]
     record = JobRecord(
         job_id=job_id,
         fingerprint=fingerprint,
@@ -562,12 +622,14 @@ def create_job(
         n_deduplicated=plan.n_deduplicated,
         skip_reasons=dict(list(plan.skip_reasons.items())[:10_000]),
         estimate=prepared.estimate.as_dict(),
-        batches=[
-            BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop)
-            for i, r in enumerate(plan.batches)
-        ],
+        batches=batches,
         sent_to=sent_to.record() if sent_to is not None else None,
         n_media=len(plan.media),
+        n_not_sent=plan.n_not_sent,
+        sample_seed=prepared.sample_seed,
+        sample_stratify=prepared.sample_stratify,
+        n_reused=known.n,
+        saved_cost=prepared.saved_cost if known.n else None,
     )
     jr.write_record(record)
     return job_id

@@ -154,10 +154,24 @@ def format_status(status: JobStatus) -> str:
     text = format_counts(counts)
     if text:
         parts.append(text)
+    parts += format_reuse(status)
     line = " · ".join(parts)
     if status.simulated:
         line += " · SIMULATED"
     return line
+
+
+def format_reuse(status: JobStatus) -> list[str]:
+    """What the journal's answers saved, and what a sample says of the whole frame."""
+    parts = []
+    if status.n_reused:
+        saved = f", saved {money(status.saved_cost)}" if status.saved_cost else ""
+        parts.append(f"{plural(status.n_reused, 'answer')} reused{saved}")
+    projected = status.projected_full_cost
+    if projected is not None:
+        sent = status.n_rows - status.n_not_sent
+        parts.append(f"sample of {sent:,}: all {plural(status.n_rows, 'row')} ≈ {money(projected)}")
+    return parts
 
 
 def status_text(status: JobStatus) -> str:
@@ -198,6 +212,9 @@ def format_summary(status: JobStatus) -> str:
     if bad:
         line += f" ({format_counts(bad)})"
     line += cost
+    reuse = format_reuse(status)
+    if reuse:
+        line += "; " + "; ".join(reuse)
     if status.columns:
         details = job_columns(status.out).details
         line += f"; new columns: {', '.join(c for c in status.columns if c not in details)}"
@@ -210,6 +227,7 @@ __all__ = [
     "format_counts",
     "format_duration_hint",
     "format_interval",
+    "format_reuse",
     "format_seconds",
     "format_status",
     "format_summary",

@@ -41,6 +41,7 @@ import orjson
 import pandas as pd
 
 from . import pricing, uploads
+from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
 from .client import (
     BatchClient,
     BatchInfo,
@@ -51,13 +52,14 @@ from .client import (
 )
 from .columns import job_columns
 from .destination import batch_gone_message
-from .errors import APIError, BatchMagicError, MergeError
+from .errors import APIError, BatchMagicError, JournalError, MergeError
 from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
 from .settings import JobSettings, poll_interval
+from .states import RowStatus
 from .status import DISPLAY_STATE, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
@@ -139,6 +141,8 @@ class BatchJob:
         # The job's files as sources of content blocks, once all are uploaded (media jobs).
         self._sources: dict[str, dict[str, str]] | None = None
         self._uploads_done = 0
+        # Requests whose answers go into the answer store once merged (set by the merge).
+        self._good_requests: np.ndarray | None = None
         # Home: the loop and thread that started the job (None: no running loop there).
         self._home_loop: asyncio.AbstractEventLoop | None = None
         self._home_thread: int | None = None
@@ -961,6 +965,23 @@ class BatchJob:
             self._table = await asyncio.to_thread(self._load_table)
         # Into the user's DataFrame on the home thread: never while a cell there reads it.
         await self._on_home(self._merge_now)
+        if self._good_requests is not None:  # off the home thread: a million rows take a while
+            await asyncio.to_thread(self._keep_answers, self._good_requests)
+            self._good_requests = None
+
+    def _keep_answers(self, numbers: np.ndarray) -> None:
+        """Put this job's good answers into the journal's answer store, once."""
+        record, table = self.record, self._table
+        assert table is not None
+        sent_to = record.sent_to
+        if sent_to is not None and numbers.size:
+            keys = request_keys(
+                server_name(sent_to.base_url, builtin=sent_to.builtin), record.options.shared_params(),
+                self._prompts_list(),
+            )
+            AnswerStore(self.journal.root).remember(self.id, keys, table.known(numbers))
+        record.answers_kept = True
+        self._save()
 
     def _merge_now(self) -> None:
         """Build the columns of an ended job and put them into the DataFrame (on the
@@ -1005,6 +1026,9 @@ class BatchJob:
             return
         record.row_counts = dict(summary.status_counts)
         record.columns = list(summary.columns)
+        if not record.answers_kept:
+            status = np.asarray(columns[job_columns(record.out).status])
+            self._good_requests = good_requests(table, rows, status)
         self._save()
         final = record.state.value
         self._set(
@@ -1027,6 +1051,11 @@ class BatchJob:
 
     def _load_table(self) -> ResultTable:
         table = ResultTable.empty(self.record.n_requests)
+        if self.record.n_reused:
+            known = KnownAnswers.read(self.journal.job_file(self.id, REUSED_FILE), self.record.n_requests)
+            if known.n != self.record.n_reused:
+                raise JournalError(f"Job {self.id}: {REUSED_FILE} holds {known.n} answers, its record {self.record.n_reused}.")
+            table.take_known(known)
         for entry in self.record.batches_in(BatchState.ENDED):
             if entry.batch_id:
                 path = self.journal.results_path(self.id, entry.batch_id)
@@ -1098,6 +1127,9 @@ class BatchJob:
             typical_duration=self._typical,
             uploads_total=r.n_media,
             uploads_done=self._uploads_done,
+            n_reused=r.n_reused,
+            saved_cost=r.saved_cost,
+            n_not_sent=r.n_not_sent,
         )
         if hasattr(self, "_status") and "message" not in changes:
             changes["message"] = self._status.message
@@ -1171,6 +1203,16 @@ class _HomeCall:
         else:
             self.future.set_result(None)
 
+
+
+def good_requests(table: ResultTable, rows: np.ndarray, row_status: np.ndarray) -> np.ndarray:
+    """The requests worth keeping in the answer store: their rows succeeded (the answer fit
+    its labels or schema), the API added no note (no refusal, nothing cut short), and the
+    answer was not itself taken from the store."""
+    succeeded_rows = (rows >= 0) & (row_status == RowStatus.SUCCEEDED.value)
+    numbers = np.unique(rows[succeeded_rows])
+    clean = (table.error_type[numbers] == None) & ~table.reused[numbers]  # noqa: E711 (elementwise)
+    return numbers[clean]
 
 
 def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:

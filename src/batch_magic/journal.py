@@ -703,6 +703,16 @@ class JobRecord:
     sent_to: SentTo | None = None
     #: Distinct images and PDFs the prompts show (``media.json``); uploaded before any create.
     n_media: int = 0
+    #: Rows left out of a sample (``--sample``), and the sample's seed and stratifying column.
+    n_not_sent: int = 0
+    sample_seed: int | None = None
+    sample_stratify: str | None = None
+    #: Requests answered from the journal's answer store (``reused.parquet``): not sent;
+    #: what they would have cost at today's batch prices.
+    n_reused: int = 0
+    saved_cost: float | None = None
+    #: This job's good answers are in the answer store (kept once, when first merged).
+    answers_kept: bool = False
 
     # -- states ----------------------------------------------------------------------------
     def move_to(self, state: JobState) -> None:
@@ -807,8 +817,13 @@ class JobRecord:
         _check_types(
             where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
             n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, estimate=dict, usage=dict,
-            row_counts=dict, columns=list, n_media=int,
+            row_counts=dict, columns=list, n_media=int, n_not_sent=int, n_reused=int,
+            sample_seed=(int, type(None)), sample_stratify=(str, type(None)),
+            saved_cost=(float, int, type(None)), answers_kept=bool,
         )
+        counts = (record.n_skipped, record.n_not_sent, record.n_deduplicated, record.n_reused)
+        if min(counts) < 0 or record.n_reused > record.n_requests:
+            raise JournalError(f"{where}: its row and request counts do not add up; the journal was altered.")
         if not record.out.isidentifier():
             raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
         return record, int(version)

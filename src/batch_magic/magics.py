@@ -520,6 +520,8 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
                 api.check_budget(prepared.estimate, options.max_cost)
             return None
         if args.pilot is not None:
+            if options.sample is not None:
+                raise UsageError("Give either --pilot (realtime, nothing merged) or --sample (a batch job), not both.")
             return self._pilot(df, template, args.pilot, options)
         return self._submit(df, template, options)
 
@@ -570,7 +572,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
 
             print(
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
-                "nothing was sent again (--force sends it again)."
+                "nothing was sent again (--fresh sends every row again)."
             )
         self._run(job, wait=options.wait)
         return None

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .columns import job_columns
 from .errors import MergeError
-from .plan import SKIPPED
+from .plan import NOT_SENT
 from .results import CONTEXT_WINDOW, MAX_TOKENS, REFUSAL, STATUS_NAMES, SUCCEEDED, ResultTable
 from .states import RowStatus
 from .structured import OutputSpec
@@ -59,8 +59,8 @@ def build_columns(
     noted[unexplained] = [f"the answer had no text (stop_reason {table.stop_reason[k]})" for k in np.flatnonzero(unexplained)]
     req_error = np.where(noted != None, noted, parsed.reasons)  # noqa: E711
 
-    # Slot n_req is the sentinel that skipped rows (-1) read.
-    take = np.where(row_requests == SKIPPED, n_req, row_requests)
+    # Slot n_req is the sentinel that rows without a request read (skipped, or not in a sample).
+    take = np.where(row_requests < 0, n_req, row_requests)
 
     def fan(values: np.ndarray, fill: Any = None) -> np.ndarray:
         extended = np.empty(n_req + 1, dtype=values.dtype)
@@ -77,7 +77,8 @@ def build_columns(
         if parsed.invalid.any():
             columns[names.raw] = typed_array(fan(raw), "string")
 
-    status = fan(req_status.astype(object), "skipped")
+    status = fan(req_status.astype(object), RowStatus.SKIPPED.value)
+    status[row_requests == NOT_SENT] = RowStatus.NOT_SENT.value
     columns[names.status] = pd.Categorical(status, categories=ROW_STATUSES)
     errors = fan(req_error.astype(object))
     if skip_reasons:

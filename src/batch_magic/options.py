@@ -96,6 +96,12 @@ def _as_given(name: str, value: Any) -> Any:
     return value
 
 
+def _seed(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigError(f"{name}={_quote(value)} must be a whole number of at least 0 (e.g. 7).")
+    return int(value)
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name}={_quote(value)} must be True or False.")
@@ -221,9 +227,28 @@ class JobOptions:
     extra_params: Mapping[str, Any] | None = option(
         None, "More Messages API params, sent as given (e.g. metadata, stop_sequences).", _params, flag=False,
     )
+    sample: int | None = option(
+        None,
+        "Send N rows drawn at random, the same ones for the same --seed; the others get status "
+        "not_sent, and a later run over them takes the sample's answers from the journal.",
+        _count, metavar="N",
+    )
+    seed: int = option(0, "The seed of --sample: the same seed draws the same rows.", _seed, metavar="S")
+    stratify: str | None = option(
+        None, "With --sample: each value of this column gets its share of the sample.", _text, metavar="COL",
+    )
     wait: bool = option(False, "Block until the columns are merged.", _flag, short="-w", request=False)
     force: bool = option(
-        False, "Send again even if an identical job exists (it is paid again).", _flag, short="-f", request=False
+        False,
+        "Make a new job even if an identical one exists (answers the journal has are still reused; "
+        "--fresh sends every row).",
+        _flag, short="-f", request=False,
+    )
+    fresh: bool = option(
+        False,
+        "Send every row again as a new job, instead of reusing answers the journal already has "
+        "(for new answers from a model that varies).",
+        _flag, request=False,
     )
     max_cost: float | None = option(
         None,
@@ -234,6 +259,12 @@ class JobOptions:
     def __post_init__(self) -> None:
         for f, opt in declared():
             object.__setattr__(self, f.name, opt.check(f.name, getattr(self, f.name)))
+        if self.stratify is not None and self.sample is None:
+            raise ConfigError(
+                f"stratify={self.stratify!r} chooses how a sample is drawn; give sample= (--sample N) too."
+            )
+        if self.seed and self.sample is None:
+            raise ConfigError(f"seed={self.seed!r} chooses the rows of a sample; give sample= (--sample N) too.")
         given = [name for name in ("labels", "schema", "json") if getattr(self, name) not in (None, False)]
         if len(given) > 1:
             raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")

@@ -27,7 +27,7 @@ from .media import inline_source, message_content, readable
 from .media import markers as media_markers
 from .merge import typed_array
 from .options import JobOptions, takes_job_options
-from .plan import SKIPPED, request_params
+from .plan import request_params
 from .results import message_answer
 from .states import RowStatus
 from .template import Template
@@ -205,7 +205,7 @@ def _sample(n_requests: int, n: int, seed: int) -> list[int]:
 def _first_rows(row_requests: np.ndarray, n_requests: int) -> np.ndarray:
     """For each request, the position of the first row that asks it."""
     first = np.full(n_requests, -1, dtype=np.int64)
-    sent = np.flatnonzero(row_requests != SKIPPED)
+    sent = np.flatnonzero(row_requests >= 0)
     ks, where = np.unique(row_requests[sent], return_index=True)
     first[ks] = sent[where]
     return first

@@ -34,8 +34,10 @@ MAX_BATCH_BYTES = 256 * 1024 * 1024
 # Room for the envelope and for differences in JSON spacing between encoders.
 BATCH_BYTES_MARGIN = 1024 * 1024
 
-#: Marks a row that is not sent in the row → request map.
+#: Marks a row that is not sent in the row → request map: its input is missing or blank ...
 SKIPPED = -1
+#: ... or it was left out of a sample (``--sample``): status ``not_sent``.
+NOT_SENT = -2
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,14 @@ class Plan:
         return int((self.row_requests == SKIPPED).sum())
 
     @property
+    def n_not_sent(self) -> int:
+        """Rows left out of a sample."""
+        return int((self.row_requests == NOT_SENT).sum())
+
+    @property
     def n_deduplicated(self) -> int:
         """Rows that share a request with an earlier row (not sent again)."""
-        return self.n_rows - self.n_skipped - self.n_requests
+        return self.n_rows - self.n_skipped - self.n_not_sent - self.n_requests
 
 
 #: Length of a job's id tag: hex digits, so never an 'r' (see ``custom_id``).
@@ -210,8 +217,12 @@ def build_plan(
     options: RequestOptions,
     *,
     chunk_size: int | None = None,
+    send_rows: np.ndarray | None = None,
 ) -> Plan:
-    """Render every row and lay out the batches (no I/O, nothing sent)."""
+    """Render every row and lay out the batches (no I/O, nothing sent).
+
+    ``send_rows`` (sorted row positions, a sample): only those rows are rendered
+    and sent; the others are ``NOT_SENT`` in the row map."""
     if not isinstance(df, pd.DataFrame):
         raise PlanError(f"Expected a pandas DataFrame, got {type(df).__name__}.")
     options.validate()
@@ -238,7 +249,13 @@ def build_plan(
                 skip_reasons[int(pos)] = f"{name} is missing"
             missing |= col_missing
 
-    keep = np.flatnonzero(~missing)
+    unsampled = np.zeros(n, dtype=bool)
+    if send_rows is not None:
+        unsampled[:] = True
+        unsampled[send_rows] = False
+        for pos in np.flatnonzero(unsampled & missing):
+            skip_reasons.pop(int(pos), None)
+    keep = np.flatnonzero(~missing & ~unsampled)
     columns = {name: values.to_numpy(dtype=object)[keep] for name, values in series.items()}
     collector = MediaCollector() if template.uses_media else None
     rendered = template.render_columns(columns, len(keep), media=collector)
@@ -263,9 +280,10 @@ def build_plan(
     elif prompts:
         number = {p: k for k, p in enumerate(prompts)}
         row_requests[keep] = np.fromiter(map(number.__getitem__, rendered), dtype=np.int64, count=len(rendered))
+    row_requests[unsampled] = NOT_SENT
     if not prompts:
         raise PlanError(
-            f"All {n} rows were skipped because their inputs are missing or empty "
+            f"All {n - int(unsampled.sum())} rows {'of the sample ' if send_rows is not None else ''}were skipped because their inputs are missing or empty "
             f"(columns used: {', '.join(map(repr, used))}); there is nothing to send."
         )
 

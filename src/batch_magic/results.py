@@ -10,13 +10,14 @@ the earlier outcome.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
+from .answer_store import KnownAnswers
 from .plan import request_number
 
 PENDING, SUCCEEDED, ERRORED, EXPIRED, CANCELED, REFUSED = range(6)
@@ -68,6 +69,12 @@ class ResultTable:
     cache_write_tokens: np.ndarray  # all cache writes
     cache_write_5m_tokens: np.ndarray  # the part of them with the 5-minute TTL
     thinking_tokens: np.ndarray  # the part of output_tokens spent thinking
+    #: Answered from the journal's answer store: not sent, not paid for by this job.
+    reused: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if len(self.reused) != len(self.status):
+            self.reused = np.zeros(len(self.status), dtype=bool)
 
     @classmethod
     def empty(cls, n: int) -> ResultTable:
@@ -203,6 +210,41 @@ class ResultTable:
             self.error_message[failed[touched]] = _objects([e[1] for e in errors if e is not None])
         return len(ks)
 
+    def take_known(self, known: KnownAnswers) -> None:
+        """Fill in answers taken from the answer store (succeeded, never billed to this job)."""
+        k = known.numbers
+        if not k.size:
+            return
+        c = known.columns
+        self.status[k] = SUCCEEDED
+        self.answer[k] = c["answer"]
+        self.stop_reason[k] = c["stop_reason"]
+        self.error_type[k] = None
+        self.error_message[k] = None
+        self.input_tokens[k] = c["input_tokens"]
+        self.output_tokens[k] = c["output_tokens"]
+        self.cache_read_tokens[k] = c["cache_read_tokens"]
+        self.cache_write_tokens[k] = c["cache_write_tokens"]
+        self.cache_write_5m_tokens[k] = c["cache_write_5m_tokens"]
+        self.thinking_tokens[k] = c["thinking_tokens"]
+        self.reused[k] = True
+
+    def known(self, numbers: np.ndarray) -> KnownAnswers:
+        """The answers of requests ``numbers`` as the answer store keeps them."""
+        return KnownAnswers(
+            numbers,
+            {
+                "answer": self.answer[numbers],
+                "stop_reason": self.stop_reason[numbers],
+                "input_tokens": self.input_tokens[numbers],
+                "output_tokens": self.output_tokens[numbers],
+                "thinking_tokens": self.thinking_tokens[numbers],
+                "cache_read_tokens": self.cache_read_tokens[numbers],
+                "cache_write_tokens": self.cache_write_tokens[numbers],
+                "cache_write_5m_tokens": self.cache_write_5m_tokens[numbers],
+            },
+        )
+
     def _token_columns(self) -> tuple[np.ndarray, ...]:
         return (
             self.input_tokens, self.output_tokens, self.cache_read_tokens,
@@ -251,8 +293,10 @@ class ResultTable:
 
     def billed(self) -> np.ndarray:
         """Requests that are paid for: every answered one, except a refusal before
-        any output (the API does not bill those)."""
-        return (self.status == SUCCEEDED) | ((self.status == REFUSED) & (self.output_tokens > 0))
+        any output (the API does not bill those), and an answer this job took from the
+        journal's answer store (paid for once, by the job that asked first)."""
+        paid = (self.status == SUCCEEDED) | ((self.status == REFUSED) & (self.output_tokens > 0))
+        return paid & ~self.reused
 
     def billed_usage(self) -> dict[str, np.ndarray]:
         """Per-request usage of the billed requests, keyed as the API names it

@@ -56,6 +56,7 @@ class RowStatus(StrEnum):
     EXPIRED = "expired"
     CANCELED = "canceled"
     SKIPPED = "skipped"  # its input was missing or blank: nothing to send
+    NOT_SENT = "not_sent"  # left out of a sample (--sample): not asked, yet
     PENDING = "pending"  # sent, no result yet
 
 

@@ -88,6 +88,23 @@ class JobStatus:
     uploads_done: int = 0
     #: Where the cost figures' prices come from (e.g. "from genai-prices 0.2.3").
     prices: str | None = None
+    #: Requests answered from the journal's answer store (not sent), and what they would cost.
+    n_reused: int = 0
+    saved_cost: float | None = None
+    #: Rows left out of a sample (``--sample``).
+    n_not_sent: int = 0
+
+    @property
+    def projected_full_cost(self) -> float | None:
+        """For a sample: what every row of the frame would cost, at the sample's cost per
+        row (measured once it ended, estimated before); None for a job that is not a sample."""
+        if not self.n_not_sent:
+            return None
+        cost = self.actual_cost if self.actual_cost is not None else self.estimated_cost
+        if cost is None:
+            return None
+        sent_rows = self.n_rows - self.n_not_sent
+        return (cost + (self.saved_cost or 0.0)) * self.n_rows / max(1, sent_rows)
 
     def __post_init__(self) -> None:
         if self.state not in STATES:  # a bug of batch_magic: every state comes from the lists above

@@ -299,6 +299,13 @@ class Simulator:
         base = self._url or "http://127.0.0.1"
         return self._app.store.get(batch_id).to_json(self._app.now(), base)
 
+    def batch_requests(self, batch_id: str) -> list[dict[str, Any]]:
+        """The requests of a batch as they were sent (``custom_id`` and ``params``)."""
+        import json
+
+        cids, params = self._app.store.get(batch_id).requests()
+        return [{"custom_id": c, "params": json.loads(p)} for c, p in zip(cids, params)]
+
     def file_ids(self) -> list[str]:
         """Ids of the uploaded files that exist (not deleted), oldest first."""
         return self._app.files.ids()

@@ -1,0 +1,220 @@
+"""Every prompt paid for once: the journal's store of answers, keyed by the exact request.
+
+A job is a view of rows over answers. When a job is planned, each of its
+requests is looked up here by a content key: the server it would go to, every
+shared parameter (model, max_tokens, system, thinking, effort, the output
+schema or tool) and the rendered prompt (whose image and PDF markers carry each
+file's sha256). Requests found are not sent: the job keeps their answers in
+its own folder (``reused.parquet``) and merges them like any other result.
+Only the rest goes to the API, so a full run after a sample, a frame with rows
+appended, or a job after a cancel pays only for what is new.
+
+Only answers that were good are kept: a request that succeeded, whose answer
+fit its labels or schema (row status ``succeeded``) and carried no note (not
+cut short by ``max_tokens``, no refusal). Errored, expired, refused and invalid
+answers are never reused. The key names the server (the built-in simulator is
+one server whatever its port), so a simulated answer never stands in for a real
+one.
+
+The index is SQLite from the standard library: one table, the key as primary
+key, looked up in chunks, written in one transaction per job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .errors import JournalError
+
+#: The store's file, in the journal's root folder.
+STORE_FILE = "answers.sqlite"
+#: A job's own copy of the answers it took from the store.
+REUSED_FILE = "reused.parquet"
+#: The simulator inside the notebook's process is one server whatever its port.
+BUILTIN_SIMULATOR = "builtin-simulator"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key BLOB PRIMARY KEY,
+    answer TEXT NOT NULL,
+    stop_reason TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    thinking_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cache_write_5m_tokens INTEGER NOT NULL,
+    job_id TEXT NOT NULL
+) WITHOUT ROWID
+"""
+#: The answer's fields, in table order after the key.
+FIELDS = (
+    "answer", "stop_reason", "input_tokens", "output_tokens", "thinking_tokens",
+    "cache_read_tokens", "cache_write_tokens", "cache_write_5m_tokens",
+)
+_INT_FIELDS = FIELDS[2:]
+
+
+def server_name(base_url: str | None, *, builtin: bool) -> str:
+    """The server part of a request's key."""
+    if builtin:
+        return BUILTIN_SIMULATOR
+    return (base_url or "").rstrip("/")
+
+
+def request_keys(server: str, shared: dict[str, Any], prompts: Sequence[str]) -> list[bytes]:
+    """The content key of each request: sha256 over the server, the shared params and the prompt."""
+    head = hashlib.sha256()
+    head.update(server.encode())
+    head.update(b"\x00")
+    head.update(orjson.dumps(shared, option=orjson.OPT_SORT_KEYS))
+    head.update(b"\x00")
+    keys = []
+    for prompt in prompts:
+        h = head.copy()
+        h.update(prompt.encode("utf-8", "surrogatepass"))
+        keys.append(h.digest())
+    return keys
+
+
+@dataclass(frozen=True)
+class KnownAnswers:
+    """Answers found in the store for some of a job's requests (by request number)."""
+
+    numbers: np.ndarray  # int64: the job's request numbers answered already
+    columns: dict[str, np.ndarray]  # each of FIELDS, aligned with ``numbers``
+
+    @property
+    def n(self) -> int:
+        return len(self.numbers)
+
+    def usage(self) -> dict[str, np.ndarray]:
+        """Their usage per request, keyed as ``pricing.actual_cost`` reads it (what they
+        would cost if sent again: the saving)."""
+        c = self.columns
+        return {
+            "input_tokens": c["input_tokens"],
+            "output_tokens": c["output_tokens"],
+            "cache_read_input_tokens": c["cache_read_tokens"],
+            "cache_creation_input_tokens": c["cache_write_tokens"],
+            "ephemeral_5m_input_tokens": c["cache_write_5m_tokens"],
+            "thinking_tokens": c["thinking_tokens"],
+        }
+
+    @classmethod
+    def none(cls) -> KnownAnswers:
+        return cls(np.zeros(0, dtype=np.int64), {name: np.zeros(0, dtype=np.int64) for name in FIELDS})
+
+    def to_parquet(self) -> bytes:
+        """As the job's ``reused.parquet`` (data, read back with its types checked)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"request": self.numbers, **{name: self.columns[name] for name in FIELDS}})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        return bytes(sink.getvalue())
+
+    @classmethod
+    def read(cls, path: Path, n_requests: int) -> KnownAnswers:
+        """A job's reused answers, checked against the job: numbers in range, types as written."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+            data = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("request", *FIELDS)}
+        except (OSError, KeyError, pa.ArrowException) as exc:
+            raise JournalError(f"{path} is unreadable ({exc}); remove the job's folder and run its cell again.") from None
+        numbers = np.asarray(data.pop("request"))
+        if numbers.dtype.kind != "i" or (numbers.size and (numbers.min() < 0 or numbers.max() >= n_requests)):
+            raise JournalError(f"{path} names requests this job does not have; the journal was altered.")
+        for name in _INT_FIELDS:
+            if np.asarray(data[name]).dtype.kind != "i":
+                raise JournalError(f"{path}: column {name!r} is not whole numbers; the journal was altered.")
+        return cls(numbers.astype(np.int64), {k: np.asarray(v) for k, v in data.items()})
+
+
+class AnswerStore:
+    """The journal's answers, by request key. Opened per use (a short transaction)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / STORE_FILE
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path.is_symlink():
+            raise JournalError(f"{self.path} is a symbolic link; the journal keeps its answers in a file of its own.")
+        if not self.path.exists():  # owner-only, like every file of the journal
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            # A store that loses its last write after a power cut loses a chance to reuse,
+            # never an answer (each job keeps its own): write-ahead, synced at checkpoints.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"The journal's answer store {self.path} is unreadable ({exc}); remove it (answers "
+                "already merged stay in each job's folder) and run the cell again."
+            ) from None
+        return conn
+
+    def lookup(self, keys: Sequence[bytes]) -> KnownAnswers:
+        """The stored answers among ``keys`` (request k has key ``keys[k]``)."""
+        if not keys or not self.path.exists():
+            return KnownAnswers.none()
+        with closing(self._connect()) as conn:
+            if not conn.execute("SELECT 1 FROM answers LIMIT 1").fetchone():
+                return KnownAnswers.none()  # a first job: nothing to look up
+            # One join against the keys in a temporary table: a million lookups in one query.
+            conn.execute("CREATE TEMP TABLE wanted (key BLOB NOT NULL, k INTEGER NOT NULL)")
+            conn.executemany("INSERT INTO wanted VALUES (?, ?)", zip(keys, range(len(keys))))
+            found = conn.execute(
+                f"SELECT wanted.k, {', '.join('answers.' + f for f in FIELDS)} "
+                "FROM wanted JOIN answers ON answers.key = wanted.key"
+            ).fetchall()
+        if not found:
+            return KnownAnswers.none()
+        # Identical prompts are one request already, so a key names one request number.
+        columns = list(zip(*found))
+        numbers = np.asarray(columns[0], dtype=np.int64)
+        order = np.argsort(numbers)
+        values: dict[str, np.ndarray] = {}
+        for name, column in zip(FIELDS, columns[1:]):
+            if name in _INT_FIELDS:
+                values[name] = np.asarray(column, dtype=np.int64)[order]
+            else:
+                array = np.empty(len(column), dtype=object)
+                array[:] = column
+                values[name] = array[order]
+        return KnownAnswers(numbers[order], values)
+
+    def remember(self, job_id: str, keys: Sequence[bytes], answers: KnownAnswers) -> int:
+        """Keep a job's good answers (``answers.numbers`` index ``keys``). Returns how many were new."""
+        if not answers.n:
+            return 0
+        rows = zip(
+            (keys[k] for k in answers.numbers.tolist()),
+            *(answers.columns[name].tolist() for name in FIELDS),
+            [job_id] * answers.n,
+        )
+        with closing(self._connect()) as conn, conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO answers (key, {', '.join(FIELDS)}, job_id) "
+                f"VALUES (?, {', '.join('?' * len(FIELDS))}, ?)",
+                rows,
+            )
+            return conn.total_changes - before
