@@ -66,7 +66,7 @@ def test_the_magic_defaults_are_the_session_options_and_the_engine_settings() ->
 def test_the_python_api_takes_each_option_as_a_keyword_with_its_default(function: Any, names: set[str]) -> None:
     params = inspect.signature(function).parameters
     own = {"df", "template", "options", "client", "journal", "settings", "start", "exact_tokens", "n",
-           "concurrency", "seed"}
+           "concurrency"}
     assert set(params) - own == names
     defaults = JobOptions()
     for name in names:
@@ -83,8 +83,11 @@ def test_the_job_record_keeps_every_request_option() -> None:
     assert {renamed.get(n, n) for n in stored - derived} <= REQUEST
     in_record = {renamed.get(n, n) for n in stored - derived} | {"out", "chunk_size"}
     from_output = {"labels", "schema", "json"}  # the record's output spec
-    assert {"out", "chunk_size", "output", "options"} <= {f.name for f in fields(JobRecord)}
-    assert in_record | from_output == REQUEST
+    # Which rows were sent: the row map (rows left out are NOT_SENT), with the seed and column.
+    sampled = {"sample", "seed", "stratify"}
+    record_fields = {f.name for f in fields(JobRecord)}
+    assert {"out", "chunk_size", "output", "options", "n_not_sent", "sample_seed", "sample_stratify"} <= record_fields
+    assert in_record | from_output | sampled == REQUEST
     assert not RUN & (stored | {f.name for f in fields(JobRecord)})  # how a run went is not an option
 
 
@@ -107,8 +110,12 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
+#: Which rows a job sends: a retry sends the rows that failed, whatever the sample was.
+SAMPLED = {"sample", "seed", "stratify"}
+
+
 def test_the_round_trip_below_changes_every_request_option() -> None:
-    assert set(CHANGED) | set(SHAPES) == REQUEST
+    assert set(CHANGED) | set(SHAPES) | SAMPLED == REQUEST
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

@@ -233,7 +233,9 @@ class JobOptions:
         "not_sent, and a later run over them takes the sample's answers from the journal.",
         _count, metavar="N",
     )
-    seed: int = option(0, "The seed of --sample: the same seed draws the same rows.", _seed, metavar="S")
+    seed: int = option(
+        0, "The seed of --sample (and of --pilot's rows): the same seed draws the same rows.", _seed, metavar="S"
+    )
     stratify: str | None = option(
         None, "With --sample: each value of this column gets its share of the sample.", _text, metavar="COL",
     )
@@ -263,8 +265,6 @@ class JobOptions:
             raise ConfigError(
                 f"stratify={self.stratify!r} chooses how a sample is drawn; give sample= (--sample N) too."
             )
-        if self.seed and self.sample is None:
-            raise ConfigError(f"seed={self.seed!r} chooses the rows of a sample; give sample= (--sample N) too.")
         given = [name for name in ("labels", "schema", "json") if getattr(self, name) not in (None, False)]
         if len(given) > 1:
             raise ConfigError(f"Give only one of labels, schema and json (got {' and '.join(given)}).")

@@ -82,7 +82,6 @@ def run_pilot(
     options: JobOptions,
     n: int = DEFAULT_PILOT_ROWS,
     concurrency: int = DEFAULT_CONCURRENCY,
-    seed: int = 0,
     client: Any | None = None,
 ) -> PilotResult:
     """Send ``n`` sampled rows through the realtime API and show prompts and answers.
@@ -90,7 +89,7 @@ def run_pilot(
     ``options`` are those of :func:`batch_magic.api.prepare` (``out``, ``model``,
     ``system``, ``labels``, ``schema``, ``json``, ...). The sample is ``n``
     distinct requests among the rows that would be sent, the same for the same
-    ``seed``. Costs are at the realtime price (a pilot is not a batch).
+    ``seed`` option. Costs are at the realtime price (a pilot is not a batch).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"n={n!r} must be a whole number of rows of at least 1 (e.g. n=5).")
@@ -104,7 +103,7 @@ def run_pilot(
     shared = plan.options.shared_params()
     model = plan.options.model
 
-    chosen = _sample(plan.n_requests, n, seed)
+    chosen = _sample(plan.n_requests, n, options.seed)
     first_row = _first_rows(plan.row_requests, plan.n_requests)
     chosen.sort(key=lambda k: first_row[k])  # show them in DataFrame order
     m = len(chosen)
