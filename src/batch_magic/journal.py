@@ -44,10 +44,11 @@ import orjson
 import pandas as pd
 
 from . import safepath
-from .errors import JobNotFoundError, JournalError, PlanError
+from .errors import ConfigError, JobNotFoundError, JournalError, PlanError
 from .media import MediaItem, iter_items
 from .plan import RequestOptions
-from .structured import KINDS, OutputSpec
+from .schemas import check_schema
+from .structured import KINDS, SCHEMA, OutputSpec
 
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
@@ -309,13 +310,13 @@ class Journal:
         if written is not None:
             return written
         path = self.job_file(job_id, "prompts.json")
-        expected = self.read_record(job_id).n_requests
         try:
             data = orjson.loads(self.read_file(path))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
         if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are not a list of texts.")
+        expected = self.read_record(job_id).n_requests
         if len(data) != expected:
             raise JournalError(
                 f"Job {job_id}: {str(path)!r} holds {len(data)} prompts, its manifest {expected} requests; "
@@ -325,8 +326,9 @@ class Journal:
 
     def read_rows(self, job_id: str) -> np.ndarray:
         """Each row's request number (-1: skipped), checked against the job's manifest."""
-        record = self.read_record(job_id)  # also checks the file's length against n_rows
         path = self.job_file(job_id, "rows.npy")
+        _npy_length(self, path, job_id)  # its header, checked before an array is made
+        record = self.read_record(job_id)
         try:
             rows = np.load(io.BytesIO(self.read_file(path)), allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -863,7 +865,10 @@ class JobRecord:
             raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
         try:
             record.options.validate()
-        except PlanError as exc:
+            if record.output.kind == SCHEMA:
+                # Checked again as at submission: a reference leaving the schema is refused.
+                check_schema(record.output.schema)
+        except (PlanError, ConfigError) as exc:
             raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
         _check_types(
             where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,

@@ -42,11 +42,15 @@ def _environment() -> jinja2.Environment:
     in the manifest) must reach no Python internals (``{{ text.__class__ }}``), call no
     method that changes a value, and format no string that does either. Filters and the
     methods of strings (``{{ name.title() }}``) work as in plain Jinja2."""
-    return jinja2.sandbox.ImmutableSandboxedEnvironment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
     )
+    # No global names (``range``, ``cycler``, ``namespace``...): every name a template
+    # uses is a column, a level of the index or a media function, checked as such.
+    env.globals.clear()
+    return env
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import safepath
 from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
 from .destination import without_credentials
-from . import safepath
 from .errors import APIError, BatchMagicError, JournalError
 from .journal import JobLock, JobRecord, Journal, now_iso
 from .media import MediaItem
