@@ -127,20 +127,26 @@ def test_a_crafted_index_pkl_is_never_executed_by_attach_merge_or_retry(sim, tmp
     df = pd.DataFrame({"text": ["a", "b", "c"]}, index=["k1", "k2", "k3"])
     jr, job_id, marker = _booby_trapped_job(sim, tmp_path, df)
 
-    # Same rows: merged by position, nothing executed.
-    bm.attach(job_id, df, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    # The same number of rows, but the labels cannot be read: never merged by position
+    # silently; the error gives both ways out.
+    with pytest.raises(MergeError) as err:
+        bm.attach(job_id, df, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    assert f"%batch trust {job_id}" in str(err.value)
+    assert "--by-position" in str(err.value) and "by_position=True" in str(err.value)
+    assert "x" not in df.columns
+    # Asked for by position: row i into row i, nothing executed.
+    bm.attach(job_id, df, journal=jr, settings=FAST, by_position=True).wait(30)
     assert (df["x_status"] == "succeeded").all() and df["x"].str.contains("b").iloc[1]
     # Without a DataFrame: the columns alone, by position.
     alone = bm.attach(job_id, journal=jr, settings=FAST).wait(30)
     assert len(alone) == 3
-    # A changed frame cannot be matched by labels: refused, saying why and how to trust.
+    # A changed frame cannot be matched by labels, nor by position: refused.
     fewer = df.iloc[[2, 0]].drop(columns=[c for c in df.columns if c.startswith("x")])
-    with pytest.raises(MergeError) as err:
-        bm.attach(job_id, fewer, journal=jr, settings=FAST).wait(30)
-    assert "pickle" in str(err.value) and f"%batch trust {job_id}" in str(err.value)
-    assert "trust_pickle=True" in str(err.value)
-    # Retrying failed rows reads the index too: still nothing executed.
-    assert bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST).id == job_id
+    with pytest.raises(MergeError, match="by position"):
+        bm.attach(job_id, fewer, journal=jr, settings=FAST, by_position=True).wait(30)
+    # Retrying failed rows needs the rows matched too: refused, still nothing executed.
+    with pytest.raises(MergeError, match="--by-position"):
+        bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST)
     assert not marker.exists()
     assert (jr.job_dir(job_id) / "index.pkl").exists()  # kept until the user trusts it
 

@@ -354,8 +354,7 @@ class Journal:
                 return IndexNotStored(
                     f"job {job_id} was written by an older batch_magic, which saved the index as "
                     f"a pickle ({PICKLED_INDEX}); loading a pickle runs whatever code it holds, so "
-                    "it is read only if you trust where this journal came from: "
-                    f"`%batch trust {job_id}` or attach(..., trust_pickle=True)",
+                    "it is read only if you trust where this journal came from",
                     pickled=True,
                 )
             return IndexNotStored(f"job {job_id} has no stored index ({INDEX_META} is missing)", pickled=False)
@@ -364,7 +363,11 @@ class Journal:
         except (OSError, orjson.JSONDecodeError) as exc:
             raise JournalError(f"The index of job {job_id} ({str(meta_path)!r}) is unreadable ({exc}).") from None
         if isinstance(meta, dict) and meta.get("unstorable"):
-            return IndexNotStored(f"the index of job {job_id} could not be stored ({meta['unstorable']})", pickled=False)
+            digest = meta.get("digest")
+            return IndexNotStored(
+                f"the index of job {job_id} could not be stored ({str(meta['unstorable'])[:200]})",
+                pickled=False, digest=digest if isinstance(digest, str) else None,
+            )
         data_path = self.job_file(job_id, INDEX_DATA)
         data = self.read_file(data_path) if self.is_file(data_path) else None
         try:
@@ -441,11 +444,28 @@ INDEX_LAYOUT = 1
 
 @dataclass(frozen=True)
 class IndexNotStored:
-    """Why a job's index labels cannot be read (its rows can still merge by position)."""
+    """Why a job's index labels cannot be read (its rows merge by position only into
+    the labels of ``digest``, or when the user asks for it)."""
 
     reason: str
     #: An ``index.pkl`` of an older journal is there, to convert once trusted.
     pickled: bool
+    #: For labels that cannot be stored as data: a digest of their text, to tell
+    #: whether a DataFrame still has exactly those labels in that order.
+    digest: str | None = None
+
+    def matches(self, index: pd.Index) -> bool:
+        return self.digest is not None and labels_digest(index) == self.digest
+
+
+def labels_digest(index: pd.Index) -> str:
+    """A digest of an index's names and labels, in order, by their text."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(list(index.names)).encode())
+    for label in index:
+        digest.update(repr(label).encode() + b"\x00")
+    return digest.hexdigest()
 
 
 def _encode_name(name: Any) -> Any:
@@ -531,6 +551,7 @@ def index_files(index: pd.Index) -> tuple[dict[str, Any], bytes | None]:
                 meta["tagged"][str(i)] = [_encode_scalar(v) for v in level]
             except TypeError as exc:
                 meta["unstorable"] = f"level {i} holds {exc}, which cannot be stored as data"
+                meta["digest"] = labels_digest(index)
                 return meta, None
             continue
         columns[f"l{i}"] = values

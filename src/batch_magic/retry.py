@@ -17,12 +17,13 @@ import pandas as pd
 
 from . import api
 from .columns import job_columns
-from .errors import BatchMagicError
+from .errors import BatchMagicError, TemplateError
 from .job import BatchJob, JobSettings, JobStatus, plan_index
 from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
 from .states import RETRIABLE_ROW_STATUSES
 from .structured import JSON, LABELS, SCHEMA
+from .template import Template
 
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
@@ -55,6 +56,13 @@ def retry_failed(
             else f"wait for it: %batch wait {full}, or stop it: %batch cancel {full}"
         )
         raise BatchMagicError(f"Job {full} is {record.state.value}; retry its failed rows once it has ended ({hint}).")
+    # The template is read back from the manifest, and a journal may come from elsewhere:
+    # its names are checked again as at submission (columns, index levels, media
+    # functions) before anything is merged or sent; it renders in the sandbox.
+    try:
+        Template.compile(record.template).check_columns(df.columns, df.index.names)
+    except TemplateError as exc:
+        raise TemplateError(f"Job {full}'s template, as its manifest records it, cannot be used: {exc}") from None
     planned = plan_retry(df, record, jr)
     if planned is None:
         print(
