@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -270,8 +271,6 @@ def test_an_unparsable_manifest_is_refused_by_name(sim, tmp_path):
 
 
 def test_a_batch_id_that_climbs_out_is_refused_and_nothing_outside_is_touched(sim, tmp_path):
-    import orjson
-
     jr, job_id = _finished_job(sim, tmp_path)
     outside = tmp_path / "outside.jsonl"
     outside.write_text("precious\n")
@@ -348,3 +347,109 @@ def test_a_tz_categorical_multiindex_survives_a_kernel_restart(tmp_path, kernel_
             )
             assert "ALIGNED True ['succeeded', 'succeeded', 'succeeded']" in k.text(cell), k.text(cell)
     assert not list((tmp_path / "journal").rglob("*.pkl"))
+
+
+# -- a journal from elsewhere: numbers, files that disagree, unreadable jobs, links ------------
+def _creates(sim) -> int:
+    """Batch creates the simulator has seen."""
+    return sum(
+        1 for r in sim.requests if r.method == "POST" and r.path.split("?")[0].endswith("/messages/batches")
+    )
+
+
+def _edit_manifest(jr, job_id, **changes):
+    path = _manifest_path(jr, job_id)
+    manifest = orjson.loads(path.read_bytes())
+    manifest.update(changes)
+    path.write_bytes(orjson.dumps(manifest))
+
+
+TEXTS = pd.DataFrame({"text": ["a", "b"]})
+
+
+def test_a_truncated_manifest_is_listed_and_its_rerun_refused_not_paid_again(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    path = _manifest_path(jr, job_id)
+    path.write_bytes(path.read_bytes()[:40])
+    listed = bm.jobs(jr)
+    row = listed.set_index("job_id").loc[job_id]
+    assert row["state"] == "unreadable" and "manifest.json" in row["error"]
+    sent = _creates(sim)
+    with pytest.raises(JournalError) as err:
+        bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    assert job_id in str(err.value) and "--force" in str(err.value) and "remove" in str(err.value)
+    assert _creates(sim) == sent
+    # Asked for: a new job is sent.
+    bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20, force=True).wait(30)
+    assert _creates(sim) == sent + 1
+
+
+@pytest.mark.parametrize("field", ["n_rows", "n_requests"])
+def test_huge_counts_in_a_manifest_are_a_journal_error_not_a_memory_error(sim, tmp_path, field):
+    jr, job_id = _finished_job(sim, tmp_path)
+    _edit_manifest(jr, job_id, **{field: 2**62})
+    with pytest.raises(JournalError, match="manifest"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST).wait(30)
+    sent = _creates(sim)
+    with pytest.raises(JournalError, match=job_id):
+        bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    assert _creates(sim) == sent
+
+
+def test_counts_that_disagree_with_the_job_files_name_the_file(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    manifest = orjson.loads(_manifest_path(jr, job_id).read_bytes())
+    # Consistent with each other, not with rows.npy.
+    _edit_manifest(jr, job_id, n_rows=3, n_skipped=manifest["n_skipped"] + 1)
+    with pytest.raises(JournalError, match=r"rows\.npy"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST)
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [{"layout": 1, "range": [0, 10**18, 1], "names": [None]}, {"layout": 1, "range": [0, 1, 1], "names": [None]}],
+)
+def test_a_stored_index_of_another_length_is_refused(sim, tmp_path, meta):
+    jr, job_id = _finished_job(sim, tmp_path)
+    (jr.job_dir(job_id) / "index.json").write_bytes(orjson.dumps(meta))
+    df = TEXTS.copy()
+    with pytest.raises(JournalError, match=r"index\.json"):
+        bm.attach(job_id, df, journal=jr, settings=FAST).wait(30)
+    assert "text_status" not in df.columns and "answer_status" not in df.columns
+
+
+def test_a_schema_in_a_manifest_that_refers_outside_is_refused_by_name(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "string"}')
+    schema = {"type": "object", "properties": {"a": {"$ref": secret.as_uri()}}, "required": ["a"]}
+    _edit_manifest(jr, job_id, output={"kind": "schema", "labels": [], "schema": schema})
+    opened = []
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+    with pytest.raises(JournalError, match="file://"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST).wait(30)
+    assert str(secret) not in opened
+
+
+def test_a_symlinked_uploads_folder_or_record_is_refused(tmp_path):
+    from batch_magic.uploads import UploadStore
+
+    jr = Journal(tmp_path / "journal")
+    store = UploadStore(jr)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    url = "https://api.anthropic.com"
+    folder = store.folder(url)  # made by the store itself
+    shutil.rmtree(folder)
+    folder.symlink_to(elsewhere)
+    with pytest.raises(JournalError, match="symlink"):
+        UploadStore(jr).folder(url)
+    assert not list(elsewhere.iterdir())
+    # A record that is a link to a file elsewhere is not read through.
+    folder.unlink()
+    store = UploadStore(jr)
+    sha = "0" * 64
+    (elsewhere / "record.json").write_text("{}")
+    (store.folder(url) / f"{sha}.json").symlink_to(elsewhere / "record.json")
+    with pytest.raises(JournalError, match="symlink"):
+        store.get(url, sha)
