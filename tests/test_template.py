@@ -101,7 +101,7 @@ def test_a_template_reaches_no_python_internals(source, tmp_path):
     object's attributes (from there, open() and any code); it fails clearly instead."""
     t = Template.compile(source)
     assert t.variables == {"text"}
-    with pytest.raises(TemplateError, match="internals|no attribute"):
+    with pytest.raises(TemplateError, match=r"internals|no attribute"):
         t.render_columns({"text": ["a review"]}, 1)
 
 
