@@ -453,3 +453,31 @@ def test_a_symlinked_uploads_folder_or_record_is_refused(tmp_path):
     (store.folder(url) / f"{sha}.json").symlink_to(elsewhere / "record.json")
     with pytest.raises(JournalError, match="symlink"):
         store.get(url, sha)
+
+
+def test_the_simulator_keeps_and_reads_its_batches_through_no_link(tmp_path):
+    """The simulator's kept batches live in the journal folder too (``simulator/``)."""
+    import anthropic
+
+    state = tmp_path / "state"
+    with Simulator(state_dir=state, processing_time=0) as sim:
+        c = anthropic.Anthropic(api_key="sk-test", base_url=sim.url, max_retries=0)
+        params = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        kept = c.messages.batches.create(requests=[{"custom_id": "a", "params": params}]).id
+        altered = c.messages.batches.create(requests=[{"custom_id": "b", "params": params}]).id
+    batches = state / "batches"
+    meta = orjson.loads((batches / f"{altered}.json").read_bytes())
+    (batches / f"{altered}.json").write_bytes(orjson.dumps({**meta, "n": 2**62}))
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((batches / f"{kept}.json").read_bytes())
+    (batches / f"{kept}.json").unlink()
+    (batches / f"{kept}.json").symlink_to(outside)
+    with Simulator(state_dir=state, processing_time=0) as sim:
+        assert sim.batch_ids() == []  # a linked file and an altered count: neither loaded
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(batches)
+    batches.symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="symlink"):
+        Simulator(state_dir=state)
+    assert not list(elsewhere.iterdir())
