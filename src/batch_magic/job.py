@@ -910,8 +910,8 @@ class BatchJob:
             self._save()
             self._set(state="submitting", message=f"batch {batch_id} was not this job's; sending it again")
             return
-        path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
-        await asyncio.to_thread(self._table.ingest_file, path)
+        await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
+        await asyncio.to_thread(self.journal.ingest_results, self._table, self.id, batch_id)
         entry.move_to(BatchState.ENDED)
         self._save()
         others = bool(self.record.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING))
@@ -1063,7 +1063,7 @@ class BatchJob:
             if entry.batch_id:
                 path = self.journal.results_path(self.id, entry.batch_id)
                 if path.exists():
-                    table.ingest_file(path)
+                    self.journal.ingest_results(table, self.id, entry.batch_id)
                 elif not self.record.ended:  # recorded as ended but the file is gone: fetch it again
                     entry.move_to(BatchState.IN_PROGRESS)
         return table

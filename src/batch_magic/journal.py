@@ -409,6 +409,19 @@ class Journal:
         safepath.make_dirs(self.root, self.job_file(job_id, "results"))
         return self.job_file(job_id, "results", f".{_checked_batch_id(batch_id)}.jsonl.part")
 
+    def ingest_results(self, table: Any, job_id: str, batch_id: str) -> int:
+        """Read a batch's results file into ``table`` (a ``ResultTable``); a file that does
+        not parse, or names requests the job does not have, is refused by name."""
+        path = self.results_path(job_id, batch_id)
+        with os.fdopen(safepath.open_fd(self.root, path, os.O_RDONLY), "rb") as fh:
+            try:
+                return int(table.ingest_lines(fh))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise JournalError(
+                    f"The results of batch {batch_id} of job {job_id} ({str(path)!r}) are not understood "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); the file was cut short or altered."
+                ) from None
+
     def commit_results(self, job_id: str, batch_id: str) -> Path:
         """Publish a fully downloaded results file (flush, then rename)."""
         part = self.partial_results_path(job_id, batch_id)
@@ -884,6 +897,11 @@ class JobRecord:
             raise JournalError(f"The manifest {where!r} is not understood ({type(exc).__name__}: {exc}).") from None
         if record.output.kind not in KINDS:
             raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
+        none = type(None)
+        _check_types(
+            where, record.options, model=str, max_tokens=int, system=(str, none), effort=(str, none),
+            thinking=(dict, none), output_schema=(dict, none), use_tool=bool, cache_system=bool, extra=dict,
+        )
         try:
             record.options.validate()
             if record.output.kind == SCHEMA:

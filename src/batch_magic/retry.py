@@ -71,10 +71,13 @@ def retry_failed(
         )
         return api.attach(full, None, journal=jr, start=False)
     subset, positions = planned
-    job = api.submit(
-        subset, record.template, **submit_options(record), force=True, client=client, journal=jr,
-        settings=settings, start=False,
-    )
+    try:
+        job = api.submit(
+            subset, record.template, **submit_options(record), force=True, client=client, journal=jr,
+            settings=settings, start=False,
+        )
+    except BatchMagicError as exc:  # the options come from the manifest: say whose they are
+        raise type(exc)(f"Retrying job {full} with the options its manifest records: {exc}") from None
     job.observe(WriteBack(df, positions, job))
     if start:
         job.start()
