@@ -187,6 +187,28 @@ def test_the_magic_trust_command_converts_and_says_why(ip, tmp_path):
     assert isinstance(back, pd.Index) and str(back.tz) == "Europe/Paris" and back.name == "when"
 
 
+
+def test_the_magics_list_an_unreadable_job_and_merge_by_position_only_when_told(ip, tmp_path):
+    root = Path(os.environ["BATCH_MAGIC_DIR"])
+    shutil.copytree(Path(__file__).parent / "fixtures" / "journal_v1", root)
+    job_id = "20261202-025624-03c397d1"  # its index is an untrusted pickle
+    broken = next(p for p in (root / "jobs").iterdir() if p.name != job_id)
+    (broken / "manifest.json").write_bytes(b'{"version": 2, "job_')
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as out:
+        ip.run_cell("%batch list")
+    assert f"Job {broken.name} cannot be read" in out.stdout and "manifest.json" in out.stdout
+    ip.user_ns["df"] = pd.DataFrame({"text": ["a", "b", "c"]})
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="--by-position"):
+        ip.run_cell(f"%batch attach {job_id} df --wait")
+    assert ip.user_ns["df"].columns.tolist() == ["text"]
+    with capture_output() as out:
+        ip.run_cell(f"%batch attach {job_id} df --wait --by-position")
+    assert ip.user_ns["df"].filter(like="_status").shape[1] == 1, out.stdout + out.stderr
+
 # -- nothing in the package loads code from a file ------------------------------------------
 #: (module path, function) of the one call that may unpickle: the user's explicit trust.
 ALLOWED = {("journal.py", "_unpickle_trusted_index", "pickle.loads")}
