@@ -1037,7 +1037,6 @@ class JobLock:
         """The lock of ``path``, a file of the journal at ``root`` (made if missing)."""
         import fcntl
 
-        safepath.make_dirs(root, path.parent)
         fd = safepath.open_fd(root, path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
