@@ -372,8 +372,8 @@ class Journal:
         data = self.read_file(data_path) if self.is_file(data_path) else None
         try:
             return index_from_files(meta, data)
-        except JournalError:
-            raise
+        except JournalError as exc:
+            raise JournalError(f"The index of job {job_id} ({str(meta_path)!r}): {exc}") from None
         except Exception as exc:  # a damaged Parquet file: say which file
             raise JournalError(f"The index of job {job_id} ({str(data_path)!r}) is unreadable ({exc}).") from None
 
@@ -753,7 +753,10 @@ class BatchEntry:
         )
         for bid in (entry.batch_id, *entry.rejected, *entry.duplicates):
             if bid is not None:
-                _checked_batch_id(bid)
+                try:
+                    _checked_batch_id(bid)
+                except JournalError as exc:
+                    raise JournalError(f"{where}: {exc}") from None
         if entry.ids is None and (entry.first is None or entry.stop is None):
             raise JournalError(f"{where}: batch {entry.n} names no requests.")
         return entry
@@ -893,7 +896,7 @@ class JobRecord:
             )
         except JournalError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise JournalError(f"The manifest {where!r} is not understood ({type(exc).__name__}: {exc}).") from None
         if record.output.kind not in KINDS:
             raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
