@@ -503,3 +503,28 @@ def test_the_simulator_keeps_and_reads_its_batches_through_no_link(tmp_path):
     with pytest.raises(ValueError, match="symlink"):
         Simulator(state_dir=state)
     assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ text.__class__.__init__.__globals__ }}",
+        "{{ text.upper.__self__.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ '{0.__class__.__init__.__globals__}'.format(text) }}",
+    ],
+)
+def test_a_crafted_template_in_a_manifest_runs_nothing_on_retry(sim, tmp_path, monkeypatch, template):
+    """The retry renders the manifest's template: in the sandbox, after its names are checked."""
+    from batch_magic.errors import TemplateError
+
+    monkeypatch.chdir(tmp_path)
+    jr, job_id = _finished_job(sim, tmp_path)
+    _edit_manifest(jr, job_id, template=template)
+    df = TEXTS.copy()
+    df["answer_status"] = ["errored", "succeeded"]  # one row to retry: its template is rendered
+    sent = _creates(sim)
+    with pytest.raises(TemplateError, match=job_id):
+        bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST)
+    assert _creates(sim) == sent
+    assert not list(tmp_path.rglob("MARKER"))
