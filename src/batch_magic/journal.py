@@ -19,8 +19,12 @@ Files are readable by the owner only. No API key is ever written here.
 
 A journal travels with its notebook (course repositories, shared drives, zip
 files), so reading one is reading untrusted input: nothing in it is loaded as
-code (no pickle, no eval), every path it leads to stays inside its job's
-folder, and a file that does not parse is refused with an error naming it.
+code (no pickle, no eval), every file is read and written through one path
+rule (``safepath.py``: no symlink below the root, nothing outside it), every
+count is checked against the job's own files before anything is sized by it,
+and a file that does not parse is refused with an error naming it (an
+unreadable job is still listed, by ``scan``). See docs/architecture.md, "A
+journal from elsewhere".
 The one exception is asked for by name: ``trust_pickled_index`` converts the
 ``index.pkl`` of a format-1 journal once the user says they trust it.
 """
@@ -63,6 +67,10 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _JOB_ID = re.compile(r"^\d{8}-\d{6}-([0-9a-f]{6})[0-9a-f]{2}$")
 
 
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class UnreadableJob:
     """A job folder whose manifest cannot be read: listed with why, never dropped silently."""
@@ -71,10 +79,6 @@ class UnreadableJob:
     #: The manifest's path.
     path: str
     error: str
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Journal:
@@ -110,7 +114,6 @@ class Journal:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         return f"{stamp}-{fingerprint[:6]}{secrets.token_hex(1)}"
 
-    # -- records -----------------------------------------------------------
     # -- files: every read and write under the root goes through the path rule (safepath.py)
     def write_file(self, path: Path, data: bytes) -> None:
         safepath.write_atomic(self.root, path, data)
