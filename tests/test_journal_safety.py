@@ -528,3 +528,12 @@ def test_a_crafted_template_in_a_manifest_runs_nothing_on_retry(sim, tmp_path, m
         bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST)
     assert _creates(sim) == sent
     assert not list(tmp_path.rglob("MARKER"))
+
+
+def test_a_fifo_in_place_of_a_journal_file_is_refused_not_waited_on(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    manifest = _manifest_path(jr, job_id)
+    manifest.unlink()
+    os.mkfifo(manifest)
+    listed = bm.jobs(jr).set_index("job_id").loc[job_id]
+    assert listed["state"] == "unreadable" and "not a regular file" in listed["error"]
