@@ -537,3 +537,19 @@ def test_a_fifo_in_place_of_a_journal_file_is_refused_not_waited_on(sim, tmp_pat
     os.mkfifo(manifest)
     listed = bm.jobs(jr).set_index("job_id").loc[job_id]
     assert listed["state"] == "unreadable" and "not a regular file" in listed["error"]
+
+
+def test_labels_that_cannot_be_stored_merge_into_the_same_labels_only(sim, tmp_path):
+    """Labels of a type kept as data by neither Parquet nor tagged scalars: the job keeps a
+    digest of them, so its own DataFrame still merges, a reordered one is refused."""
+    jr = Journal(tmp_path / "journal")
+    index = pd.Index([frozenset({1}), frozenset({2}), frozenset({3})], dtype=object)
+    df = pd.DataFrame({"text": ["a", "b", "c"]}, index=index)
+    job = bm.submit(df, "{{ text }}", out="x", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    job.wait(30)
+    assert (df["x_status"] == "succeeded").all()
+    assert not isinstance(jr.read_index(job.id), pd.Index)  # not stored: only its digest
+    reordered = df[["text"]].iloc[::-1].copy()
+    with pytest.raises(MergeError, match="--by-position"):
+        bm.attach(job.id, reordered, journal=jr, settings=FAST).wait(30)
+    assert reordered.columns.tolist() == ["text"]
