@@ -128,9 +128,9 @@ def test_a_format_1_journal_opens_migrated_and_merges_without_unpickling(tmp_pat
     assert orjson.loads((folder / "manifest.json").read_bytes())["version"] == FORMAT_VERSION
     assert orjson.loads((folder / "manifest.v1.json").read_bytes())["version"] == 1
     assert Journal(root).read_record(info.job_id) == info
-    # An ended job merges from the journal alone, by position (its index.pkl untouched).
+    # An ended job merges from the journal alone, by position when asked (its index.pkl untouched).
     df = pd.DataFrame({"text": ["I love it", "broken on arrival", "fine"]})
-    bm.attach(records["answer"].job_id, df, journal=jr).wait(30)
+    bm.attach(records["answer"].job_id, df, journal=jr, by_position=True).wait(30)
     assert (df["answer_status"] == "succeeded").all()
     assert all(t in a for t, a in zip(df["text"], df["answer"]))
     assert (jr.job_dir(records["answer"].job_id) / "index.pkl").exists()

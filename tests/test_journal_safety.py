@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -127,20 +128,26 @@ def test_a_crafted_index_pkl_is_never_executed_by_attach_merge_or_retry(sim, tmp
     df = pd.DataFrame({"text": ["a", "b", "c"]}, index=["k1", "k2", "k3"])
     jr, job_id, marker = _booby_trapped_job(sim, tmp_path, df)
 
-    # Same rows: merged by position, nothing executed.
-    bm.attach(job_id, df, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    # The same number of rows, but the labels cannot be read: never merged by position
+    # silently; the error gives both ways out.
+    with pytest.raises(MergeError) as err:
+        bm.attach(job_id, df, journal=jr, client=sim.client(), settings=FAST).wait(30)
+    assert f"%batch trust {job_id}" in str(err.value)
+    assert "--by-position" in str(err.value) and "by_position=True" in str(err.value)
+    assert "x" not in df.columns
+    # Asked for by position: row i into row i, nothing executed.
+    bm.attach(job_id, df, journal=jr, settings=FAST, by_position=True).wait(30)
     assert (df["x_status"] == "succeeded").all() and df["x"].str.contains("b").iloc[1]
     # Without a DataFrame: the columns alone, by position.
     alone = bm.attach(job_id, journal=jr, settings=FAST).wait(30)
     assert len(alone) == 3
-    # A changed frame cannot be matched by labels: refused, saying why and how to trust.
+    # A changed frame cannot be matched by labels, nor by position: refused.
     fewer = df.iloc[[2, 0]].drop(columns=[c for c in df.columns if c.startswith("x")])
-    with pytest.raises(MergeError) as err:
-        bm.attach(job_id, fewer, journal=jr, settings=FAST).wait(30)
-    assert "pickle" in str(err.value) and f"%batch trust {job_id}" in str(err.value)
-    assert "trust_pickle=True" in str(err.value)
-    # Retrying failed rows reads the index too: still nothing executed.
-    assert bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST).id == job_id
+    with pytest.raises(MergeError, match="by position"):
+        bm.attach(job_id, fewer, journal=jr, settings=FAST, by_position=True).wait(30)
+    # Retrying failed rows needs the rows matched too: refused, still nothing executed.
+    with pytest.raises(MergeError, match="--by-position"):
+        bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST)
     assert not marker.exists()
     assert (jr.job_dir(job_id) / "index.pkl").exists()  # kept until the user trusts it
 
@@ -180,9 +187,31 @@ def test_the_magic_trust_command_converts_and_says_why(ip, tmp_path):
     assert isinstance(back, pd.Index) and str(back.tz) == "Europe/Paris" and back.name == "when"
 
 
+
+def test_the_magics_list_an_unreadable_job_and_merge_by_position_only_when_told(ip, tmp_path):
+    root = Path(os.environ["BATCH_MAGIC_DIR"])
+    shutil.copytree(Path(__file__).parent / "fixtures" / "journal_v1", root)
+    job_id = "20261202-025624-03c397d1"  # its index is an untrusted pickle
+    broken = next(p for p in (root / "jobs").iterdir() if p.name != job_id)
+    (broken / "manifest.json").write_bytes(b'{"version": 2, "job_')
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as out:
+        ip.run_cell("%batch list")
+    assert f"Job {broken.name} cannot be read" in out.stdout and "manifest.json" in out.stdout
+    ip.user_ns["df"] = pd.DataFrame({"text": ["a", "b", "c"]})
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="--by-position"):
+        ip.run_cell(f"%batch attach {job_id} df --wait")
+    assert ip.user_ns["df"].columns.tolist() == ["text"]
+    with capture_output() as out:
+        ip.run_cell(f"%batch attach {job_id} df --wait --by-position")
+    assert ip.user_ns["df"].filter(like="_status").shape[1] == 1, out.stdout + out.stderr
+
 # -- nothing in the package loads code from a file ------------------------------------------
 #: (module path, function) of the one call that may unpickle: the user's explicit trust.
-ALLOWED = {("journal.py", "_unpickle_trusted_index", "pickle.load")}
+ALLOWED = {("journal.py", "_unpickle_trusted_index", "pickle.loads")}
 BANNED_CALLS = {
     "pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "cPickle.loads",
     "pd.read_pickle", "pandas.read_pickle", "read_pickle", "marshal.load", "marshal.loads",
@@ -264,8 +293,6 @@ def test_an_unparsable_manifest_is_refused_by_name(sim, tmp_path):
 
 
 def test_a_batch_id_that_climbs_out_is_refused_and_nothing_outside_is_touched(sim, tmp_path):
-    import orjson
-
     jr, job_id = _finished_job(sim, tmp_path)
     outside = tmp_path / "outside.jsonl"
     outside.write_text("precious\n")
@@ -287,13 +314,13 @@ def test_symlinks_leaving_the_job_folder_are_refused(sim, tmp_path):
     batch_file = next(results.glob("*.jsonl"))
     batch_file.unlink()
     batch_file.symlink_to(outside / "secret.txt")
-    with pytest.raises(JournalError, match="leads outside"):
+    with pytest.raises(JournalError, match="is a symlink inside the journal"):
         bm.attach(job_id, journal=jr, settings=FAST).wait(30)
     # A whole job folder that is a link to elsewhere.
     shutil.copytree(jr.job_dir(job_id), outside / "job")
     linked = jr.jobs_dir / "20260101-000000-11111111"
     linked.symlink_to(outside / "job")
-    with pytest.raises(JournalError, match="leads outside"):
+    with pytest.raises(JournalError, match="is a symlink inside the journal"):
         bm.attach("20260101-000000-11111111", journal=jr, settings=FAST)
     assert (outside / "secret.txt").read_text() == "secret"
 
@@ -342,3 +369,187 @@ def test_a_tz_categorical_multiindex_survives_a_kernel_restart(tmp_path, kernel_
             )
             assert "ALIGNED True ['succeeded', 'succeeded', 'succeeded']" in k.text(cell), k.text(cell)
     assert not list((tmp_path / "journal").rglob("*.pkl"))
+
+
+# -- a journal from elsewhere: numbers, files that disagree, unreadable jobs, links ------------
+def _creates(sim) -> int:
+    """Batch creates the simulator has seen."""
+    return sum(
+        1 for r in sim.requests if r.method == "POST" and r.path.split("?")[0].endswith("/messages/batches")
+    )
+
+
+def _edit_manifest(jr, job_id, **changes):
+    path = _manifest_path(jr, job_id)
+    manifest = orjson.loads(path.read_bytes())
+    manifest.update(changes)
+    path.write_bytes(orjson.dumps(manifest))
+
+
+TEXTS = pd.DataFrame({"text": ["a", "b"]})
+
+
+def test_a_truncated_manifest_is_listed_and_its_rerun_refused_not_paid_again(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    path = _manifest_path(jr, job_id)
+    path.write_bytes(path.read_bytes()[:40])
+    listed = bm.jobs(jr)
+    row = listed.set_index("job_id").loc[job_id]
+    assert row["state"] == "unreadable" and "manifest.json" in row["error"]
+    sent = _creates(sim)
+    with pytest.raises(JournalError) as err:
+        bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    assert job_id in str(err.value) and "--force" in str(err.value) and "remove" in str(err.value)
+    assert _creates(sim) == sent
+    # Asked for: a new job is sent.
+    bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20, force=True).wait(30)
+    assert _creates(sim) == sent + 1
+
+
+@pytest.mark.parametrize("field", ["n_rows", "n_requests"])
+def test_huge_counts_in_a_manifest_are_a_journal_error_not_a_memory_error(sim, tmp_path, field):
+    jr, job_id = _finished_job(sim, tmp_path)
+    _edit_manifest(jr, job_id, **{field: 2**62})
+    with pytest.raises(JournalError, match="manifest"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST).wait(30)
+    sent = _creates(sim)
+    with pytest.raises(JournalError, match=job_id):
+        bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    assert _creates(sim) == sent
+
+
+def test_counts_that_disagree_with_the_job_files_name_the_file(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    manifest = orjson.loads(_manifest_path(jr, job_id).read_bytes())
+    # Consistent with each other, not with rows.npy.
+    _edit_manifest(jr, job_id, n_rows=3, n_skipped=manifest["n_skipped"] + 1)
+    with pytest.raises(JournalError, match=r"rows\.npy"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST)
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [{"layout": 1, "range": [0, 10**18, 1], "names": [None]}, {"layout": 1, "range": [0, 1, 1], "names": [None]}],
+)
+def test_a_stored_index_of_another_length_is_refused(sim, tmp_path, meta):
+    jr, job_id = _finished_job(sim, tmp_path)
+    (jr.job_dir(job_id) / "index.json").write_bytes(orjson.dumps(meta))
+    df = TEXTS.copy()
+    with pytest.raises(JournalError, match=r"index\.json"):
+        bm.attach(job_id, df, journal=jr, settings=FAST).wait(30)
+    assert "text_status" not in df.columns and "answer_status" not in df.columns
+
+
+def test_a_schema_in_a_manifest_that_refers_outside_is_refused_by_name(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "string"}')
+    schema = {"type": "object", "properties": {"a": {"$ref": secret.as_uri()}}, "required": ["a"]}
+    _edit_manifest(jr, job_id, output={"kind": "schema", "labels": [], "schema": schema})
+    opened = []
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+    with pytest.raises(JournalError, match="file://"):
+        bm.attach(job_id, TEXTS.copy(), journal=jr, settings=FAST).wait(30)
+    assert str(secret) not in opened
+
+
+def test_a_symlinked_uploads_folder_or_record_is_refused(tmp_path):
+    from batch_magic.uploads import UploadStore
+
+    jr = Journal(tmp_path / "journal")
+    store = UploadStore(jr)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    url = "https://api.anthropic.com"
+    folder = store.folder(url)  # made by the store itself
+    shutil.rmtree(folder)
+    folder.symlink_to(elsewhere)
+    with pytest.raises(JournalError, match="symlink"):
+        UploadStore(jr).folder(url)
+    assert not list(elsewhere.iterdir())
+    # A record that is a link to a file elsewhere is not read through.
+    folder.unlink()
+    store = UploadStore(jr)
+    sha = "0" * 64
+    (elsewhere / "record.json").write_text("{}")
+    (store.folder(url) / f"{sha}.json").symlink_to(elsewhere / "record.json")
+    with pytest.raises(JournalError, match="symlink"):
+        store.get(url, sha)
+
+
+def test_the_simulator_keeps_and_reads_its_batches_through_no_link(tmp_path):
+    """The simulator's kept batches live in the journal folder too (``simulator/``)."""
+    import anthropic
+
+    state = tmp_path / "state"
+    with Simulator(state_dir=state, processing_time=0) as sim:
+        c = anthropic.Anthropic(api_key="sk-test", base_url=sim.url, max_retries=0)
+        params = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        kept = c.messages.batches.create(requests=[{"custom_id": "a", "params": params}]).id
+        altered = c.messages.batches.create(requests=[{"custom_id": "b", "params": params}]).id
+    batches = state / "batches"
+    meta = orjson.loads((batches / f"{altered}.json").read_bytes())
+    (batches / f"{altered}.json").write_bytes(orjson.dumps({**meta, "n": 2**62}))
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((batches / f"{kept}.json").read_bytes())
+    (batches / f"{kept}.json").unlink()
+    (batches / f"{kept}.json").symlink_to(outside)
+    with Simulator(state_dir=state, processing_time=0) as sim:
+        assert sim.batch_ids() == []  # a linked file and an altered count: neither loaded
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(batches)
+    batches.symlink_to(elsewhere)
+    with pytest.raises(ValueError, match="symlink"):
+        Simulator(state_dir=state)
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ text.__class__.__init__.__globals__ }}",
+        "{{ text.upper.__self__.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ '{0.__class__.__init__.__globals__}'.format(text) }}",
+    ],
+)
+def test_a_crafted_template_in_a_manifest_runs_nothing_on_retry(sim, tmp_path, monkeypatch, template):
+    """The retry renders the manifest's template: in the sandbox, after its names are checked."""
+    from batch_magic.errors import TemplateError
+
+    monkeypatch.chdir(tmp_path)
+    jr, job_id = _finished_job(sim, tmp_path)
+    _edit_manifest(jr, job_id, template=template)
+    df = TEXTS.copy()
+    df["answer_status"] = ["errored", "succeeded"]  # one row to retry: its template is rendered
+    sent = _creates(sim)
+    with pytest.raises(TemplateError, match=job_id):
+        bm.retry_failed(job_id, df, journal=jr, client=sim.client(), settings=FAST)
+    assert _creates(sim) == sent
+    assert not list(tmp_path.rglob("MARKER"))
+
+
+def test_a_fifo_in_place_of_a_journal_file_is_refused_not_waited_on(sim, tmp_path):
+    jr, job_id = _finished_job(sim, tmp_path)
+    manifest = _manifest_path(jr, job_id)
+    manifest.unlink()
+    os.mkfifo(manifest)
+    listed = bm.jobs(jr).set_index("job_id").loc[job_id]
+    assert listed["state"] == "unreadable" and "not a regular file" in listed["error"]
+
+
+def test_labels_that_cannot_be_stored_merge_into_the_same_labels_only(sim, tmp_path):
+    """Labels of a type kept as data by neither Parquet nor tagged scalars: the job keeps a
+    digest of them, so its own DataFrame still merges, a reordered one is refused."""
+    jr = Journal(tmp_path / "journal")
+    index = pd.Index([frozenset({1}), frozenset({2}), frozenset({3})], dtype=object)
+    df = pd.DataFrame({"text": ["a", "b", "c"]}, index=index)
+    job = bm.submit(df, "{{ text }}", out="x", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
+    job.wait(30)
+    assert (df["x_status"] == "succeeded").all()
+    assert not isinstance(jr.read_index(job.id), pd.Index)  # not stored: only its digest
+    reordered = df[["text"]].iloc[::-1].copy()
+    with pytest.raises(MergeError, match="--by-position"):
+        bm.attach(job.id, reordered, journal=jr, settings=FAST).wait(30)
+    assert reordered.columns.tolist() == ["text"]

@@ -83,3 +83,35 @@ def test_an_unnamed_index_gets_a_hint_how_to_name_it():
     text = str(err.value)
     assert "Index levels: 'region'." in text
     assert "Index level 1 has no name" in text and "df.rename_axis([...])" in text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ text.__class__ }}",
+        "{{ text.__class__.__mro__[1].__subclasses__() }}",
+        "{{ text.upper.__globals__ }}",
+        "{{ '{0.__class__.__init__.__globals__}'.format(text) }}",
+        "{{ text.format_map }}{{ '{x.__class__}'.format_map({'x': text}) }}",
+        "{% set x = [text] %}{{ x.append(1) }}",
+    ],
+)
+def test_a_template_reaches_no_python_internals(source, tmp_path):
+    """The sandbox: a template that names only a real column still cannot reach an
+    object's attributes (from there, open() and any code); it fails clearly instead."""
+    t = Template.compile(source)
+    assert t.variables == {"text"}
+    with pytest.raises(TemplateError, match=r"internals|no attribute"):
+        t.render_columns({"text": ["a review"]}, 1)
+
+
+def test_filters_and_string_methods_still_work_in_the_sandbox():
+    t = Template.compile("{{ name.title() }} | {{ name | upper }} | {{ '%s!' | format(name) }} | {{ '{}?'.format(name) }}")
+    assert t.render_columns({"name": ["ada lovelace"]}, 1) == ["Ada Lovelace | ADA LOVELACE | ada lovelace! | ada lovelace?"]
+
+
+def test_jinja_globals_are_not_names_a_template_may_use():
+    """``cycler``, ``joiner``, ``namespace``... are refused as unknown names, like any other."""
+    t = Template.compile("{{ cycler.__init__.__globals__ }} {{ text }}")
+    with pytest.raises(TemplateError, match="cycler"):
+        t.check_columns(["text"])

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import safepath
 from .errors import JournalError
 
 #: The store's file, in the journal's root folder.
@@ -126,37 +127,43 @@ class KnownAnswers:
         return bytes(sink.getvalue())
 
     @classmethod
-    def read(cls, path: Path, n_requests: int) -> KnownAnswers:
+    def from_parquet(cls, data: bytes, where: str, n_requests: int) -> KnownAnswers:
         """A job's reused answers, checked against the job: numbers in range, types as written."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
-            data = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("request", *FIELDS)}
+            table = pq.read_table(pa.BufferReader(data))
+            columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in ("request", *FIELDS)}
         except (OSError, KeyError, pa.ArrowException) as exc:
-            raise JournalError(f"{path} is unreadable ({exc}); remove the job's folder and run its cell again.") from None
-        numbers = np.asarray(data.pop("request"))
+            raise JournalError(f"{where} is unreadable ({exc}); remove the job's folder and run its cell again.") from None
+        numbers = np.asarray(columns.pop("request"))
         if numbers.dtype.kind != "i" or (numbers.size and (numbers.min() < 0 or numbers.max() >= n_requests)):
-            raise JournalError(f"{path} names requests this job does not have; the journal was altered.")
+            raise JournalError(f"{where} names requests this job does not have; the journal was altered.")
+        if len(np.unique(numbers)) != len(numbers):
+            raise JournalError(f"{where} names a request twice; the journal was altered.")
         for name in _INT_FIELDS:
-            if np.asarray(data[name]).dtype.kind != "i":
-                raise JournalError(f"{path}: column {name!r} is not whole numbers; the journal was altered.")
-        return cls(numbers.astype(np.int64), {k: np.asarray(v) for k, v in data.items()})
+            if np.asarray(columns[name]).dtype.kind != "i":
+                raise JournalError(f"{where}: column {name!r} is not whole numbers; the journal was altered.")
+        for name in ("answer", "stop_reason"):
+            if not all(v is None or isinstance(v, str) for v in columns[name]):
+                raise JournalError(f"{where}: column {name!r} is not text; the journal was altered.")
+        return cls(numbers.astype(np.int64), {k: np.asarray(v) for k, v in columns.items()})
 
 
 class AnswerStore:
     """The journal's answers, by request key. Opened per use (a short transaction)."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.path = root / STORE_FILE
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path.is_symlink():
-            raise JournalError(f"{self.path} is a symbolic link; the journal keeps its answers in a file of its own.")
-        if not self.path.exists():  # owner-only, like every file of the journal
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+        # The journal's path rule: no link, nothing outside; created owner-only, as every file.
+        safepath.make_dirs(self.root, self.root)
+        for companion in ("", "-wal", "-shm", "-journal"):
+            safepath.checked(self.root, self.root / (STORE_FILE + companion))
+        os.close(safepath.open_fd(self.root, self.path, os.O_CREAT | os.O_RDWR))
         try:
             conn = sqlite3.connect(self.path, timeout=30)
             # A store that loses its last write after a power cut loses a chance to reuse,
@@ -173,7 +180,7 @@ class AnswerStore:
 
     def lookup(self, keys: Sequence[bytes]) -> KnownAnswers:
         """The stored answers among ``keys`` (request k has key ``keys[k]``)."""
-        if not keys or not self.path.exists():
+        if not keys or not safepath.is_file(self.root, self.path):
             return KnownAnswers.none()
         with closing(self._connect()) as conn:
             if not conn.execute("SELECT 1 FROM answers LIMIT 1").fetchone():

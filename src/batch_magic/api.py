@@ -25,7 +25,7 @@ from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, live_job
-from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso, write_atomic
+from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
@@ -589,7 +589,7 @@ def create_job(
         jr.write_media(job_id, list(plan.media.values()))
     known = prepared.known
     if known.n:
-        write_atomic(jr.job_file(job_id, REUSED_FILE), known.to_parquet())
+        jr.write_file(jr.job_file(job_id, REUSED_FILE), known.to_parquet())
         new = np.ones(plan.n_requests, dtype=bool)
         new[known.numbers] = False
         to_send = np.flatnonzero(new)
@@ -644,6 +644,7 @@ def attach(
     settings: JobSettings | None = None,
     start: bool = True,
     trust_pickle: bool = False,
+    by_position: bool = False,
 ) -> BatchJob:
     """Pick up a job from the journal (after a restart, or in another process).
 
@@ -653,8 +654,10 @@ def attach(
     A job written by an older batch_magic stored the DataFrame's index as a
     pickle, which is never loaded unless you say you trust the journal
     (``trust_pickle=True``, or ``%batch trust JOB``): loading a pickle runs the
-    code it holds, and a journal can come from anywhere. Without it the rows
-    merge by position into a DataFrame of the same length.
+    code it holds, and a journal can come from anywhere. Until then (or for a
+    job whose index could not be stored) its rows are not matched to ``df``'s by
+    label, and the merge is refused unless ``by_position=True`` says that ``df``
+    holds the job's rows in the same order: row i of the job goes into row i.
     """
     jr = Journal.of(journal)
     full_id = jr.resolve(job_id)
@@ -664,11 +667,13 @@ def attach(
     if running is not None:
         if df is not None:
             running.df = df
+            running.by_position = by_position
         return running
     # An ended job merges from the journal alone; any other (a failed one too) goes on.
     record = jr.read_record(full_id)
     batch_client = None if record.ended else client_for_job(full_id, record.sent_to, client)
     job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
+    job.by_position = by_position
     if start:
         job.start()
     return job
@@ -676,10 +681,18 @@ def attach(
 
 def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """The journal's jobs, newest last, one row each; ``next`` says what a job
-    that has not ended waits for (a failed one resumes when attached)."""
+    that has not ended waits for (a failed one resumes when attached). A job whose
+    manifest cannot be read is listed too, ``unreadable``, with why in ``error``."""
     jr = Journal.of(journal)
-    rows = []
-    for r in jr.records():
+    records, unreadable = jr.scan()
+    rows: list[dict[str, Any]] = [
+        {
+            "job_id": u.job_id, "state": "unreadable", "out": "", "model": "", "simulated": None, "error": u.error,
+            "next": f"fix or remove its folder {str(jr.jobs_dir / u.job_id)!r}",
+        }
+        for u in unreadable
+    ]
+    for r in records:
         rows.append(
             {
                 "job_id": r.job_id,
@@ -701,7 +714,7 @@ def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFram
         "job_id", "state", "created_at", "out", "model", "rows", "requests", "batches",
         "simulated", "estimated_cost", "actual_cost", "error", "next",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).sort_values("job_id", ignore_index=True)
 
 
 def resume_hint(record: JobRecord) -> str | None:

@@ -53,7 +53,7 @@ from .client import (
 from .columns import job_columns
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, JournalError, MergeError
-from .journal import BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
+from .journal import INDEX_META, BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
@@ -120,6 +120,9 @@ class BatchJob:
         self.id = job_id
         self.client = client
         self.df = df
+        #: Merge row i of the job into row i of ``df`` when its labels cannot be read
+        #: (``attach(..., by_position=True)``): the user vouches for the rows' order.
+        self.by_position = False
         self.settings = settings or JobSettings()
         self.record: JobRecord = journal.read_record(job_id)
         # The live spec (it may hold a pydantic model); else the journal's.
@@ -882,8 +885,8 @@ class BatchJob:
             self._save()
             self._set(state="submitting", message=f"batch {batch_id} was not this job's; sending it again")
             return
-        path = await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
-        await asyncio.to_thread(self._table.ingest_file, path)
+        await asyncio.to_thread(self.journal.commit_results, self.id, batch_id)
+        await asyncio.to_thread(self.journal.ingest_results, self._table, self.id, batch_id)
         entry.move_to(BatchState.ENDED)
         self._save()
         others = bool(self.record.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING))
@@ -1010,7 +1013,7 @@ class BatchJob:
         record.actual_cost = pricing.actual_cost(record.options.model, billed)
         target = self.df
         try:
-            index = plan_index(self.journal, self.id, len(rows), target)
+            index = plan_index(self.journal, self.id, len(rows), target, by_position=self.by_position)
             if target is not None:
                 self._drop_stale_columns(target, columns)
                 summary = merge_into(target, columns, index, out=record.out)
@@ -1052,7 +1055,8 @@ class BatchJob:
     def _load_table(self) -> ResultTable:
         table = ResultTable.empty(self.record.n_requests)
         if self.record.n_reused:
-            known = KnownAnswers.read(self.journal.job_file(self.id, REUSED_FILE), self.record.n_requests)
+            path = self.journal.job_file(self.id, REUSED_FILE)
+            known = KnownAnswers.from_parquet(self.journal.read_file(path), str(path), self.record.n_requests)
             if known.n != self.record.n_reused:
                 raise JournalError(f"Job {self.id}: {REUSED_FILE} holds {known.n} answers, its record {self.record.n_reused}.")
             table.take_known(known)
@@ -1060,7 +1064,7 @@ class BatchJob:
             if entry.batch_id:
                 path = self.journal.results_path(self.id, entry.batch_id)
                 if path.exists():
-                    table.ingest_file(path)
+                    self.journal.ingest_results(table, self.id, entry.batch_id)
                 elif not self.record.ended:  # recorded as ended but the file is gone: fetch it again
                     entry.move_to(BatchState.IN_PROGRESS)
         return table
@@ -1215,24 +1219,46 @@ def good_requests(table: ResultTable, rows: np.ndarray, row_status: np.ndarray) 
     return numbers[clean]
 
 
-def plan_index(journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None) -> pd.Index:
+def plan_index(
+    journal: Journal, job_id: str, n_rows: int, target: pd.DataFrame | None, *, by_position: bool = False
+) -> pd.Index:
     """The index the job's rows had at submission, to align the merge on.
 
-    When it cannot be read (a format-1 journal whose pickled index is not
-    trusted), rows merge by position into a DataFrame of the same length, and
-    a DataFrame that changed length is refused with the reason.
+    When its labels cannot be read (a format-1 journal's pickle not trusted yet, or
+    no index stored), rows are never matched by position silently: only into the
+    very labels the job recorded a digest of, or when the user asks for it
+    (``by_position``) into a DataFrame of the same length; else the merge is refused
+    with both ways out.
     """
     index = journal.read_index(job_id)
     if isinstance(index, pd.Index):
+        if len(index) != n_rows:
+            raise JournalError(
+                f"The stored index of job {job_id} ({str(journal.job_file(job_id, INDEX_META))!r}) has "
+                f"{len(index)} labels for its {n_rows} rows; this journal was altered, so its rows "
+                "cannot be matched. The results are kept in the journal."
+            )
         return index
     if target is None:
         return pd.RangeIndex(n_rows)  # the new columns alone, by row position
-    if len(target) == n_rows:
-        return target.index  # same length: merged by position
+    if len(target) == n_rows and (by_position or index.matches(target.index)):
+        return target.index
+    if by_position:
+        raise MergeError(
+            f"The DataFrame has {len(target)} rows and job {job_id} had {n_rows}, so its rows cannot "
+            "be merged by position. The results are kept in the journal."
+        )
+    ways = [
+        f"merge row i of the job into row i of the DataFrame, only if it holds the same rows in the "
+        f"same order as at submission: %batch attach {job_id} DF --by-position "
+        "(attach(..., by_position=True))"
+    ]
+    if index.pickled:
+        ways.insert(0, f"for a journal you made yourself, convert its index: %batch trust {job_id}")
     raise MergeError(
-        f"The DataFrame has {len(target)} rows and job {job_id} had {n_rows}, so its rows must be "
-        f"matched by their index labels, but {index.reason}. Until then it merges by position "
-        "into a DataFrame of the same rows. The results are kept in the journal."
+        f"Job {job_id}'s rows cannot be matched to the DataFrame's by their labels: {index.reason}. "
+        "Nothing was merged; the results are kept in the journal. Either "
+        + "; or ".join(ways) + "."
     )
 
 

@@ -19,8 +19,12 @@ Files are readable by the owner only. No API key is ever written here.
 
 A journal travels with its notebook (course repositories, shared drives, zip
 files), so reading one is reading untrusted input: nothing in it is loaded as
-code (no pickle, no eval), every path it leads to stays inside its job's
-folder, and a file that does not parse is refused with an error naming it.
+code (no pickle, no eval), every file is read and written through one path
+rule (``safepath.py``: no symlink below the root, nothing outside it), every
+count is checked against the job's own files before anything is sized by it,
+and a file that does not parse is refused with an error naming it (an
+unreadable job is still listed, by ``scan``). See docs/architecture.md, "A
+journal from elsewhere".
 The one exception is asked for by name: ``trust_pickled_index`` converts the
 ``index.pkl`` of a format-1 journal once the user says they trust it.
 """
@@ -33,7 +37,6 @@ import io
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
@@ -44,10 +47,12 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from .errors import JobNotFoundError, JournalError, PlanError
+from . import safepath
+from .errors import ConfigError, JobNotFoundError, JournalError, PlanError
 from .media import MediaItem, iter_items
 from .plan import RequestOptions
-from .structured import KINDS, OutputSpec
+from .schemas import check_schema
+from .structured import KINDS, SCHEMA, OutputSpec
 
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
@@ -58,36 +63,22 @@ FORMAT_VERSION = 2
 #: A job folder's name, and a batch id (the API's are ``msgbatch_<base62>``): names that
 #: cannot lead out of their folder.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: A job id as ``new_job_id`` makes it; group 1 is the fingerprint's first characters.
+_JOB_ID = re.compile(r"^\d{8}-\d{6}-([0-9a-f]{6})[0-9a-f]{2}$")
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _private_dir(path: Path) -> None:
-    """Create ``path`` and any missing parents, each readable by the owner only."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for p in reversed(missing):
-        p.mkdir(mode=0o700, exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.chmod(p, 0o700)  # mkdir's mode is filtered by the umask
+@dataclass(frozen=True)
+class UnreadableJob:
+    """A job folder whose manifest cannot be read: listed with why, never dropped silently."""
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either the old file or the new one."""
-    _private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    job_id: str
+    #: The manifest's path.
+    path: str
+    error: str
 
 
 class Journal:
@@ -117,54 +108,99 @@ class Journal:
             raise JournalError(
                 f"{job_id!r} is not a job id of this journal (ids are like 20260101-120000-ab12cd34)."
             )
-        folder = self.jobs_dir / job_id
-        _check_inside(folder, self.jobs_dir)
-        return folder
+        return safepath.checked(self.root, self.jobs_dir / job_id)
 
     def job_file(self, job_id: str, *parts: str) -> Path:
         """A file of the job's folder, refused if it (through a symlink) leads elsewhere."""
-        folder = self.job_dir(job_id)
-        path = folder.joinpath(*parts)
-        _check_inside(path, folder)
-        return path
+        return safepath.checked(self.root, self.job_dir(job_id).joinpath(*parts))
 
     def new_job_id(self, fingerprint: str) -> str:
         """Readable, sortable, unique: date, time, a slice of the fingerprint."""
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         return f"{stamp}-{fingerprint[:6]}{secrets.token_hex(1)}"
 
+    # -- files: every read and write under the root goes through the path rule (safepath.py)
+    def write_file(self, path: Path, data: bytes) -> None:
+        safepath.write_atomic(self.root, path, data)
+
+    def read_file(self, path: Path) -> bytes:
+        """A journal file's bytes (FileNotFoundError if there is none; a link is refused)."""
+        return safepath.read_bytes(self.root, path)
+
+    def is_file(self, path: Path) -> bool:
+        return safepath.is_file(self.root, path)
+
     # -- records -----------------------------------------------------------
     def write_record(self, record: JobRecord) -> None:
         record.updated_at = now_iso()
-        write_atomic(self.job_file(record.job_id, MANIFEST), record.to_json())
+        self.write_file(self.job_file(record.job_id, MANIFEST), record.to_json())
 
     def read_record(self, job_id: str) -> JobRecord:
-        """The job's record; a format-1 manifest is migrated (and rewritten) on first open."""
+        """The job's record, checked against its own files; a format-1 manifest is
+        migrated (and rewritten) on first open."""
         path = self.job_file(job_id, MANIFEST)
         try:
-            raw = path.read_bytes()
+            raw = self.read_file(path)
         except FileNotFoundError:
             raise JobNotFoundError(
                 f"No job {job_id!r} in the journal at {str(self.root)!r}; "
                 "`batch_magic.jobs()` or `%batch list` shows the jobs there."
             ) from None
         record, version = JobRecord.from_json(raw, job_id, str(path))
+        self._check_plan_files(record)
         if version < FORMAT_VERSION:
             with contextlib.suppress(OSError):  # a read-only journal still opens
-                write_atomic(self.job_file(job_id, f"manifest.v{version}.json"), raw)
+                self.write_file(self.job_file(job_id, f"manifest.v{version}.json"), raw)
                 self.write_record(record)
         return record
 
+    def _check_plan_files(self, record: JobRecord) -> None:
+        """The manifest's counts against the sizes of the job's own files, before anything
+        is allocated from them: ``rows.npy`` holds exactly ``n_rows`` numbers, and
+        ``prompts.json`` is large enough for ``n_requests`` texts (each at least ``"",``).
+        The contents are checked when read (``read_rows``, ``read_prompts``)."""
+        job_id = record.job_id
+        rows_path = self.job_file(job_id, "rows.npy")
+        n_rows = _npy_length(self, rows_path, job_id)
+        if n_rows != record.n_rows:
+            raise JournalError(
+                f"Job {job_id}: its manifest says {record.n_rows} rows, but {str(rows_path)!r} holds "
+                f"{n_rows}; this journal was altered. Remove that job's folder."
+            )
+        prompts_path = self.job_file(job_id, "prompts.json")
+        try:
+            size = os.lstat(prompts_path).st_size
+        except OSError:
+            size = 0
+        if record.n_requests and size < 3 * record.n_requests + 1:
+            raise JournalError(
+                f"Job {job_id}: its manifest says {record.n_requests} requests, but {str(prompts_path)!r} "
+                f"({size} bytes) cannot hold that many; this journal was altered. Remove that job's folder."
+            )
+
     def job_ids(self) -> list[str]:
+        """Every job folder (one whose manifest is a link or unreadable too: ``scan`` says why)."""
         if not self.jobs_dir.is_dir():
             return []
+        safepath.checked(self.root, self.jobs_dir)
         return sorted(
             p.name for p in self.jobs_dir.iterdir()
-            if _SAFE_NAME.match(p.name) and (p / MANIFEST).is_file()
+            if _SAFE_NAME.match(p.name) and (p.is_symlink() or os.path.lexists(p / MANIFEST))
         )
 
+    def scan(self) -> tuple[list[JobRecord], list[UnreadableJob]]:
+        """Every job's record, and the jobs whose record cannot be read, with why."""
+        records: list[JobRecord] = []
+        unreadable: list[UnreadableJob] = []
+        for job_id in self.job_ids():
+            try:
+                records.append(self.read_record(job_id))
+            except JournalError as exc:
+                unreadable.append(UnreadableJob(job_id, str(self.jobs_dir / job_id / MANIFEST), str(exc)))
+        return records, unreadable
+
     def records(self) -> Iterator[JobRecord]:
-        """Every readable job's record (an unreadable one is skipped; opening it says why)."""
+        """Every readable job's record (``scan`` also lists the unreadable ones)."""
         for job_id in self.job_ids():
             with contextlib.suppress(JournalError):
                 yield self.read_record(job_id)
@@ -189,9 +225,28 @@ class Journal:
         )
 
     def find_by_fingerprint(self, fingerprint: str) -> str | None:
-        """The newest job with this fingerprint (a failed one too: it resumes)."""
-        found = [r.job_id for r in self.records() if r.fingerprint == fingerprint]
-        return found[-1] if found else None
+        """The newest job with this fingerprint (a failed one too: it resumes).
+
+        A job whose manifest cannot be read has no fingerprint to compare, but its
+        folder's name carries the fingerprint's first characters (``new_job_id``).
+        When no readable job matches and an unreadable one's name does, it may be
+        this very job, already paid for: refused, rather than sent again (a chance
+        match of 24 bits costs the user one ``--force``, never a second payment).
+        """
+        records, unreadable = self.scan()
+        found = [r.job_id for r in records if r.fingerprint == fingerprint]
+        if found:
+            return found[-1]
+        for job in reversed(unreadable):
+            match = _JOB_ID.match(job.job_id)
+            if match and match.group(1) == fingerprint[:6]:
+                raise JournalError(
+                    f"Job {job.job_id} may be this cell's job, but it cannot be read: {job.error} "
+                    "Nothing was sent (running it again could pay twice for the same rows). Either fix "
+                    f"or remove its folder {str(self.jobs_dir / job.job_id)!r} (its downloaded results "
+                    "are in results/), or run the cell with --force (force=True) to send a new job."
+                )
+        return None
 
     def claimed_batch_ids(self) -> set[str]:
         """Every batch id any job of this journal has met (its own, rejected, duplicates)."""
@@ -207,22 +262,22 @@ class Journal:
         would download into the same file. The OS drops the lock when its
         holder dies, so a job whose kernel died is free to pick up.
         """
-        return JobLock.acquire(self.job_file(job_id, "lock"))
+        return JobLock.acquire(self.root, self.job_file(job_id, "lock"))
 
     # -- plan data ---------------------------------------------------------
     def write_plan_data(
         self, job_id: str, prompts: list[str], row_requests: np.ndarray, index: pd.Index
     ) -> None:
-        write_atomic(self.job_file(job_id, "prompts.json"), orjson.dumps(prompts))
-        write_atomic(self.job_file(job_id, "rows.npy"), _npy_bytes(row_requests))
+        self.write_file(self.job_file(job_id, "prompts.json"), orjson.dumps(prompts))
+        self.write_file(self.job_file(job_id, "rows.npy"), _npy_bytes(row_requests))
         self._write_index(job_id, index)
         self._written_prompts[job_id] = list(prompts)  # exactly what is on disk
 
     def _write_index(self, job_id: str, index: pd.Index) -> None:
         meta, data = index_files(index)
         if data is not None:
-            write_atomic(self.job_file(job_id, INDEX_DATA), data)
-        write_atomic(self.job_file(job_id, INDEX_META), orjson.dumps(meta))  # last: it names the data
+            self.write_file(self.job_file(job_id, INDEX_DATA), data)
+        self.write_file(self.job_file(job_id, INDEX_META), orjson.dumps(meta))  # last: it names the data
 
     def write_media(self, job_id: str, items: list[MediaItem]) -> None:
         """The job's files: their facts, and the bytes of those that exist only in memory
@@ -231,16 +286,16 @@ class Journal:
         for item in items:
             if item.path is None and item.data is not None:
                 staged = self.staged_media(job_id, item)
-                if not staged.exists():
-                    write_atomic(staged, item.data)
-        write_atomic(self.job_file(job_id, MEDIA), orjson.dumps([i.to_dict() for i in items]))
+                if not self.is_file(staged):
+                    self.write_file(staged, item.data)
+        self.write_file(self.job_file(job_id, MEDIA), orjson.dumps([i.to_dict() for i in items]))
 
     def read_media(self, job_id: str) -> dict[str, MediaItem]:
         path = self.job_file(job_id, MEDIA)
-        if not path.is_file():
+        if not self.is_file(path):
             return {}
         try:
-            data = orjson.loads(path.read_bytes())
+            data = orjson.loads(self.read_file(path))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise JournalError(f"The media list of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
         return {item.sha256: item for item in iter_items(data, str(path))}
@@ -254,7 +309,7 @@ class Journal:
         new job, which stages its own)."""
         import shutil
 
-        folder = self.job_file(job_id, "media")
+        folder = self.job_file(job_id, "media")  # checked: not a link (rmtree follows none below it)
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -264,21 +319,35 @@ class Journal:
             return written
         path = self.job_file(job_id, "prompts.json")
         try:
-            data = orjson.loads(path.read_bytes())
+            data = orjson.loads(self.read_file(path))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
         if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are not a list of texts.")
+        expected = self.read_record(job_id).n_requests
+        if len(data) != expected:
+            raise JournalError(
+                f"Job {job_id}: {str(path)!r} holds {len(data)} prompts, its manifest {expected} requests; "
+                "this journal was altered. Remove that job's folder."
+            )
         return data
 
     def read_rows(self, job_id: str) -> np.ndarray:
+        """Each row's request number (-1: skipped), checked against the job's manifest."""
         path = self.job_file(job_id, "rows.npy")
+        _npy_length(self, path, job_id)  # its header, checked before an array is made
+        record = self.read_record(job_id)
         try:
-            rows = np.load(path, allow_pickle=False)
+            rows = np.load(io.BytesIO(self.read_file(path)), allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
         if not isinstance(rows, np.ndarray) or rows.ndim != 1 or rows.dtype.kind != "i":
             raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is not a list of request numbers.")
+        if len(rows) != record.n_rows or (rows.size and not (rows.min() >= -1 and rows.max() < record.n_requests)):
+            raise JournalError(
+                f"The row map of job {job_id} ({str(path)!r}) does not match its manifest "
+                f"({record.n_rows} rows, requests 0 to {record.n_requests - 1}); this journal was altered."
+            )
         return rows
 
     def read_index(self, job_id: str) -> pd.Index | IndexNotStored:
@@ -288,28 +357,31 @@ class Journal:
         loaded, until the user trusts it (``trust_pickled_index``).
         """
         meta_path = self.job_file(job_id, INDEX_META)
-        if not meta_path.is_file():
-            if self.job_file(job_id, PICKLED_INDEX).is_file():
+        if not self.is_file(meta_path):
+            if self.is_file(self.job_file(job_id, PICKLED_INDEX)):
                 return IndexNotStored(
                     f"job {job_id} was written by an older batch_magic, which saved the index as "
                     f"a pickle ({PICKLED_INDEX}); loading a pickle runs whatever code it holds, so "
-                    "it is read only if you trust where this journal came from: "
-                    f"`%batch trust {job_id}` or attach(..., trust_pickle=True)",
+                    "it is read only if you trust where this journal came from",
                     pickled=True,
                 )
             return IndexNotStored(f"job {job_id} has no stored index ({INDEX_META} is missing)", pickled=False)
         try:
-            meta = orjson.loads(meta_path.read_bytes())
+            meta = orjson.loads(self.read_file(meta_path))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise JournalError(f"The index of job {job_id} ({str(meta_path)!r}) is unreadable ({exc}).") from None
         if isinstance(meta, dict) and meta.get("unstorable"):
-            return IndexNotStored(f"the index of job {job_id} could not be stored ({meta['unstorable']})", pickled=False)
+            digest = meta.get("digest")
+            return IndexNotStored(
+                f"the index of job {job_id} could not be stored ({str(meta['unstorable'])[:200]})",
+                pickled=False, digest=digest if isinstance(digest, str) else None,
+            )
         data_path = self.job_file(job_id, INDEX_DATA)
-        data = data_path.read_bytes() if data_path.is_file() else None
+        data = self.read_file(data_path) if self.is_file(data_path) else None
         try:
             return index_from_files(meta, data)
-        except JournalError:
-            raise
+        except JournalError as exc:
+            raise JournalError(f"The index of job {job_id} ({str(meta_path)!r}): {exc}") from None
         except Exception as exc:  # a damaged Parquet file: say which file
             raise JournalError(f"The index of job {job_id} ({str(data_path)!r}) is unreadable ({exc}).") from None
 
@@ -321,19 +393,19 @@ class Journal:
         place batch_magic loads a pickle, and only when asked by name.
         """
         path = self.job_file(job_id, PICKLED_INDEX)
-        if not path.is_file():
+        if not self.is_file(path):
             found = self.read_index(job_id)
             if isinstance(found, pd.Index):
                 return found  # already converted
             raise JournalError(f"Job {job_id} has no {PICKLED_INDEX} to trust ({found.reason}).")
-        index = _unpickle_trusted_index(path)
+        index = _unpickle_trusted_index(self.read_file(path))
         if not isinstance(index, pd.Index):
             raise JournalError(
                 f"{str(path)!r} does not hold a pandas index (it holds a {type(index).__name__}); "
                 "it was left as it is."
             )
         self._write_index(job_id, index)
-        path.unlink()
+        safepath.unlink(self.root, path)
         return index
 
     # -- results -----------------------------------------------------------
@@ -342,17 +414,32 @@ class Journal:
 
     def partial_results_path(self, job_id: str, batch_id: str) -> Path:
         """Where a download goes until it is complete (its folder made, owner only)."""
-        folder = self.job_file(job_id, "results")
-        _private_dir(folder)
+        safepath.make_dirs(self.root, self.job_file(job_id, "results"))
         return self.job_file(job_id, "results", f".{_checked_batch_id(batch_id)}.jsonl.part")
+
+    def ingest_results(self, table: Any, job_id: str, batch_id: str) -> int:
+        """Read a batch's results file into ``table`` (a ``ResultTable``); a file that does
+        not parse, or names requests the job does not have, is refused by name."""
+        path = self.results_path(job_id, batch_id)
+        with os.fdopen(safepath.open_fd(self.root, path, os.O_RDONLY), "rb") as fh:
+            try:
+                return int(table.ingest_lines(fh))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise JournalError(
+                    f"The results of batch {batch_id} of job {job_id} ({str(path)!r}) are not understood "
+                    f"({type(exc).__name__}: {str(exc)[:200]}); the file was cut short or altered."
+                ) from None
 
     def commit_results(self, job_id: str, batch_id: str) -> Path:
         """Publish a fully downloaded results file (flush, then rename)."""
         part = self.partial_results_path(job_id, batch_id)
         final = self.results_path(job_id, batch_id)
-        with open(part, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(part, 0o600)
+        fd = safepath.open_fd(self.root, part, os.O_RDWR)
+        try:
+            os.fsync(fd)
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
         os.replace(part, final)
         return final
 
@@ -378,11 +465,28 @@ INDEX_LAYOUT = 1
 
 @dataclass(frozen=True)
 class IndexNotStored:
-    """Why a job's index labels cannot be read (its rows can still merge by position)."""
+    """Why a job's index labels cannot be read (its rows merge by position only into
+    the labels of ``digest``, or when the user asks for it)."""
 
     reason: str
     #: An ``index.pkl`` of an older journal is there, to convert once trusted.
     pickled: bool
+    #: For labels that cannot be stored as data: a digest of their text, to tell
+    #: whether a DataFrame still has exactly those labels in that order.
+    digest: str | None = None
+
+    def matches(self, index: pd.Index) -> bool:
+        return self.digest is not None and labels_digest(index) == self.digest
+
+
+def labels_digest(index: pd.Index) -> str:
+    """A digest of an index's names and labels, in order, by their text."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(list(index.names)).encode())
+    for label in index:
+        digest.update(repr(label).encode() + b"\x00")
+    return digest.hexdigest()
 
 
 def _encode_name(name: Any) -> Any:
@@ -468,6 +572,7 @@ def index_files(index: pd.Index) -> tuple[dict[str, Any], bytes | None]:
                 meta["tagged"][str(i)] = [_encode_scalar(v) for v in level]
             except TypeError as exc:
                 meta["unstorable"] = f"level {i} holds {exc}, which cannot be stored as data"
+                meta["digest"] = labels_digest(index)
                 return meta, None
             continue
         columns[f"l{i}"] = values
@@ -656,7 +761,10 @@ class BatchEntry:
         )
         for bid in (entry.batch_id, *entry.rejected, *entry.duplicates):
             if bid is not None:
-                _checked_batch_id(bid)
+                try:
+                    _checked_batch_id(bid)
+                except JournalError as exc:
+                    raise JournalError(f"{where}: {exc}") from None
         if entry.ids is None and (entry.first is None or entry.stop is None):
             raise JournalError(f"{where}: batch {entry.n} names no requests.")
         return entry
@@ -806,13 +914,21 @@ class JobRecord:
             )
         except JournalError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise JournalError(f"The manifest {where!r} is not understood ({type(exc).__name__}: {exc}).") from None
         if record.output.kind not in KINDS:
             raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
+        none = type(None)
+        _check_types(
+            where, record.options, model=str, max_tokens=int, system=(str, none), effort=(str, none),
+            thinking=(dict, none), output_schema=(dict, none), use_tool=bool, cache_system=bool, extra=dict,
+        )
         try:
             record.options.validate()
-        except PlanError as exc:
+            if record.output.kind == SCHEMA:
+                # Checked again as at submission: a reference leaving the schema is refused.
+                check_schema(record.output.schema)
+        except (PlanError, ConfigError) as exc:
             raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
         _check_types(
             where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
@@ -826,7 +942,33 @@ class JobRecord:
             raise JournalError(f"{where}: its row and request counts do not add up; the journal was altered.")
         if not record.out.isidentifier():
             raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
+        _check_counts(where, record)
         return record, int(version)
+
+
+def _check_counts(where: str, record: JobRecord) -> None:
+    """The manifest's counts and request numbers agree with each other (``read_record``
+    then checks them against the job's files), before any sizes an array."""
+    n = record.n_requests
+    counts = (record.n_rows, n, record.n_skipped, record.n_deduplicated)
+    if min(counts) < 0 or record.n_rows != n + record.n_skipped + record.n_deduplicated:
+        raise JournalError(
+            f"The manifest {where!r} holds counts that do not add up (rows {record.n_rows}, requests {n}, "
+            f"skipped {record.n_skipped}, deduplicated {record.n_deduplicated}); this journal was altered."
+        )
+    for b in record.batches:
+        if b.ids is not None:
+            fits = b.size == len(b.ids) and all(type(k) is int and 0 <= k < n for k in b.ids)
+        else:
+            assert b.first is not None and b.stop is not None  # from_dict refuses an entry without either
+            fits = 0 <= b.first <= b.stop <= n and b.size == b.stop - b.first
+        if not fits:
+            raise JournalError(
+                f"The manifest {where!r} has batch {b.n} of {b.size} requests that are not among the "
+                f"job's {n} (or not {b.size}); this journal was altered."
+            )
+    if any(not 0 <= k < record.n_rows for k in record.skip_reasons):
+        raise JournalError(f"The manifest {where!r} gives skip reasons for rows the job does not have.")
 
 
 def _sent_to(data: Any) -> SentTo | None:
@@ -917,10 +1059,11 @@ class JobLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, path: Path) -> JobLock | None:
+    def acquire(cls, root: Path, path: Path) -> JobLock | None:
+        """The lock of ``path``, a file of the journal at ``root`` (made if missing)."""
         import fcntl
 
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = safepath.open_fd(root, path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -942,24 +1085,37 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _unpickle_trusted_index(path: Path) -> Any:
+def _unpickle_trusted_index(data: bytes) -> Any:
     """Load a format-1 ``index.pkl``: only from ``trust_pickled_index``, which the user asks for."""
     import pickle
 
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+    return pickle.loads(data)
 
 
-def _check_inside(path: Path, folder: Path) -> None:
-    """Refuse ``path`` if it (through ``..`` or a symlink) leads outside ``folder``."""
-    real_folder = folder.resolve()
-    real = path.resolve()
-    if real != real_folder and real_folder not in real.parents:
+def _npy_length(journal: Journal, path: Path, job_id: str) -> int:
+    """The number of items a ``.npy`` file of one dimension holds, from its header and
+    checked against the file's size (read before any array is made from it)."""
+    try:
+        fd = safepath.open_fd(journal.root, path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise JournalError(f"Job {job_id} has no row map ({str(path)!r} is missing); remove that job's folder.") from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            version = np.lib.format.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"an .npy format {version} batch_magic does not write")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+            data_bytes = size - fh.tell()
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
+    if len(shape) != 1 or dtype.kind != "i" or shape[0] * dtype.itemsize != data_bytes:
         raise JournalError(
-            f"{str(path)!r} leads outside its folder {str(folder)!r} (to {str(real)!r}); this journal "
-            "was altered or came from elsewhere, so batch_magic does not follow it. Remove that link "
-            "or that job's folder."
+            f"The row map of job {job_id} ({str(path)!r}) is not a list of request numbers whose "
+            "length matches its size; this journal was altered. Remove that job's folder."
         )
+    return int(shape[0])
 
 
 def _checked_batch_id(batch_id: str) -> str:

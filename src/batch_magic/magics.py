@@ -142,7 +142,14 @@ LINE_COMMANDS: tuple[LineCommand, ...] = (
                   {"type": float, "default": None, "metavar": "S"}),
         ),
     ),
-    LineCommand("attach", "pick a job up again (after a restart); merge into DF", (_JOB_ARG, _DF_ARG, _WAIT_ARG)),
+    LineCommand(
+        "attach", "pick a job up again (after a restart); merge into DF",
+        (
+            _JOB_ARG, _DF_ARG, _WAIT_ARG,
+            Param(("--by-position",), "merge row i of the job into row i of DF, for a job whose index "
+                  "labels cannot be read (only if DF holds its rows in the same order)", {"action": "store_true"}),
+        ),
+    ),
     LineCommand("cancel", "cancel the batches still running; what finished is kept", (_JOB_ARG,)),
     LineCommand(
         "retry",
@@ -859,6 +866,8 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         if frame.empty:
             print(f"No jobs in the journal at {str(self._journal().root)!r} yet.")
             return None
+        for _, row in frame[frame["state"] == "unreadable"].iterrows():
+            print(f"Job {row['job_id']} cannot be read: {row['error']}")
         failed = frame.loc[frame["state"] == "failed", "job_id"].tolist()
         if failed:
             # Failed is not ended: its batches are kept and nothing sent is paid again.
@@ -914,7 +923,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         own = self._find(args.job) if args.job in ("last", "latest") else None
         job = api.attach(
             own.id if own is not None else args.job, df, client=self._client(), journal=self.journal_dir,
-            settings=self._settings(), start=False,
+            settings=self._settings(), start=False, by_position=args.by_position,
         )
         self._run(job, wait=args.wait)
 

@@ -176,6 +176,8 @@ class ResultTable:
         if not ks:
             return 0
         k = np.asarray(ks, dtype=np.int64)
+        if k.min() < 0 or k.max() >= len(self):  # never another request's slot (-1 is the last)
+            raise ValueError(f"a custom_id names request {int(k.min() if k.min() < 0 else k.max())}, not one of the job's {len(self)}")
         code_arr = np.asarray(codes, dtype=np.uint8)
         answered = (code_arr == SUCCEEDED) | (code_arr == REFUSED)
         if len(np.unique(k)) != len(k):

@@ -18,13 +18,14 @@ import pandas as pd
 
 from . import api
 from .columns import job_columns
-from .errors import BatchMagicError
+from .errors import BatchMagicError, TemplateError
 from .job import BatchJob, JobStatus, plan_index
 from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
 from .options import JobOptions
 from .settings import JobSettings
 from .states import RETRIABLE_ROW_STATUSES
+from .template import Template
 
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
@@ -57,6 +58,13 @@ def retry_failed(
             else f"wait for it: %batch wait {full}, or stop it: %batch cancel {full}"
         )
         raise BatchMagicError(f"Job {full} is {record.state.value}; retry its failed rows once it has ended ({hint}).")
+    # The template is read back from the manifest, and a journal may come from elsewhere:
+    # its names are checked again as at submission (columns, index levels, media
+    # functions) before anything is merged or sent; it renders in the sandbox.
+    try:
+        Template.compile(record.template).check_columns(df.columns, df.index.names)
+    except TemplateError as exc:
+        raise TemplateError(f"Job {full}'s template, as its manifest records it, cannot be used: {exc}") from None
     planned = plan_retry(df, record, jr)
     if planned is None:
         print(
@@ -65,8 +73,13 @@ def retry_failed(
         )
         return api.attach(full, None, journal=jr, start=False)
     subset, positions = planned
-    options = replace(JobOptions.from_record(record), force=True)
-    job = api.submit(subset, record.template, options=options, client=client, journal=jr, settings=settings, start=False)
+    try:
+        options = replace(JobOptions.from_record(record), force=True)
+        job = api.submit(
+            subset, record.template, options=options, client=client, journal=jr, settings=settings, start=False
+        )
+    except BatchMagicError as exc:  # the options come from the manifest: say whose they are
+        raise type(exc)(f"Retrying job {full} with the options its manifest records: {exc}") from None
     job.observe(WriteBack(df, positions, job))
     if start:
         job.start()

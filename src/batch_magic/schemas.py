@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 import orjson
+import referencing
+import referencing.exceptions
 
 from .columns import BOOKKEEPING_SUFFIXES
 from .errors import ConfigError, quote
@@ -26,6 +28,35 @@ _STRING_FORMATS = frozenset(
 )
 
 _JSON_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
+
+#: The keywords that point at another schema.
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _retrieve_nothing(uri: str) -> referencing.Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]  # (attrs)
+
+
+#: Where ``$ref``s resolve: inside the schema itself, never a file or a URL. A schema can
+#: come back from a journal made elsewhere, so jsonschema's default (fetching what a
+#: reference names) would read this machine's files or the network when a job merges.
+LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(retrieve=_retrieve_nothing)  # type: ignore[call-arg]
+
+
+def local_validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator of ``schema`` whose references resolve inside it alone (a reference
+    that leaves it is refused here, naming it)."""
+    _check_refs(schema, schema, "$")
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=LOCAL_ONLY)
+
+
+def unresolvable(exc: referencing.exceptions.Unresolvable) -> ConfigError:
+    """The error for a reference that could not be resolved inside its schema."""
+    return ConfigError(
+        f"The schema refers to {exc.ref!r}, which is not inside it; only references within the "
+        "schema ('#/$defs/Name') are followed, nothing is fetched. Inline that schema instead."
+    )
 
 
 
@@ -75,8 +106,7 @@ def check_schema(schema: Any) -> None:
             f"The schema requires {', '.join(map(repr, unknown))}, which is not among its "
             f"properties ({', '.join(map(repr, props))}); add the property or drop it from 'required'."
         )
-    _check_refs(schema, schema, "$")
-    cls = jsonschema.validators.validator_for(schema)
+    cls = type(local_validator(schema))
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
@@ -90,6 +120,12 @@ def check_schema(schema: Any) -> None:
 
 def _check_refs(node: Any, root: Mapping[str, Any], path: str) -> None:
     if isinstance(node, Mapping):
+        for keyword in _REF_KEYWORDS[1:]:
+            if keyword in node:
+                raise ConfigError(
+                    f"The schema at {path} uses {keyword} ({quote(node[keyword])}); only '$ref' within "
+                    "the schema ('#/$defs/Name') is followed. Inline that schema instead."
+                )
         ref = node.get("$ref")
         if ref is not None:
             if not isinstance(ref, str) or not ref.startswith("#"):

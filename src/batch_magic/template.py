@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 import jinja2.nodes
+import jinja2.sandbox
 import numpy as np
 
 from .errors import TemplateError
@@ -36,11 +37,20 @@ ROW_NAME = "row"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    """Every template renders in Jinja2's immutable sandbox, the user's own cell's too: a
+    template read back from a journal that came from elsewhere (a retry renders the one
+    in the manifest) must reach no Python internals (``{{ text.__class__ }}``), call no
+    method that changes a value, and format no string that does either. Filters and the
+    methods of strings (``{{ name.title() }}``) work as in plain Jinja2."""
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
     )
+    # No global names (``range``, ``cycler``, ``namespace``...): every name a template
+    # uses is a column, a level of the index or a media function, checked as such.
+    env.globals.clear()
+    return env
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,11 @@ class Template:
             return self._compiled.render(values)
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"The template could not be rendered: {exc}.") from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(
+                f"The template reaches into Python's internals ({exc}), which prompt templates "
+                "may not; use the columns' values, filters and string methods only."
+            ) from None
         except Exception as exc:  # a filter or expression failed on this row's value
             raise TemplateError(
                 f"The template failed on a row: {type(exc).__name__}: {exc}."

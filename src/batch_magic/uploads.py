@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import safepath
 from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
 from .destination import without_credentials
 from .errors import APIError, BatchMagicError, JournalError
-from .journal import JobLock, JobRecord, Journal, now_iso, write_atomic
+from .journal import JobLock, JobRecord, Journal, now_iso
 from .media import MediaItem
 from .status import epoch
 
@@ -132,6 +133,10 @@ class UploadStore:
     """The journal's uploads table: records, intents and locks, one file each."""
 
     def __init__(self, journal: Journal) -> None:
+        # Every file through the journal's path rule: a symlinked server folder or record
+        # of a journal from elsewhere is refused, never followed (the folder's name, a
+        # hash of the base URL, is predictable).
+        self.journal = journal
         self.root = journal.root / "uploads"
         self._folders: dict[str, Path] = {}
 
@@ -140,8 +145,8 @@ class UploadStore:
         if folder is None:
             folder = self.root / hashlib.sha256(base_url.encode()).hexdigest()[:16]
             marker = folder / "server.json"
-            if not marker.exists():
-                write_atomic(marker, orjson.dumps({"base_url": base_url}))
+            if not self.journal.is_file(marker):
+                self.journal.write_file(marker, orjson.dumps({"base_url": base_url}))
             self._folders[base_url] = folder
         return folder
 
@@ -153,22 +158,22 @@ class UploadStore:
     def get(self, base_url: str, sha: str) -> Upload | None:
         path = self._path(base_url, sha, ".json")
         try:
-            raw = path.read_bytes()
+            raw = self.journal.read_file(path)
         except FileNotFoundError:
             return None
         upload = Upload.from_json(raw, str(path))
         return upload if upload.base_url == base_url and upload.sha256 == sha else None
 
     def save(self, upload: Upload) -> None:
-        write_atomic(self._path(upload.base_url, upload.sha256, ".json"), orjson.dumps(asdict(upload)))
+        self.journal.write_file(self._path(upload.base_url, upload.sha256, ".json"), orjson.dumps(asdict(upload)))
 
     def forget(self, base_url: str, sha: str) -> None:
-        self._path(base_url, sha, ".json").unlink(missing_ok=True)
+        safepath.unlink(self.journal.root, self._path(base_url, sha, ".json"))
 
     def intent(self, base_url: str, sha: str) -> Intent | None:
         path = self._path(base_url, sha, ".intent.json")
         try:
-            data = orjson.loads(path.read_bytes())
+            data = orjson.loads(self.journal.read_file(path))
             return Intent(str(data["sha256"]), str(data["upload_name"]), int(data["size"]), str(data["first_at"]))
         except FileNotFoundError:
             return None
@@ -176,17 +181,17 @@ class UploadStore:
             return Intent(sha, "", -1, "1970-01-01T00:00:00Z")  # unreadable: assume the oldest
 
     def write_intent(self, base_url: str, intent: Intent) -> None:
-        write_atomic(self._path(base_url, intent.sha256, ".intent.json"), orjson.dumps(asdict(intent)))
+        self.journal.write_file(self._path(base_url, intent.sha256, ".intent.json"), orjson.dumps(asdict(intent)))
 
     def clear_intent(self, base_url: str, sha: str) -> None:
-        self._path(base_url, sha, ".intent.json").unlink(missing_ok=True)
+        safepath.unlink(self.journal.root, self._path(base_url, sha, ".intent.json"))
 
     @contextlib.contextmanager
     def lock(self, base_url: str, sha: str) -> Iterator[None]:
         """This file's upload lock, waited for (another driver may be uploading it now)."""
         path = self._path(base_url, sha, ".lock")
         while True:
-            held = JobLock.acquire(path)
+            held = JobLock.acquire(self.journal.root, path)
             if held is not None:
                 break
             time.sleep(0.05)
@@ -200,8 +205,9 @@ class UploadStore:
         found = []
         if self.root.is_dir():
             for folder in sorted(self.root.iterdir()):
-                with contextlib.suppress(OSError, orjson.JSONDecodeError, KeyError, TypeError):
-                    found.append(str(orjson.loads((folder / "server.json").read_bytes())["base_url"]))
+                # A folder that is not what batch_magic writes (a link, no server.json) is skipped.
+                with contextlib.suppress(OSError, JournalError, orjson.JSONDecodeError, KeyError, TypeError):
+                    found.append(str(orjson.loads(self.journal.read_file(folder / "server.json"))["base_url"]))
         return found
 
     def records(self, shas: Iterable[str]) -> list[Upload]:

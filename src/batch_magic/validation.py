@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 
 from .answers import RowValidator, strip_fences
-from .schemas import json_path
+from .errors import ConfigError
+from .schemas import json_path, local_validator, unresolvable
 
 #: Characters of a row's reason kept in ``{out}_error``.
 REASON_CHARS = 300
@@ -25,12 +27,19 @@ def row_validator(schema: Mapping[str, Any], model: Any = None) -> RowValidator:
     """The validator of a schema (compiled once per job), or of its pydantic model."""
     if model is not None:
         return _by_model(model)
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = local_validator(schema)  # references resolve inside the schema alone
 
     def by_jsonschema(data: dict[str, Any], answer: Any) -> tuple[dict[str, Any], str | None]:
-        if validator.is_valid(data):  # the common case, without building errors
-            return data, None
-        errors = list(validator.iter_errors(data))
+        try:
+            if validator.is_valid(data):  # the common case, without building errors
+                return data, None
+            errors = list(validator.iter_errors(data))
+        except referencing.exceptions.Unresolvable as exc:
+            raise unresolvable(exc) from None
+        except RecursionError:  # a schema whose references lead back to themselves forever
+            raise ConfigError(
+                "The schema's references lead back to themselves without end; it cannot judge an answer."
+            ) from None
         best = jsonschema.exceptions.best_match(errors)
         assert best is not None  # not valid, so at least one error
         reason = f"{json_path(best.absolute_path)}: {best.message}"

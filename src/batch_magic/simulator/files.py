@@ -30,7 +30,15 @@ from .media import (
     read_upload,
     sniff,
 )
-from .protocol import APIError, new_file_id, rfc3339, rfc3339_or_none, write_atomic
+from .protocol import (
+    APIError,
+    new_file_id,
+    read_state,
+    rfc3339,
+    rfc3339_or_none,
+    state_folder,
+    write_atomic,
+)
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -143,9 +151,7 @@ class FileStore:
         self._tombstones: dict[str, int] = {}  # deleted id -> seq, so list cursors survive
         self._next_seq = 1
         self._used = 0  # bytes of the files that count toward the storage limit
-        self.dir = Path(state_dir) / "files" if state_dir is not None else None
-        if self.dir is not None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = state_folder(Path(state_dir) / "files") if state_dir is not None else None
 
     # -- adding -----------------------------------------------------------------------------
     def add(
@@ -236,7 +242,7 @@ class FileStore:
             data = self._memory.get(file_id)
         if data is None:
             assert self.dir is not None
-            data = (self.dir / f"{file_id}.bin").read_bytes()
+            data = read_state(self.dir / f"{file_id}.bin")
         return stored, data
 
     def page(
@@ -310,9 +316,11 @@ class FileStore:
         loaded: list[StoredFile] = []
         for meta_path in self.dir.glob("*.json"):
             try:
-                stored = StoredFile.from_record(json.loads(meta_path.read_text()))
+                stored = StoredFile.from_record(json.loads(read_state(meta_path)))
             except (OSError, ValueError, KeyError, TypeError):
-                continue  # a half-written or foreign file
+                continue  # a half-written, foreign or linked file
+            if stored.id != meta_path.stem:
+                continue  # an id that is not its file's name could lead elsewhere
             if not stored.purged and not meta_path.with_suffix(".bin").exists():
                 continue
             loaded.append(stored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,10 +129,35 @@ class APIError(Exception):
         self.details = details
 
 
+def state_folder(path: Path) -> Path:
+    """A folder of the state directory (made if missing). The directory may sit in a
+    notebook's journal that came from elsewhere: the folder and its parent (the state
+    directory) must not be symlinks, so nothing is kept or read outside it."""
+    for p in (path.parent, path):
+        if p.is_symlink():
+            raise ValueError(f"{str(p)!r} is a symlink; the simulator keeps its state only in a real folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_state(path: Path) -> bytes:
+    """A state file's bytes, never through a symlink (``O_NOFOLLOW``: an ``OSError``), and
+    only from a regular file (a FIFO would block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{str(path)!r} is not a regular file")
+        return f.read()
+
+
 def write_atomic(path: Path, *chunks: bytes) -> None:
     """Write ``chunks`` to ``path`` through a temporary file, so a reader (or a restart
-    after a crash) sees the old file or the new one, never half of one."""
+    after a crash) sees the old file or the new one, never half of one. The temporary
+    file is made anew (never written through a link); the rename replaces a link at
+    ``path`` itself, not what it points to."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    with open(tmp, "wb") as f:
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.writelines(chunks)
     os.replace(tmp, path)

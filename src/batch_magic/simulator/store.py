@@ -25,7 +25,7 @@ from typing import Any
 
 from .faults import REQUEST_ERROR_MESSAGES, draw, pick_error
 from .media import FileView, view_from_json, view_to_json
-from .protocol import APIError, rfc3339, rfc3339_or_none, write_atomic
+from .protocol import APIError, read_state, rfc3339, rfc3339_or_none, state_folder, write_atomic
 
 #: (cache key, prefix tokens, ttl, whether this request wrote the cache)
 CacheInfo = tuple[str, int, str, bool]
@@ -200,7 +200,7 @@ class Store:
         self._next_seq = 1
         self.state_dir = Path(state_dir) if state_dir is not None else None
         if self.state_dir is not None:
-            (self.state_dir / "batches").mkdir(parents=True, exist_ok=True)
+            state_folder(self.state_dir / "batches")
 
     # -- queries ----------------------------------------------------------------------------
     def get(self, batch_id: str) -> Batch:
@@ -320,9 +320,9 @@ class Store:
         loaded: list[Batch] = []
         for meta_path in (self.state_dir / "batches").glob("*.json"):
             try:
-                meta = json.loads(meta_path.read_text())
+                meta = json.loads(read_state(meta_path))
                 req_path = meta_path.with_suffix(".requests")
-                if not req_path.exists():
+                if not req_path.exists() or meta["id"] != meta_path.stem:
                     continue
                 batch = Batch(
                     id=meta["id"],
@@ -334,10 +334,12 @@ class Store:
                     cache_info={int(r[0]): (str(r[1]), int(r[2]), str(r[3]), bool(r[4])) for r in meta["cache_info"]},
                     cancel_initiated_at=meta["cancel_initiated_at"],
                     media={v["file_id"]: view_from_json(v) for v in meta.get("media", [])},
-                    packed=req_path.read_bytes(),
+                    packed=read_state(req_path),
                 )
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a half-written or foreign file: not a batch
+                if batch.n != count_requests(batch.packed):
+                    continue  # its count was altered: not a batch this simulator wrote
+            except (OSError, ValueError, KeyError, TypeError, zlib.error):
+                continue  # a half-written, foreign or linked file: not a batch
             loaded.append(batch)
         loaded.sort(key=lambda b: b.seq)
         with self.lock:
@@ -370,6 +372,17 @@ class Packer:
         self._out.append(self._z.compress(b"".join(self._buf)))
         self._out.append(self._z.flush())
         return b"".join(self._out)
+
+
+def count_requests(packed: bytes) -> int:
+    """How many requests a :class:`Packer` block holds, counted a chunk at a time (a
+    crafted block cannot make this hold more than a chunk)."""
+    z = zlib.decompressobj()
+    count, data = 0, packed
+    while data:
+        count += z.decompress(data, Packer.CHUNK).count(b"\n")
+        data = z.unconsumed_tail
+    return count + z.flush().count(b"\n")
 
 
 def unpack(packed: bytes) -> tuple[list[str], list[bytes]]:
