@@ -144,6 +144,9 @@ OPTIONAL_OR_TRANSITIVE = {
     "IPython",  # the distribution is "ipython"
     "traitlets",  # comes with ipython
     "PIL",  # the simulator reads image colours with Pillow when it is there, guarded
+    "sklearn",  # the eval extra: evaluate() and compare() say how to install it
+    "scipy",  # the eval extra
+    "matplotlib",  # the confusion matrix as a heatmap when it is there, else a table
 }
 
 

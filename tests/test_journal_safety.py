@@ -401,8 +401,12 @@ def test_a_truncated_manifest_is_listed_and_its_rerun_refused_not_paid_again(sim
         bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20)
     assert job_id in str(err.value) and "--force" in str(err.value) and "remove" in str(err.value)
     assert _creates(sim) == sent
-    # Asked for: a new job is sent.
-    bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20, force=True).wait(30)
+    # Asked for: a new job, whose answers the journal's answer store still has (nothing paid again) ...
+    forced = bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20, force=True)
+    forced.wait(30)
+    assert _creates(sim) == sent and forced.status.n_reused == 2
+    # ... or, fresh, sent again.
+    bm.submit(TEXTS.copy(), "{{ text }}", client=sim.client(), journal=jr, settings=FAST, max_tokens=20, fresh=True).wait(30)
     assert _creates(sim) == sent + 1
 
 

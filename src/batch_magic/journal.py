@@ -50,7 +50,7 @@ import pandas as pd
 from . import safepath
 from .errors import ConfigError, JobNotFoundError, JournalError, PlanError
 from .media import MediaItem, iter_items
-from .plan import RequestOptions
+from .plan import NOT_SENT, RequestOptions
 from .schemas import check_schema
 from .structured import KINDS, SCHEMA, OutputSpec
 
@@ -333,7 +333,7 @@ class Journal:
         return data
 
     def read_rows(self, job_id: str) -> np.ndarray:
-        """Each row's request number (-1: skipped), checked against the job's manifest."""
+        """Each row's request number (-1: skipped, -2: not in the sample), checked against the job's manifest."""
         path = self.job_file(job_id, "rows.npy")
         _npy_length(self, path, job_id)  # its header, checked before an array is made
         record = self.read_record(job_id)
@@ -343,7 +343,7 @@ class Journal:
             raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is unreadable ({exc}).") from None
         if not isinstance(rows, np.ndarray) or rows.ndim != 1 or rows.dtype.kind != "i":
             raise JournalError(f"The row map of job {job_id} ({str(path)!r}) is not a list of request numbers.")
-        if len(rows) != record.n_rows or (rows.size and not (rows.min() >= -1 and rows.max() < record.n_requests)):
+        if len(rows) != record.n_rows or (rows.size and not (rows.min() >= NOT_SENT and rows.max() < record.n_requests)):
             raise JournalError(
                 f"The row map of job {job_id} ({str(path)!r}) does not match its manifest "
                 f"({record.n_rows} rows, requests 0 to {record.n_requests - 1}); this journal was altered."
@@ -937,9 +937,6 @@ class JobRecord:
             sample_seed=(int, type(None)), sample_stratify=(str, type(None)),
             saved_cost=(float, int, type(None)), answers_kept=bool,
         )
-        counts = (record.n_skipped, record.n_not_sent, record.n_deduplicated, record.n_reused)
-        if min(counts) < 0 or record.n_reused > record.n_requests:
-            raise JournalError(f"{where}: its row and request counts do not add up; the journal was altered.")
         if not record.out.isidentifier():
             raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
         _check_counts(where, record)
@@ -950,11 +947,16 @@ def _check_counts(where: str, record: JobRecord) -> None:
     """The manifest's counts and request numbers agree with each other (``read_record``
     then checks them against the job's files), before any sizes an array."""
     n = record.n_requests
-    counts = (record.n_rows, n, record.n_skipped, record.n_deduplicated)
-    if min(counts) < 0 or record.n_rows != n + record.n_skipped + record.n_deduplicated:
+    counts = (record.n_rows, n, record.n_skipped, record.n_deduplicated, record.n_not_sent, record.n_reused)
+    if (
+        min(counts) < 0
+        or record.n_rows != n + record.n_skipped + record.n_deduplicated + record.n_not_sent
+        or record.n_reused > n
+    ):
         raise JournalError(
             f"The manifest {where!r} holds counts that do not add up (rows {record.n_rows}, requests {n}, "
-            f"skipped {record.n_skipped}, deduplicated {record.n_deduplicated}); this journal was altered."
+            f"skipped {record.n_skipped}, deduplicated {record.n_deduplicated}, not sent {record.n_not_sent}, "
+            f"reused {record.n_reused}); this journal was altered."
         )
     for b in record.batches:
         if b.ids is not None:
