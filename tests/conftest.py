@@ -57,6 +57,12 @@ def simulator(simulator_server: Simulator) -> Simulator:
 
 
 @pytest.fixture
+def sim(simulator: Simulator) -> Simulator:
+    """``simulator`` by the short name the job tests use."""
+    return simulator
+
+
+@pytest.fixture
 def fake_clock(simulator: Simulator) -> FakeClock:
     """Put the simulator on a FakeClock; ``fake_clock.advance(s)`` moves batches on."""
     return simulator.use_fake_clock()

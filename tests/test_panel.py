@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic import panel as panel_mod
-from batch_magic.job import JobSettings, JobStatus
+from batch_magic.job import JobStatus
 from batch_magic.journal import Journal
 from batch_magic.panel import JobPanel, TextStatus, format_interval, format_status, format_summary
 from batch_magic.status import DurationHint
@@ -424,13 +425,12 @@ def test_job_status_prints_on_one_line() -> None:
 def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_path: Any) -> None:
     simulator.configure(processing_time=60.0, cancel_delay=0.2)
     df = pd.DataFrame({"text": [f"row {i}" for i in range(5)]})
-    settings = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
     async def main() -> tuple[JobPanel, Any]:
         # As in a kernel: the job and the click both run on the event loop.
         job = bm.submit(
             df, "Echo {{ text }}", client=simulator.client(max_retries=0),
-            journal=Journal(tmp_path / "journal"), settings=settings, max_tokens=20,
+            journal=Journal(tmp_path / "journal"), settings=FAST, max_tokens=20,
         )
         p = JobPanel(job)
         deadline = time.monotonic() + 10
@@ -478,7 +478,7 @@ def test_a_jobs_costs_say_which_prices_they_use(simulator: Any, tmp_path: Any) -
     """The estimate while it runs and the cost when it ends name the price data behind them."""
     df = pd.DataFrame({"text": ["a", "b", "c"]})
     job = bm.submit(df, "Say {{ text }}", client=simulator.client(), journal=tmp_path / "journal",
-                    settings=JobSettings(poll_min=0.05, poll_max=0.2), start=False)
+                    settings=FAST, start=False)
     assert "prices from genai-prices" in format_status(job.status)
     job.wait(30)
     assert re.search(r"cost \S+ \(prices from genai-prices [\d.]+\)", format_summary(job.status))

@@ -18,17 +18,16 @@ import pytest
 
 import batch_magic as bm
 from _gateway import gateway, model_info
+from _jobs import FAST
 from batch_magic.answers import load_json_object, strip_fences
 from batch_magic.api import prepare
 from batch_magic.errors import ConfigError
-from batch_magic.job import JobSettings
 from batch_magic.merge import build_columns
 from batch_magic.results import ResultTable
 from batch_magic.schemas import api_schema
 from batch_magic.simulator.schema import Cues, fake_value
 from batch_magic.structured import OutputSpec
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 SENTIMENTS = ["positive", "negative", "neutral"]
 
 TICKET_SCHEMA = {

@@ -8,14 +8,12 @@ from typing import Any
 import pandas as pd
 
 import batch_magic as bm
-from batch_magic.job import JobSettings
+from _jobs import FAST
 from batch_magic.journal import BatchEntry, BatchState, JobRecord, Journal
 from batch_magic.panel import NO_HISTORY_HINT, format_duration_hint, format_status
 from batch_magic.plan import RequestOptions
 from batch_magic.structured import OutputSpec
 from batch_magic.timing import typical_batch_duration
-
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
 
 def record(job_id: str, *batches: tuple[int, float], model: str = "m", simulated: bool = False,
