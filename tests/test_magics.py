@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import subprocess
 import sys
 import time
@@ -189,10 +187,6 @@ def test_schema_by_name(ip_sim: Any) -> None:
 
 
 def test_json_flag(ip_sim: Any) -> None:
-    from batch_magic import api
-
-    if "json" not in inspect.signature(api.submit).parameters:
-        pytest.skip("api.submit has no json option yet (issue 5)")
     df = reviews()
     ip_sim.user_ns["df"] = df
     ip_sim.run_cell("%%batch df --out j --json --wait\nAnswer in JSON with keys a and b: {{ review }}")
@@ -249,8 +243,6 @@ def test_max_cost_default_from_config(ip_sim: Any, simulator: Any) -> None:
 
 
 def test_pilot(ip_sim: Any, simulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    if importlib.util.find_spec("batch_magic.pilot") is None:
-        pytest.skip("batch_magic.pilot (issue 5) has not landed yet")
     df = reviews()
     ip_sim.user_ns["df"] = df
     ip_sim.run_cell("%%batch df --out x --pilot 2\n{{ review }}")

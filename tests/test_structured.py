@@ -14,6 +14,7 @@ import anthropic
 import numpy as np
 import orjson
 import pandas as pd
+import pydantic
 import pytest
 
 import batch_magic as bm
@@ -214,8 +215,6 @@ def test_schema_answers_become_one_typed_column_per_field():
 
 
 def test_pydantic_model_gives_the_schema_and_judges_each_row():
-    pydantic = pytest.importorskip("pydantic")
-
     class Address(pydantic.BaseModel):
         city: str
 
@@ -246,8 +245,6 @@ def test_pydantic_model_gives_the_schema_and_judges_each_row():
 
 
 def test_pydantic_instance_or_v1_style_objects_are_refused():
-    pydantic = pytest.importorskip("pydantic")
-
     class M(pydantic.BaseModel):
         a: int
 
@@ -404,8 +401,6 @@ def test_schema_job_through_a_forced_tool_on_a_model_without_structured_outputs(
 
 
 def test_pydantic_schema_job_and_rows_the_model_rejects(simulator, journal):
-    pydantic = pytest.importorskip("pydantic")
-
     class Refund(pydantic.BaseModel):
         wants_refund: bool
         amount: float = pydantic.Field(ge=0)
