@@ -2,13 +2,17 @@
 
 Simulator fixtures: one local Message Batches API server for the whole
 session (``simulator_server``), reset before each test that asks for
-``simulator`` (zero processing time, real clock, no faults); ``fake_clock``
-switches it to a clock the test moves by hand; ``sdk_client`` and
-``async_sdk_client`` are official SDK clients pointed at it.
+``simulator`` (or ``sim``, the same; zero processing time, real clock, no
+faults); ``fake_clock`` switches it to a clock the test moves by hand;
+``sdk_client`` and ``async_sdk_client`` are official SDK clients pointed at it.
+Fast engine settings and a ``submit`` to the simulator are in tests/_jobs.py.
+
+Hypothesis runs derandomized by default (profile "ci"); see below.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,11 +21,19 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
+from hypothesis import settings
 
 # Both Jupyter kernels (ipykernel 7 and 6) for the end-to-end tests.
 from _kernels import kernel_name, kernel_specs  # noqa: F401
 from batch_magic.journal import Journal
 from batch_magic.simulator import FakeClock, RealClock, Simulator
+
+# Hypothesis: the same examples on every run, so a failure in CI is the code's and
+# shows again on a rerun ("ci", the default); HYPOTHESIS_PROFILE=explore (or
+# --hypothesis-profile=explore) draws new ones, more of them, to look for bugs.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
