@@ -165,18 +165,20 @@ def test_a_rerun_another_job_and_a_retry_upload_nothing(
 
 
 def test_bad_media_is_refused_before_anything_is_uploaded_or_sent(
-    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
+    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # short relative paths: the message shortens long values
     images, _ = make_files(tmp_path / "files", 6, 0)
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    column = [str(p) for p in images] + [str(tmp_path / "gone.png"), str(notes), None]
+    column = [str(p) for p in images] + ["gone.png", str(notes), None]
     df = pd.DataFrame({"photo": column}, index=[f"item-{i}" for i in range(len(column))])
     with pytest.raises(MediaError) as err:
         bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS)
     message = str(err.value)
     assert "2 rows hold media that cannot be sent" in message
-    assert f"row 'item-6': '{tmp_path / 'gone.png'}' (no such file)" in message
+    assert "row 'item-6': 'gone.png' (no such file)" in message
     assert "row 'item-7'" in message and "neither PNG, JPEG, GIF, WebP nor PDF" in message
     assert not any(r.endpoint in ("file_upload", "create") for r in simulator.requests)
     assert journal.job_ids() == []  # nothing written either
