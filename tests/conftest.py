@@ -12,6 +12,7 @@ Hypothesis runs derandomized by default (profile "ci"); see below.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -147,15 +148,20 @@ SDK0_VENV = Path(__file__).resolve().parent.parent / ".venv-sdk0"
 
 @pytest.fixture(scope="session")
 def sdk0_python() -> Path:
-    """A venv with the anthropic SDK 0.x, made once and reused (``.venv-sdk0/``)."""
+    """A venv with the anthropic SDK 0.x, made once and reused (``.venv-sdk0/``).
+
+    Made under a file lock: with pytest-xdist, two workers may ask for it at once."""
     py = SDK0_VENV / "bin" / "python"
     probe = [str(py), "-c", "import anthropic, sys; sys.exit(0 if anthropic.__version__.startswith('0.') else 1)"]
-    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return py
-    subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
-    pip = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
-    )
+    SDK0_VENV.mkdir(exist_ok=True)
+    with open(SDK0_VENV / ".made-by-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+            return py
+        subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
+        pip = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
+        )
     if pip.returncode != 0:
         pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
     return py
