@@ -16,7 +16,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,10 @@ ROWS = ["great product, works well", "awful, broke on day one", "fine I guess", 
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(processing_time=PROCESSING, cancel_delay=0.5) as s:
-        yield s
+def sim(simulator: Simulator) -> Simulator:
+    """The session simulator (conftest), its batches taking ``PROCESSING`` s."""
+    simulator.configure(processing_time=PROCESSING, cancel_delay=0.5)
+    return simulator
 
 
 class Kernel:
