@@ -14,7 +14,7 @@ from _jobs import submit as submit_job
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
 from batch_magic.journal import SentTo
 
-#: Short answers: the simulator echoes the prompt, cut at max_tokens.
+#: Answers of at most 40 tokens: the simulator stops its model there, as the API would.
 submit = partial(submit_job, max_tokens=40)
 
 

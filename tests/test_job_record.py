@@ -32,7 +32,7 @@ from batch_magic.structured import OutputSpec
 #: A create whose answer was lost is looked for 5 s, not the real API's 10 minutes.
 SETTINGS = fast(create_grace=5.0)
 FIXTURE = Path(__file__).parent / "fixtures" / "journal_v1"
-#: Short answers: the simulator echoes the prompt, cut at max_tokens.
+#: Answers of at most 40 tokens: the simulator stops its model there, as the API would.
 submit = partial(submit_job, max_tokens=40, settings=SETTINGS)
 
 
