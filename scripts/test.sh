@@ -1,16 +1,47 @@
 #!/usr/bin/env bash
-# The README's test command. On a fresh machine: create ./.venv, install the
-# package with its test extra, the venv's Jupyter kernel, a second venv
-# (./.venv-ipk6) with ipykernel 6 as a second kernel, and (best effort)
-# Chromium + JupyterLab for the browser test; then lint, type-check and run
-# the whole suite, slow end-to-end tests included. Extra arguments go to pytest.
+# The README's test command, and the quick lane for development.
+#
+#   bash scripts/test.sh           Everything, as CI runs it. On a fresh machine: create
+#                                  ./.venv, install the package with its test extra, the
+#                                  venv's Jupyter kernel, a second venv (./.venv-ipk6) with
+#                                  ipykernel 6 as a second kernel, and (best effort)
+#                                  Chromium + JupyterLab for the browser tests; then lint,
+#                                  type-check and run the whole suite, slow end-to-end
+#                                  tests included, in one process: the kernel, notebook
+#                                  and browser tests share the machine with nothing else.
+#   bash scripts/test.sh --quick   While developing: the set-up above only when .venv lacks
+#                                  it or pyproject.toml changed since, no second kernel and
+#                                  no browser; lint, types, and the tests not marked slow
+#                                  or browser, on two workers (pytest-xdist).
+#
+# Extra arguments go to pytest (with --quick, after its own: `-n 0` runs in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
-.venv/bin/python -m ipykernel install --sys-prefix >/dev/null
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then
+    QUICK=1
+    shift
+fi
+
+# The package and its test extra in .venv. The stamp names the pyproject.toml it was
+# installed from, so the quick lane installs again after a dependency changes.
+STAMP=.venv/.test-setup-$(sha1sum pyproject.toml | cut -c1-16)
+if [ "$QUICK" = 0 ] || [ ! -e "$STAMP" ]; then
+    [ -x .venv/bin/python ] || "$PY" -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m ipykernel install --sys-prefix >/dev/null
+    rm -f .venv/.test-setup-*
+    touch "$STAMP"
+fi
+
+if [ "$QUICK" = 1 ]; then
+    .venv/bin/ruff check src tests bench scripts
+    .venv/bin/mypy src
+    exec .venv/bin/python -m pytest -m "not slow and not browser" -n 2 "$@"
+fi
+
 # A second kernel with ipykernel 6, registered in its own venv as batch-magic-ipk6:
 # the kernel tests (tests/_kernels.py) run against it and against .venv's ipykernel 7.
 # It holds what the notebooks import (the package, pydantic, matplotlib).

@@ -2,13 +2,18 @@
 
 Simulator fixtures: one local Message Batches API server for the whole
 session (``simulator_server``), reset before each test that asks for
-``simulator`` (zero processing time, real clock, no faults); ``fake_clock``
-switches it to a clock the test moves by hand; ``sdk_client`` and
-``async_sdk_client`` are official SDK clients pointed at it.
+``simulator`` (or ``sim``, the same; zero processing time, real clock, no
+faults); ``fake_clock`` switches it to a clock the test moves by hand;
+``sdk_client`` and ``async_sdk_client`` are official SDK clients pointed at it.
+Fast engine settings and a ``submit`` to the simulator are in tests/_jobs.py.
+
+Hypothesis runs derandomized by default (profile "ci"); see below.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,11 +22,19 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
+from hypothesis import settings
 
 # Both Jupyter kernels (ipykernel 7 and 6) for the end-to-end tests.
 from _kernels import kernel_name, kernel_specs  # noqa: F401
 from batch_magic.journal import Journal
 from batch_magic.simulator import FakeClock, RealClock, Simulator
+
+# Hypothesis: the same examples on every run, so a failure in CI is the code's and
+# shows again on a rerun ("ci", the default); HYPOTHESIS_PROFILE=explore (or
+# --hypothesis-profile=explore) draws new ones, more of them, to look for bugs.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +67,12 @@ def simulator(simulator_server: Simulator) -> Simulator:
     simulator_server.reset()
     simulator_server.clock = RealClock()
     return simulator_server
+
+
+@pytest.fixture
+def sim(simulator: Simulator) -> Simulator:
+    """``simulator`` by the short name the job tests use."""
+    return simulator
 
 
 @pytest.fixture
@@ -129,15 +148,20 @@ SDK0_VENV = Path(__file__).resolve().parent.parent / ".venv-sdk0"
 
 @pytest.fixture(scope="session")
 def sdk0_python() -> Path:
-    """A venv with the anthropic SDK 0.x, made once and reused (``.venv-sdk0/``)."""
+    """A venv with the anthropic SDK 0.x, made once and reused (``.venv-sdk0/``).
+
+    Made under a file lock: with pytest-xdist, two workers may ask for it at once."""
     py = SDK0_VENV / "bin" / "python"
     probe = [str(py), "-c", "import anthropic, sys; sys.exit(0 if anthropic.__version__.startswith('0.') else 1)"]
-    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return py
-    subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
-    pip = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
-    )
+    SDK0_VENV.mkdir(exist_ok=True)
+    with open(SDK0_VENV / ".made-by-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+            return py
+        subprocess.run([sys.executable, "-m", "venv", str(SDK0_VENV)], check=True, capture_output=True)
+        pip = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "anthropic<1"], capture_output=True, text=True, timeout=600
+        )
     if pip.returncode != 0:
         pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
     return py

@@ -1,4 +1,8 @@
-"""The benchmarks run end to end in their quick form and print every section (not timings)."""
+"""The benchmarks run end to end in their quick form and print every section (not timings).
+
+They time themselves, so how long they take depends on the machine and its load:
+these tests put no limit of their own on it (no subprocess timeout, and
+pytest-timeout's per-test limit is lifted); a hang is left to CI's own limit."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(0)]
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
@@ -25,7 +29,7 @@ def test_quick_run_prints_every_section(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
-        capture_output=True, text=True, timeout=280, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for header in SECTIONS:
@@ -43,7 +47,7 @@ def test_quick_run_prints_every_section(tmp_path: Path) -> None:
 def test_only_picks_one_section(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "polling"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "== 5. Polling cost" in proc.stdout

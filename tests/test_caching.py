@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic import pricing
 from batch_magic.api import CACHE_MIN_CHARS, prepare
-from batch_magic.job import JobSettings
 from batch_magic.journal import Journal
 from batch_magic.pilot import run_pilot
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 LONG_SYSTEM = (
     "You are a support analyst at Northwind Gadgets. Read the ticket and answer briefly. "
     + "Policy: refunds within 30 days, repairs within two years, shipping in 3 to 5 days. " * 60

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,6 @@ OPTIONAL_OR_TRANSITIVE = {
 
 def test_runtime_imports_are_declared_dependencies() -> None:
     """A fresh `pip install .` must bring everything `batch-magic demo` imports."""
-    tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = {
         re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0].strip().lower().replace("-", "_")

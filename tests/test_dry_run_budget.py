@@ -9,13 +9,11 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic import pricing
 from batch_magic.api import count_exact, dry_run, prepare
 from batch_magic.errors import BudgetExceededError, ConfigError
-from batch_magic.job import JobSettings
 from batch_magic.report import money
-
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
 
 def frame() -> pd.DataFrame:

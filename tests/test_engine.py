@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST, fast
+from _jobs import submit as submit_job
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
-from batch_magic.job import JobSettings
 from batch_magic.journal import SentTo
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
-
-
-@pytest.fixture
-def sim(simulator):
-    """The session simulator, reset (conftest), by its short name here."""
-    return simulator
-
-
-def submit(df, template, sim, journal, **kwargs):
-    kwargs.setdefault("settings", FAST)
-    kwargs.setdefault("max_tokens", 40)
-    return bm.submit(df, template, client=sim.client(max_retries=0), journal=journal, **kwargs)
+#: Answers of at most 40 tokens: the simulator stops its model there, as the API would.
+submit = partial(submit_job, max_tokens=40)
 
 
 def messy_frame(n: int) -> pd.DataFrame:
@@ -90,7 +82,7 @@ def test_faults_on_create_and_retrieve_and_per_request_errors_are_retried(sim, j
     sim.configure(error_rates={"overloaded_error": 0.05, "invalid_request_error": 0.01}, expire_rate=0.03)
     df = pd.DataFrame({"text": [f"row {i}" for i in range(2_000)]})
     # Enough attempts that a 5% fault rate cannot plausibly outlast them (0.05**6).
-    settings = JobSettings(**{**FAST.__dict__, "max_attempts": 6})
+    settings = fast(max_attempts=6)
     job = submit(df, "{{ text }}", sim, journal, out="x", settings=settings)
     job.wait(120)
     status = df["x_status"]
@@ -285,7 +277,7 @@ def test_a_results_download_cut_midway_is_redone_not_half_merged(sim, journal):
 
 def test_retry_failed_sends_only_failed_rows_and_writes_them_back(sim, journal):
     sim.configure(error_rates={"overloaded_error": 0.3})
-    once = JobSettings(**{**FAST.__dict__, "max_attempts": 1})
+    once = fast(max_attempts=1)
     df = pd.DataFrame({"text": [f"row {i}" for i in range(200)]})
     submit(df, "{{ text }}", sim, journal, out="x", settings=once).wait(30)
     failed = df["x_status"] == "errored"
@@ -320,7 +312,7 @@ def test_polling_backs_off_while_the_api_is_down(sim, journal):
     so an outage is not hammered; the job ends answered once the API is back."""
     sim.configure(processing_time=0.5)
     sim.add_fault("retrieve", 503, times=5)
-    settings = JobSettings(poll_min=0.02, poll_max=0.02, backoff_min=0.1, backoff_max=0.4)
+    settings = fast(poll_min=0.02, poll_max=0.02, backoff_min=0.1, backoff_max=0.4)
     df = pd.DataFrame({"text": ["a", "b"]})
     submit(df, "{{ text }}", sim, journal, out="x", settings=settings).wait(30)
     assert (df["x_status"] == "succeeded").all()

@@ -15,12 +15,11 @@ from typing import Any
 import pandas as pd
 
 import batch_magic as bm
-from batch_magic.job import JobSettings
+from _jobs import FAST
 from batch_magic.journal import Journal
 from batch_magic.panel import JobPanel
 from batch_magic.report import JobList
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 SAFE_DOLLAR = "<span>&#36;</span>"
 
 

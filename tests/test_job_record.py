@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import fast
+from _jobs import submit as submit_job
 from batch_magic.errors import APIError
-from batch_magic.job import JobSettings
 from batch_magic.journal import (
     BATCH_TRANSITIONS,
     FORMAT_VERSION,
@@ -27,21 +29,11 @@ from batch_magic.journal import (
 )
 from batch_magic.structured import OutputSpec
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, create_grace=5.0)
+#: A create whose answer was lost is looked for 5 s, not the real API's 10 minutes.
+SETTINGS = fast(create_grace=5.0)
 FIXTURE = Path(__file__).parent / "fixtures" / "journal_v1"
-
-
-@pytest.fixture
-def sim(simulator):
-    """The session simulator, reset (conftest), by its short name here."""
-    return simulator
-
-
-def submit(df, template, sim, journal, **kwargs):
-    kwargs.setdefault("settings", FAST)
-    kwargs.setdefault("max_tokens", 40)
-    client = kwargs.pop("client", None) or sim.client(max_retries=0)
-    return bm.submit(df, template, client=client, journal=journal, **kwargs)
+#: Answers of at most 40 tokens: the simulator stops its model there, as the API would.
+submit = partial(submit_job, max_tokens=40, settings=SETTINGS)
 
 
 def creates(sim) -> int:
@@ -168,7 +160,7 @@ def test_a_failed_job_resumes_on_attach_too(sim, journal):
     sim.add_fault("retrieve", 403, times=1)
     with pytest.raises(APIError):
         job.wait(30)
-    resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=FAST)
+    resumed = bm.attach(job.id, df, journal=journal, client=sim.client(), settings=SETTINGS)
     resumed.wait(30)
     assert resumed.record.state is JobState.DONE and (df["x_status"] == "succeeded").all()
     assert creates(sim) == 1
@@ -212,7 +204,7 @@ def test_retrying_a_json_job_keeps_it_json(sim, journal):
     submit(df, "{{ text }}", sim, journal, out="j", json=True).wait(30)
     assert df["j_status"].tolist() == ["succeeded", "invalid", "succeeded"]
     sim.configure(responder=lambda params: f'{{"length": {len(params["messages"][-1]["content"])}}}')
-    retry = bm.retry_failed("last", df, client=sim.client(), journal=journal, settings=FAST)
+    retry = bm.retry_failed("last", df, client=sim.client(), journal=journal, settings=SETTINGS)
     assert retry is not None and retry.record.output.kind == "json"
     retry.wait(30)
     assert df["j_status"].tolist() == ["succeeded", "succeeded", "succeeded"]
@@ -233,12 +225,12 @@ def test_retrying_a_json_job_keeps_it_json(sim, journal):
 )
 def test_a_retry_asks_exactly_what_the_job_asked(sim, journal, shape):
     sim.configure(error_rates={"overloaded_error": 0.5})
-    once = replace(FAST, max_attempts=1)
+    once = replace(SETTINGS, max_attempts=1)
     df = pd.DataFrame({"text": [f"row {i}" for i in range(40)]})
     first = submit(df, "{{ text }}", sim, journal, out="x", settings=once, **shape)
     first.wait(30)
     sim.configure(error_rates={})
-    retry = bm.retry_failed(first.id, df, client=sim.client(), journal=journal, settings=FAST, start=False)
+    retry = bm.retry_failed(first.id, df, client=sim.client(), journal=journal, settings=SETTINGS, start=False)
     assert retry is not None
     assert retry.record.output == first.record.output
     assert retry.record.options == first.record.options
@@ -264,7 +256,7 @@ def test_a_create_that_lands_after_the_client_gave_up_is_adopted_not_sent_again(
 def test_a_late_copy_after_the_grace_period_is_canceled_at_once_and_recorded(sim, journal):
     sim.configure(processing_time=4.0)
     sim.add_fault("create", None, delay=2.0, times=1)
-    short = replace(FAST, create_grace=0.5)
+    short = replace(SETTINGS, create_grace=0.5)
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, settings=short, client=sim.client(max_retries=0, timeout=0.3))
     job.wait(30)

@@ -19,34 +19,24 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import batch_magic as bm
+from _jobs import submit as submit_job
 from batch_magic.errors import APIError
-from batch_magic.job import JobSettings
 from batch_magic.journal import Journal
 from batch_magic.simulator import Simulator
 from batch_magic.status import JobStatus
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 ROWS = pd.DataFrame({"text": ["a", "b", "c"]})
 
 
-@pytest.fixture(scope="module")
-def sim_server() -> Any:
-    with Simulator(processing_time=0.0) as sim:
-        yield sim
-
-
 @pytest.fixture
-def sim(sim_server: Simulator) -> Simulator:
-    sim_server.reset()
-    sim_server.configure(processing_time=0.3)
-    return sim_server
+def sim(simulator: Simulator) -> Simulator:
+    """Batches that take 0.3 s, long enough to be seen running."""
+    simulator.configure(processing_time=0.3, cancel_delay=1.0)
+    return simulator
 
 
-def submit(df: pd.DataFrame, sim: Simulator, journal: Journal, **kwargs: Any) -> Any:
-    kwargs.setdefault("settings", FAST)
-    kwargs.setdefault("max_tokens", 20)
-    return bm.submit(df, "Echo {{ text }}", client=sim.client(max_retries=0), journal=journal, **kwargs)
+def submit(df: pd.DataFrame, sim: Simulator, journal: Journal, **options: Any) -> Any:
+    return submit_job(df, "Echo {{ text }}", sim, journal, **{"max_tokens": 20, **options})
 
 
 class Recorder:

@@ -19,12 +19,11 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic.errors import JournalError, MergeError
-from batch_magic.job import JobSettings
 from batch_magic.journal import Journal
 from batch_magic.simulator import Simulator
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 PACKAGE = Path(bm.__file__).resolve().parent
 
 INDEXES = {
@@ -100,12 +99,6 @@ class _Booby:
 
     def __reduce__(self):
         return (Path.touch, (Path(self.marker),))
-
-
-@pytest.fixture
-def sim(simulator):
-    """The session simulator, reset (conftest), by its short name here."""
-    return simulator
 
 
 def _booby_trapped_job(sim, tmp_path, df):

@@ -24,13 +24,12 @@ from IPython.core.error import UsageError
 
 import batch_magic as bm
 from _gateway import gateway, model_info
+from _jobs import submit as submit_job
 from batch_magic import models
 from batch_magic.client import BatchClient
 from batch_magic.errors import APIError, ConfigError, ModelNotUsableError
-from batch_magic.job import JobSettings
 from batch_magic.models import AnswerRoomWarning, ModelCard, ModelDeprecationWarning
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 SENTIMENTS = ["positive", "negative", "neutral"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +43,8 @@ def endpoints(simulator) -> list[str]:
     return [r.endpoint for r in simulator.requests]
 
 
-def submit(simulator, journal, df=None, **kwargs):
-    kwargs.setdefault("client", simulator.client(max_retries=0))
-    return bm.submit(reviews() if df is None else df, "Sentiment of: {{ review }}", journal=journal,
-                     settings=FAST, **kwargs)
+def submit(simulator, journal, df=None, **options):
+    return submit_job(reviews() if df is None else df, "Sentiment of: {{ review }}", simulator, journal, **options)
 
 
 # -- the Models API, asked once, before anything else --------------------------------------------

@@ -15,12 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 from _kernels import THIS_KERNEL, kernel_env
 from _scripts import load_script
-
-nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"

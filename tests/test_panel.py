@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic import panel as panel_mod
-from batch_magic.job import JobSettings, JobStatus
+from batch_magic.job import JobStatus
 from batch_magic.journal import Journal
 from batch_magic.panel import JobPanel, TextStatus, format_interval, format_status, format_summary
 from batch_magic.status import DurationHint
@@ -510,28 +511,24 @@ def test_job_status_prints_the_status_line_on_one_line() -> None:
 def test_cancel_button_cancels_a_slow_job_on_the_simulator(simulator: Any, tmp_path: Any) -> None:
     simulator.configure(processing_time=60.0, cancel_delay=0.2)
     df = pd.DataFrame({"text": [f"row {i}" for i in range(5)]})
-    settings = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
     async def main() -> tuple[JobPanel, Any]:
         # As in a kernel: the job and the click both run on the event loop.
         job = bm.submit(
             df, "Echo {{ text }}", client=simulator.client(max_retries=0),
-            journal=Journal(tmp_path / "journal"), settings=settings, max_tokens=20,
+            journal=Journal(tmp_path / "journal"), settings=FAST, max_tokens=20,
         )
         p = JobPanel(job)
-        deadline = time.monotonic() + 10
-        while job.status.state != "in_progress" and time.monotonic() < deadline:
+        while job.status.state != "in_progress" and not job.done:
             await asyncio.sleep(0.05)
         assert "in progress" in p.state.value
         p.cancel_button.click()
-        while not job.done and time.monotonic() < deadline + 10:
+        while not job.done:
             await asyncio.sleep(0.05)
         return p, job
 
-    started = time.monotonic()
     p, job = asyncio.run(main())
-    assert time.monotonic() - started < 20  # far less than the 60 s processing time
-    assert job.status.state == "canceled"
+    assert job.status.state == "canceled"  # before its 60 s of processing ended
     assert "canceled" in p.state.value
     assert p.cancel_button.disabled and p.cancel_button.description == "Canceled"
     assert p.bar.bar_style == "warning"
@@ -564,7 +561,7 @@ def test_a_jobs_costs_say_which_prices_they_use(simulator: Any, tmp_path: Any) -
     """The estimate while it runs and the cost when it ends name the price data behind them."""
     df = pd.DataFrame({"text": ["a", "b", "c"]})
     job = bm.submit(df, "Say {{ text }}", client=simulator.client(), journal=tmp_path / "journal",
-                    settings=JobSettings(poll_min=0.05, poll_max=0.2), start=False)
+                    settings=FAST, start=False)
     assert "prices from genai-prices" in format_status(job.status)
     job.wait(30)
     assert re.search(r"cost \S+ \(prices from genai-prices [\d.]+\)", format_summary(job.status))

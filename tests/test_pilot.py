@@ -88,9 +88,9 @@ def test_pilot_calls_run_concurrently_but_never_above_the_cap(simulator, sdk_cli
     started = time.perf_counter()
     result = run_pilot(df, "{{ review }}", n=6, concurrency=3, client=sdk_client)
     elapsed = time.perf_counter() - started
-    assert state["peak"] == 3
-    assert elapsed < 6 * 0.3  # not one after another
-    assert result.wall_time < 6 * 0.3
+    assert state["peak"] == 3  # three at once, never more
+    # The pilot's wall time is the run's: two rounds of three 0.3 s answers at least.
+    assert 2 * 0.3 <= result.wall_time <= elapsed
     assert (result.frame["answer"] == "ok").all()
 
 

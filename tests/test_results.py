@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
+from _jobs import FAST
 from batch_magic import pricing
-from batch_magic.job import JobSettings
 from batch_magic.journal import Journal
 from batch_magic.merge import build_columns
 from batch_magic.results import ResultTable, answer_text
@@ -153,7 +153,6 @@ def test_a_later_line_for_the_same_request_replaces_a_refusal_note():
 
 
 # -- end to end, through the simulator over HTTP ---------------------------------------------------
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 #: Claude Haiku 5.5's published batch prices, USD per million tokens: (input, output) up to
 #: a 100k-token prompt, and over it.
 HAIKU_5_5_BATCH = {"short": (0.05, 0.25), "long": (0.25, 1.25)}

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import batch_magic as bm
-from batch_magic.job import JobSettings
+from _jobs import fast
 from batch_magic.journal import Journal
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, max_attempts=1)
+FAST = fast(max_attempts=1)
 
 
 def test_nothing_to_retry_says_so_sends_nothing_and_leaves_the_dataframe_alone(

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 from _kernels import (
@@ -41,8 +42,6 @@ from _kernels import (
     assert_ran_in_order,
     kernel_label,
 )
-
-nbformat = pytest.importorskip("nbformat")
 
 pytestmark = pytest.mark.slow
 

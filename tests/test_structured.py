@@ -14,21 +14,21 @@ import anthropic
 import numpy as np
 import orjson
 import pandas as pd
+import pydantic
 import pytest
 
 import batch_magic as bm
 from _gateway import gateway, model_info
+from _jobs import FAST
 from batch_magic.answers import load_json_object, strip_fences
 from batch_magic.api import prepare
 from batch_magic.errors import ConfigError
-from batch_magic.job import JobSettings
 from batch_magic.merge import build_columns
 from batch_magic.results import ResultTable
 from batch_magic.schemas import api_schema
 from batch_magic.simulator.schema import Cues, fake_value
 from batch_magic.structured import OutputSpec
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 SENTIMENTS = ["positive", "negative", "neutral"]
 
 TICKET_SCHEMA = {
@@ -215,8 +215,6 @@ def test_schema_answers_become_one_typed_column_per_field():
 
 
 def test_pydantic_model_gives_the_schema_and_judges_each_row():
-    pydantic = pytest.importorskip("pydantic")
-
     class Address(pydantic.BaseModel):
         city: str
 
@@ -247,8 +245,6 @@ def test_pydantic_model_gives_the_schema_and_judges_each_row():
 
 
 def test_pydantic_instance_or_v1_style_objects_are_refused():
-    pydantic = pytest.importorskip("pydantic")
-
     class M(pydantic.BaseModel):
         a: int
 
@@ -405,8 +401,6 @@ def test_schema_job_through_a_forced_tool_on_a_model_without_structured_outputs(
 
 
 def test_pydantic_schema_job_and_rows_the_model_rejects(simulator, journal):
-    pydantic = pytest.importorskip("pydantic")
-
     class Refund(pydantic.BaseModel):
         wants_refund: bool
         amount: float = pydantic.Field(ge=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import anthropic
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 import batch_magic as bm
+from _jobs import fast
 from batch_magic.errors import APIError, BatchMagicError, MediaError
 from batch_magic.journal import Journal
 from batch_magic.media import MediaCollector, markers
@@ -26,7 +28,8 @@ from batch_magic.simulator import Simulator
 from batch_magic.uploads import Intent, UploadStore, server_key
 
 COLOURS = {"red": (220, 20, 30), "blue": (20, 40, 220), "green": (30, 160, 40), "yellow": (240, 220, 20)}
-FAST = bm.JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, create_grace=2.0)
+#: A create whose answer was lost is looked for 2 s, not the real API's 10 minutes.
+SETTINGS = fast(create_grace=2.0)
 
 
 def pdf_bytes(number: int, pages: int = 1) -> bytes:
@@ -83,7 +86,7 @@ def test_a_job_of_hundreds_of_images_and_pdfs_uploads_each_file_once(
     df = pd.DataFrame({"file": column, "question": [f"q{i % 3}" for i in range(len(column))]})
 
     job = bm.submit(df, "{{ media(file) }}\nWhat is this? ({{ question }})", out="seen", client=sdk_client,
-                    journal=journal, settings=FAST, wait=True)
+                    journal=journal, settings=SETTINGS, wait=True)
 
     distinct = len({files[k] for k in picks} | {str(images[0])})
     status = df["seen_status"].astype(object)
@@ -126,18 +129,18 @@ def test_a_rerun_another_job_and_a_retry_upload_nothing(
 ) -> None:
     images, pdfs = make_files(tmp_path / "files", 12, 3)
     df = pd.DataFrame({"file": [str(p) for p in images + pdfs]})
-    first = bm.submit(df, "{{ media(file) }} Describe it.", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    first = bm.submit(df, "{{ media(file) }} Describe it.", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert uploads_in_log(simulator) == 15
     simulator.clear_requests()
 
-    again = bm.submit(df, "{{ media(file) }} Describe it.", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    again = bm.submit(df, "{{ media(file) }} Describe it.", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert again.id == first.id
     assert uploads_in_log(simulator) == 0 and not any(r.endpoint == "create" for r in simulator.requests)
 
     # Another job (other words, other output) over the same files: new batches, no upload.
     other = pd.DataFrame({"photo": [str(p) for p in images]})
     job = bm.submit(other, "{{ image(photo) }} Which colour?", labels=list(COLOURS), out="colour",
-                    client=sdk_client, journal=journal, settings=FAST, wait=True)
+                    client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert job.id != first.id
     assert uploads_in_log(simulator) == 0
     assert any(r.endpoint == "create" for r in simulator.requests)
@@ -146,7 +149,7 @@ def test_a_rerun_another_job_and_a_retry_upload_nothing(
     # Rows that errored are retried in a new job that names the same uploads.
     simulator.configure(error_rates={"overloaded_error": 0.5})
     failing = pd.DataFrame({"photo": [str(p) for p in images]})
-    settings = bm.JobSettings(**{**FAST.__dict__, "max_attempts": 1})
+    settings = replace(SETTINGS, max_attempts=1)
     failed = bm.submit(failing, "{{ image(photo) }} Colour, please.", out="c", client=sdk_client,
                        journal=journal, settings=settings, wait=True)
     errored = int((failing["c_status"].astype(object) == "errored").sum())
@@ -154,7 +157,7 @@ def test_a_rerun_another_job_and_a_retry_upload_nothing(
     simulator.configure(error_rates={})
     simulator.clear_requests()
     retry = bm.retry_failed(job_id=failed.id, df=failing, client=sdk_client, journal=journal,
-                            settings=FAST)
+                            settings=SETTINGS)
     retry.wait(60)
     assert (failing["c_status"].astype(object) == "succeeded").all()
     assert uploads_in_log(simulator) == 0
@@ -162,25 +165,27 @@ def test_a_rerun_another_job_and_a_retry_upload_nothing(
 
 
 def test_bad_media_is_refused_before_anything_is_uploaded_or_sent(
-    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path
+    simulator: Simulator, sdk_client: anthropic.Anthropic, journal: Journal, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # short relative paths: the message shortens long values
     images, _ = make_files(tmp_path / "files", 6, 0)
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    column = [str(p) for p in images] + [str(tmp_path / "gone.png"), str(notes), None]
+    column = [str(p) for p in images] + ["gone.png", str(notes), None]
     df = pd.DataFrame({"photo": column}, index=[f"item-{i}" for i in range(len(column))])
     with pytest.raises(MediaError) as err:
-        bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST)
+        bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS)
     message = str(err.value)
     assert "2 rows hold media that cannot be sent" in message
-    assert f"row 'item-6': '{tmp_path / 'gone.png'}' (no such file)" in message
+    assert "row 'item-6': 'gone.png' (no such file)" in message
     assert "row 'item-7'" in message and "neither PNG, JPEG, GIF, WebP nor PDF" in message
     assert not any(r.endpoint in ("file_upload", "create") for r in simulator.requests)
     assert journal.job_ids() == []  # nothing written either
 
     # The user leaves those rows out (NA): the job runs, those rows are skipped.
     df.loc[["item-6", "item-7"], "photo"] = None
-    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert Counter(df["answer_status"].astype(object)) == {"succeeded": 6, "skipped": 3}
     assert uploads_in_log(simulator) == 6
 
@@ -190,7 +195,7 @@ def test_an_upload_that_landed_before_a_crash_is_adopted_not_sent_again(
 ) -> None:
     images, _ = make_files(tmp_path / "files", 4, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, start=False)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, start=False)
     items = list(journal.read_media(job.id).values())
     landed = items[0]
     # A driver wrote its intent, its upload reached the server, then it died.
@@ -219,7 +224,7 @@ def test_transient_upload_failures_are_retried_and_never_duplicate(
     df = pd.DataFrame({"file": [str(p) for p in images + pdfs]})
     simulator.add_fault("file_upload", 503, times=3)
     simulator.add_fault("file_upload", 429, times=2, retry_after=0.05)
-    bm.submit(df, "{{ media(file) }} What is it?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ media(file) }} What is it?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert (df["answer_status"].astype(object) == "succeeded").all()
     on_server = names_on_server(sdk_client)
     assert len(on_server) == 12 and set(on_server.values()) == {1}
@@ -231,13 +236,13 @@ def test_a_refused_upload_fails_the_job_and_a_rerun_goes_on(
     images, _ = make_files(tmp_path / "files", 8, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
     simulator.add_fault("file_upload", 400, times=1, message="Invalid filename", error_type="invalid_request_error")
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS)
     with pytest.raises(APIError, match=r"Uploading photo_00\d\.png \(PNG image, \d+x30 px, .*\) was refused: "
                                        r"400 invalid_request_error: Invalid filename"):
         job.wait(60)
     assert job.status.state == "failed"
     assert not any(r.endpoint == "create" for r in simulator.requests)
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert (df["answer_status"].astype(object) == "succeeded").all()
     assert len(names_on_server(sdk_client)) == 8
 
@@ -248,7 +253,7 @@ def test_the_status_counts_files_while_uploading(
     images, _ = make_files(tmp_path / "files", 9, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
     simulator.add_fault("file_upload", None, delay=0.05)
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, start=False)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, start=False)
     seen = []
     job.observe(seen.append)
     job.start()
@@ -273,11 +278,11 @@ def test_media_given_in_memory_survive_a_restart(
     Image.new("RGB", (8, 8), "yellow").save(raw, format="PNG")
     df = pd.DataFrame({"photo": [*pictures, raw.getvalue()]})
     job = bm.submit(df, "{{ image(photo) }} Colour?", labels=list(COLOURS), client=sdk_client, journal=journal,
-                    settings=FAST, start=False)
+                    settings=SETTINGS, start=False)
     staged = journal.job_dir(job.id) / "media"
     assert len(list(staged.iterdir())) == 4
     del df, pictures  # the kernel died: only the journal is left
-    again = bm.attach(job.id, client=sdk_client, journal=journal, settings=FAST)
+    again = bm.attach(job.id, client=sdk_client, journal=journal, settings=SETTINGS)
     frame = again.wait(60)
     assert list(frame["answer"].astype(str)) == ["red", "blue", "green", "yellow"]
     assert uploads_in_log(simulator) == 4
@@ -289,7 +294,7 @@ def test_a_file_changed_after_planning_is_not_sent(
 ) -> None:
     images, _ = make_files(tmp_path / "files", 2, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, start=False)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, start=False)
     Image.new("RGB", (99, 99), "black").save(images[1])
     job.start()
     with pytest.raises(BatchMagicError, match="changed since the job was planned"):
@@ -302,7 +307,7 @@ def test_files_are_listed_and_deleted_only_when_asked(
 ) -> None:
     images, pdfs = make_files(tmp_path / "files", 3, 1)
     df = pd.DataFrame({"file": [str(p) for p in images + pdfs]})
-    job = bm.submit(df, "{{ media(file) }} What?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    job = bm.submit(df, "{{ media(file) }} What?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     listed = bm.job_files(job.id, journal=journal)
     assert sorted(listed["name"]) == sorted(p.name for p in images + pdfs)
     assert set(listed["file_id"]) == set(simulator.file_ids())
@@ -310,7 +315,7 @@ def test_files_are_listed_and_deleted_only_when_asked(
 
     # Another job shows one of the files and has not ended: that upload is kept.
     pending = bm.submit(pd.DataFrame({"photo": [str(images[0])]}), "{{ image(photo) }} Again?",
-                        client=sdk_client, journal=journal, settings=FAST, start=False)
+                        client=sdk_client, journal=journal, settings=SETTINGS, start=False)
     with pytest.raises(BatchMagicError, match="its uploads are kept while it can still go on"):
         bm.delete_job_files(pending.id, client=sdk_client, journal=journal)
     report = bm.delete_job_files(job.id, client=sdk_client, journal=journal)
@@ -335,7 +340,7 @@ def test_a_job_canceled_while_uploading_creates_no_batch(
     images, _ = make_files(tmp_path / "files", 30, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
     simulator.add_fault("file_upload", None, delay=0.1)
-    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST)
+    job = bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS)
     deadline = time.monotonic() + 30
     while job.status.uploads_done < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -366,11 +371,11 @@ def test_an_upload_deleted_on_the_server_is_uploaded_again(
 ) -> None:
     images, _ = make_files(tmp_path / "files", 5, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
-    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     gone = simulator.file_ids()[2]
     sdk_client.files.delete(gone)  # from the Console, say: the journal still records it
     simulator.clear_requests()
-    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert (df["answer_status"].astype(object) == "succeeded").all()
     assert uploads_in_log(simulator) == 1
     assert gone not in {u.file_id for u in UploadStore(journal).records(journal.read_media(journal.job_ids()[0]))}
@@ -381,10 +386,10 @@ def test_when_the_check_cannot_be_made_the_records_are_trusted(
 ) -> None:
     images, _ = make_files(tmp_path / "files", 4, 0)
     df = pd.DataFrame({"photo": [str(p) for p in images]})
-    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ image(photo) }} Colour?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     simulator.add_fault("file_list", 503)
     simulator.clear_requests()
-    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=FAST, wait=True)
+    bm.submit(df, "{{ image(photo) }} Colour, again?", client=sdk_client, journal=journal, settings=SETTINGS, wait=True)
     assert (df["answer_status"].astype(object) == "succeeded").all()
     assert uploads_in_log(simulator) == 0
 
@@ -400,15 +405,15 @@ def test_the_built_in_simulator_restarted_on_another_port_reuses_its_uploads(
     state = tmp_path / "sim-state"
     with Simulator(processing_time=0.0, state_dir=state) as first:
         bm.submit(df, "{{ image(photo) }} Colour?", client=first.client(), journal=journal,
-                  settings=FAST, wait=True)
+                  settings=SETTINGS, wait=True)
         assert uploads_in_log(first) == 4
     with Simulator(processing_time=0.0, state_dir=state) as again:  # on a new port (port 0 again)
         bm.submit(df, "{{ image(photo) }} Colour, once more?", client=again.client(), journal=journal,
-                  settings=FAST, wait=True)
+                  settings=SETTINGS, wait=True)
         assert (df["answer_status"].astype(object) == "succeeded").all()
         assert uploads_in_log(again) == 0
     with Simulator(processing_time=0.0) as fresh:  # no state: it never saw the files
         bm.submit(df, "{{ image(photo) }} Colour, a third time?", client=fresh.client(), journal=journal,
-                  settings=FAST, wait=True)
+                  settings=SETTINGS, wait=True)
         assert (df["answer_status"].astype(object) == "succeeded").all()
         assert uploads_in_log(fresh) == 4
