@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 import batch_magic as bm
-from batch_magic.job import BatchJob, JobSettings
+from batch_magic.job import BatchJob
 from batch_magic.journal import Journal
+from batch_magic.settings import JobSettings
 from batch_magic.simulator import Simulator
 
 #: Polls and backoffs of 0.05-0.2 s: a job on the simulator ends a moment after its batch.

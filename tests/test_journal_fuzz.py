@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import batch_magic as bm
+from _jobs import fast
 from batch_magic.errors import BatchMagicError
-from batch_magic.job import JobSettings
 from batch_magic.journal import Journal
 
-FAST = JobSettings(poll_min=0.02, poll_max=0.1, backoff_min=0.02, backoff_max=0.1)
+FAST = fast(poll_min=0.02, poll_max=0.1, backoff_min=0.02, backoff_max=0.1)
 SCHEMA = {"type": "object", "properties": {"mood": {"type": "string"}}, "required": ["mood"]}
 TEMPLATE = "{{ text }}"
 OUT = "x"

@@ -10,19 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import batch_magic as bm
+from _jobs import fast
+from _jobs import submit as submit_to
 from batch_magic import api
 from batch_magic.errors import PlanError
-from batch_magic.job import JobSettings
 from batch_magic.sampling import choose_rows
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 
-
-def submit(df, template, sim, journal, **kwargs):
-    kwargs.setdefault("settings", FAST)
-    kwargs.setdefault("max_tokens", 40)
-    return bm.submit(df, template, client=sim.client(max_retries=0), journal=journal, **kwargs)
+def submit(df, template, sim, journal, **options):
+    options.setdefault("max_tokens", 40)
+    return submit_to(df, template, sim, journal, **options)
 
 
 def sent_prompts(sim) -> list[str]:
@@ -96,8 +93,7 @@ def test_only_good_answers_are_reused(simulator, journal):
     """An errored or invalid answer is asked again; a changed parameter is another request."""
     df = pd.DataFrame({"text": ["alpha", "beta", "gamma", "delta"]})
     simulator.configure(error_rates={"invalid_request_error": 1.0})  # every request errors on the server
-    job = submit(df, "{{ text }}", simulator, journal, out="a", settings=JobSettings(
-        poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, max_attempts=1))
+    job = submit(df, "{{ text }}", simulator, journal, out="a", settings=fast(max_attempts=1))
     job.wait(timeout=60)
     assert (df["a_status"] == "errored").all()
     simulator.configure(error_rates={})
