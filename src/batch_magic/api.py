@@ -608,7 +608,7 @@ def create_job(
         n_skipped=plan.n_skipped,
         n_deduplicated=plan.n_deduplicated,
         skip_reasons=dict(list(plan.skip_reasons.items())[:10_000]),
-        estimate=prepared.estimate.as_dict(),
+        estimate=prepared.estimate,
         batches=[
             BatchEntry(n=i, attempt=1, size=len(r), first=r.start, stop=r.stop)
             for i, r in enumerate(plan.batches)
@@ -676,7 +676,7 @@ def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFram
                 "requests": r.n_requests,
                 "batches": sum(1 for b in r.batches if b.state.value != "dropped"),
                 "simulated": r.simulated,
-                "estimated_cost": r.estimate.get("batch_cost"),
+                "estimated_cost": r.estimate.batch_cost if r.estimate is not None else None,
                 "actual_cost": r.actual_cost,
                 "error": r.error,
                 "next": resume_hint(r),
