@@ -127,7 +127,8 @@ class Delivery:
 
     # -- the observers' side --------------------------------------------------------------------
     def observe(self, callback: Callable[[JobStatus], None]) -> Callable[[], None]:
-        """Call ``callback(status)`` now and on every change; returns an unsubscribe."""
+        """Call ``callback(status)`` now and on every change; returns an unsubscribe.
+        (Not now if the latest is a final state the driver has not settled yet.)"""
         observer = _Observer(callback)
         me = threading.get_ident()
         if self._delivering == me:  # from an observer: already in order
@@ -150,10 +151,13 @@ class Delivery:
     def _add_observer(self, observer: _Observer) -> None:
         self._observers.append(observer)
         with self._mail:
-            status = self._status
-            if not self._deliverable(status) and self._delivered is not None:
-                status = self._delivered  # the end is shown once the merge is done
-        observer.give(status, self.job_id)
+            status: JobStatus | None = self._status
+            if status is not None and not self._deliverable(status):
+                # The end is shown once the merge is done (or failed): until then what was
+                # delivered last, or nothing (a job ended in the journal, not merged yet).
+                status = self._delivered
+        if status is not None:
+            observer.give(status, self.job_id)
 
     def while_waiting(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` about once a second while a blocking wait holds the home."""
