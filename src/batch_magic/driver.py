@@ -313,6 +313,7 @@ class Driver:
         passed on to that driver (through the job's folder)."""
         self._show(message="driven elsewhere; following its journal")
         while True:
+            self._take_commands()
             if self._cancel_pending:
                 self._cancel_request_file().write_text(now_iso())
                 self._cancel_pending = False

@@ -73,16 +73,13 @@ class BatchJob:
     ) -> None:
         self.journal = journal
         self.id = job_id
-        self.client = client
-        self.settings = settings or JobSettings()
         record = journal.read_record(job_id)
-        # The live spec (it may hold a pydantic model); else the journal's.
-        self.spec: OutputSpec = spec or record.output
         self._delivery = Delivery(job_id, JobStatus.from_record(record))
         self._after_merge: list[AfterMerge] = []
-        # The driver owns the record from its start; until then nothing else has it.
-        self._driver = Driver(journal, record, client, self.settings, self.spec, self._delivery, df,
-                              self._after_merge)
+        # The driver owns the record from its start; until then nothing else has it. The
+        # live spec (it may hold a pydantic model) is used, else the journal's.
+        self._driver = Driver(journal, record, client, settings or JobSettings(), spec or record.output,
+                              self._delivery, df, self._after_merge)
         self._started = False
 
     def __repr__(self) -> str:
