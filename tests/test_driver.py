@@ -233,3 +233,20 @@ def test_attaching_a_new_frame_to_a_job_as_it_merges_fills_that_frame(simulator:
     running.start()
     running.df = target
     assert running.wait(30) is target and (target["y_status"] == "succeeded").all()
+
+
+# -- the estimate is a typed record, stored under the same keys ------------------------------
+def test_the_estimate_is_read_back_typed_under_the_same_keys(simulator: Simulator, journal: Journal) -> None:
+    import dataclasses
+
+    import orjson
+
+    from batch_magic.pricing import Estimate
+
+    prepared = bm.prepare(frame(3), "Q: {{ text }}", max_tokens=20)
+    job = submit(frame(3), simulator, journal, start=False)
+    estimate = journal.read_record(job.id).estimate
+    assert isinstance(estimate, Estimate) and estimate == prepared.estimate
+    stored = orjson.loads(journal.job_file(job.id, "manifest.json").read_bytes())["estimate"]
+    assert stored == dataclasses.asdict(prepared.estimate)  # the keys (and values) as before
+    assert job.status.estimated_cost == estimate.batch_cost and job.status.prices == estimate.prices_taken

@@ -843,7 +843,7 @@ class Driver:
             # Requests never sent because the job was canceled first.
             unsent = table.status == PENDING
             table.status[unsent] = CANCELED
-            table.error_type[unsent] = "canceled"
+            table.error_type[unsent] = RowStatus.CANCELED.value
             table.error_message[unsent] = "the job was canceled before this request was sent"
         rows = self.journal.read_rows(self.id)
         if len(rows) != record.n_rows or (rows.size and int(rows.max()) >= record.n_requests):
