@@ -169,9 +169,11 @@ def sim_for_schedules():
 
 def test_the_schedule_that_once_left_the_frame_unmerged(sim_for_schedules):
     """Found on a clean clone: the frame attached last never got its columns. A driver
-    left running (the re-run) merged into the earlier frame while the teardown attached
-    a new one to it; the new frame is now handed to the driver as a command, and merged
-    into even when it comes after the merge."""
+    left running (the re-run, following the one that drove) could be merging into the
+    earlier frame just as the teardown attached a new one: ``attach`` set the running
+    job's ``df`` after its merge had read it, and ``wait()`` returned the earlier frame.
+    The new frame now goes to the driver as a command, merged into even when it comes
+    after the merge."""
     JobUnderFaults.sim = sim_for_schedules
     machine = JobUnderFaults()
     steps = [
