@@ -10,11 +10,13 @@ wait it is in.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import pandas as pd
 import pytest
+from IPython.core.error import UsageError
 
 import batch_magic as bm
 from batch_magic.errors import APIError, BatchMagicError, JournalError
@@ -250,3 +252,25 @@ def test_the_estimate_is_read_back_typed_under_the_same_keys(simulator: Simulato
     stored = orjson.loads(journal.job_file(job.id, "manifest.json").read_bytes())["estimate"]
     assert stored == dataclasses.asdict(prepared.estimate)  # the keys (and values) as before
     assert job.status.estimated_cost == estimate.batch_cost and job.status.prices == estimate.prices_taken
+
+
+def test_attach_in_a_cell_shows_the_merge_error_in_the_status_lines(
+    ip_sim: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`%batch attach JOB df` (no --wait) over an unreadable index: the lines say failed and
+    why, never "done" or new columns, and `%batch wait` raises the merge's own error."""
+    df = frame(3)
+    ip_sim.user_ns["df"] = df
+    ip_sim.run_cell("%%batch df --out x --wait --max-tokens 20\nQ: {{ text }}")
+    journal = Journal(os.environ["BATCH_MAGIC_DIR"])
+    job_id = journal.job_ids()[0]
+    journal.job_file(job_id, INDEX_META).write_bytes(b"{not json")
+    capsys.readouterr()
+    ip_sim.user_ns["again"] = frame(3)
+    ip_sim.run_cell(f"%batch attach {job_id} again")
+    out = capsys.readouterr().out
+    assert f"batch {job_id}: failed" in out and "index.json" in out and "unreadable" in out
+    assert ": done" not in out and "new columns" not in out
+    assert "x_status" not in ip_sim.user_ns["again"].columns
+    with pytest.raises(UsageError, match=r"index\.json.*unreadable"):  # the magic's way to say it
+        ip_sim.run_cell(f"%batch wait {job_id}")
