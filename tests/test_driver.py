@@ -274,3 +274,20 @@ def test_attach_in_a_cell_shows_the_merge_error_in_the_status_lines(
     assert "x_status" not in ip_sim.user_ns["again"].columns
     with pytest.raises(UsageError, match=r"index\.json.*unreadable"):  # the magic's way to say it
         ip_sim.run_cell(f"%batch wait {job_id}")
+
+
+def test_cancel_of_a_job_that_failed_says_how_instead_of_nothing(simulator: Simulator, journal: Journal) -> None:
+    simulator.configure(processing_time=30.0)
+    df = frame(3)
+    job = submit(df, simulator, journal)
+    until_sent(journal, job.id)
+    simulator.add_fault("retrieve", 401)
+    with pytest.raises(APIError, match="401"):
+        job.wait(30)
+    with pytest.raises(BatchMagicError, match=r"batches may still run\. Attach it again"):
+        job.cancel()
+    simulator.clear_faults()
+    again = bm.attach(job.id, df, client=simulator.client(max_retries=0), journal=journal, settings=FAST)
+    again.cancel()
+    again.wait(30)
+    assert again.status.state is DisplayState.CANCELED

@@ -195,8 +195,16 @@ class BatchJob:
         if not self._started and self._driver.record.ended:
             return  # ended in the journal already: nothing to cancel, nothing to start
         # Sent before the start, so a driver started by this call cancels before anything else.
-        self._driver.send(Cancel())  # refused once the driver has stopped: nothing to cancel
+        taken = self._driver.send(Cancel())
         self.start()
+        if not taken and not self.record.ended:
+            # The driver stopped on an error: its batches may still run, and only a new
+            # driver can cancel them. Said, not dropped.
+            raise BatchMagicError(
+                f"Job {self.id} failed ({self.status.error}), so this object drives it no more; its "
+                f"batches may still run. Attach it again, then cancel that: %batch attach {self.id} "
+                f"and %batch cancel {self.id}, or attach('{self.id}').cancel() in Python."
+            )
 
     def result(self) -> pd.DataFrame:
         """The merged DataFrame (or, attached without one, the new columns alone)."""
