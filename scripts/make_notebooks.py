@@ -901,7 +901,7 @@ approximate by design.
     code("""
 job = %batch job
 est = job.record.estimate
-print(f"input tokens: estimated ~{est['input_tokens']:,} (of which ~{est['media_tokens']:,} for the PDFs), "
+print(f"input tokens: estimated ~{est.input_tokens:,} (of which ~{est.media_tokens:,} for the PDFs), "
       f"billed {job.record.usage['input_tokens']:,} (SIMULATED token counts)")
 """),
     md("""

@@ -141,12 +141,13 @@ def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
     """A create whose answer was lost (process died) is found on the server."""
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, start=False)
-    entry = job.record.batches[0]
     from batch_magic.journal import BatchState, now_iso
 
-    entry.move_to(BatchState.SUBMITTING)
-    entry.intent_at = now_iso()
-    job._save()
+    # As a driver that died right after sending the create left the journal.
+    record = journal.read_record(job.id)
+    record.batches[0].move_to(BatchState.SUBMITTING)
+    record.batches[0].intent_at = now_iso()
+    journal.write_record(record)
     # The server got the create (same size) but the id was never recorded.
     orphan = sim.client().messages.batches.create(
         requests=[
@@ -246,9 +247,10 @@ def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journa
     job = submit(df, "{{ text }}", sim, journal, start=False)
     from batch_magic.journal import BatchState, now_iso
 
-    job.record.batches[0].move_to(BatchState.SUBMITTING)
-    job.record.batches[0].intent_at = now_iso()
-    job._save()
+    record = journal.read_record(job.id)
+    record.batches[0].move_to(BatchState.SUBMITTING)
+    record.batches[0].intent_at = now_iso()
+    journal.write_record(record)
     stranger = sim.client().messages.batches.create(
         requests=[
             {"custom_id": f"someone-else-{k}", "params": {"model": "claude-haiku-4-5", "max_tokens": 5,

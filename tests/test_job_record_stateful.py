@@ -1,14 +1,18 @@
-"""Random schedules of HTTP faults, driver kills and re-runs against the simulator
-(on a fake clock), checking the job record after every step: no row lost, no
-request answered in two batches, no batch on the server the journal does not
-know of, the record's states agreeing with its batches; and at the end every
-row answered, in its own row."""
+"""Random schedules of HTTP faults, abandoned drivers and re-runs against the
+simulator (on a fake clock), checking the job record after every step: no row
+lost, no request answered in two batches, no batch on the server the journal
+does not know of, the record's states agreeing with its batches; and at the end
+every row answered, in its own row.
+
+A driver whose wait is given up (a cell interrupted, a timeout) goes on in the
+background: the next run of the same job follows it through the journal, or
+takes over once it stops. (Drivers killed outright, SIGKILL, are in
+test_crash_recovery.py and test_fault_matrix.py.)"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -73,8 +77,7 @@ class JobUnderFaults(RuleBasedStateMachine):
 
     @rule(run_for=st.sampled_from([0.03, 0.15, 0.4]), how=st.sampled_from(["rerun", "attach"]))
     def drive_then_kill(self, run_for, how):
-        """A driver runs a while and dies (its coroutine stopped at an await, as a killed
-        process stops between two journal writes)."""
+        """A driver is waited for a while, then left (it goes on in the background)."""
         self.runs += 1
         if how == "rerun":
             job = bm.submit(
@@ -89,7 +92,6 @@ class JobUnderFaults(RuleBasedStateMachine):
             job.wait(run_for)
         except (TimeoutError, BatchMagicError):
             pass
-        time.sleep(0.05)  # SDK calls of the stopped driver finish in their threads
 
     # -- what must always hold ----------------------------------------------------------------
     @invariant()
@@ -121,18 +123,22 @@ class JobUnderFaults(RuleBasedStateMachine):
             self.sim.clear_faults()
             self.sim.configure(error_rates={})
             df = self.df.copy()
-            job = None
+            errors = []
             for _ in range(60):
                 self.clock.advance(120.0)
+                # A driver left running takes this frame (a Retarget), whenever it merges.
                 job = bm.attach(self.job_id, df, client=self.client(), journal=self.journal,
                                 settings=QUICK, start=False)
                 try:
-                    job.wait(1.0)
+                    assert job.wait(1.0) is df
                     break
-                except (TimeoutError, BatchMagicError):
-                    continue
+                except (TimeoutError, BatchMagicError) as exc:
+                    errors.append(exc)
+            else:
+                pytest.fail(f"the job was not merged in 60 rounds; the last errors: {errors[-3:]}")
             record = self.journal.read_record(self.job_id)
             assert record.state is JobState.DONE, record.state
+            assert "a_status" in df.columns, "wait() returned, but the frame it was attached to was not filled"
             sent = df["text"].notna()
             assert set(df.loc[sent, "a_status"]) <= {"succeeded", "errored"}
             ok = df["a_status"] == "succeeded"
@@ -151,6 +157,32 @@ class JobUnderFaults(RuleBasedStateMachine):
         finally:
             self.sim.clear_faults()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def test_the_schedule_that_once_left_the_frame_unmerged(simulator_server):
+    """Found on a clean clone: the frame attached last never got its columns. A driver
+    left running (the re-run, following the one that drove) could be merging into the
+    earlier frame just as the teardown attached a new one: ``attach`` set the running
+    job's ``df`` after its merge had read it, and ``wait()`` returned the earlier frame.
+    The new frame now goes to the driver as a command, merged into even when it comes
+    after the merge."""
+    JobUnderFaults.sim = simulator_server  # reset and set up by the machine
+    machine = JobUnderFaults()
+    steps = [
+        lambda: machine.http_fault("create", 429, 1),
+        lambda: machine.drive_then_kill(0.4, "attach"),
+        lambda: machine.drive_then_kill(0.4, "rerun"),
+        lambda: machine.http_fault("results", 503, 2),
+        lambda: machine.http_fault("retrieve", 529, 1),
+        machine.requests_error_on_the_server,
+        lambda: machine.time_passes_on_the_server(61.0),
+        lambda: machine.http_fault("retrieve", 429, 3),
+    ]
+    machine.the_record_agrees_with_its_batches()
+    for step in steps:
+        step()
+        machine.the_record_agrees_with_its_batches()
+    machine.teardown()
 
 
 def test_random_schedules_of_faults_kills_and_reruns(simulator_server):

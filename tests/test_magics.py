@@ -42,9 +42,9 @@ def only_job(ip: Any) -> Any:
 
 def forget_session_jobs() -> None:
     """As after a kernel restart: the process no longer knows the jobs it started."""
-    from batch_magic import job
+    from batch_magic import registry
 
-    job._JOBS.clear()
+    registry.forget_all()
 
 
 def creates(simulator: Any) -> int:

@@ -621,7 +621,7 @@ def create_job(
         n_skipped=plan.n_skipped,
         n_deduplicated=plan.n_deduplicated,
         skip_reasons=dict(list(plan.skip_reasons.items())[:10_000]),
-        estimate=prepared.estimate.as_dict(),
+        estimate=prepared.estimate,
         batches=batches,
         sent_to=sent_to.record() if sent_to is not None else None,
         n_media=len(plan.media),
@@ -666,8 +666,8 @@ def attach(
     running = live_job(jr, full_id)
     if running is not None:
         if df is not None:
-            running.df = df
             running.by_position = by_position
+            running.df = df
         return running
     # An ended job merges from the journal alone; any other (a failed one too) goes on.
     record = jr.read_record(full_id)
@@ -704,7 +704,7 @@ def jobs(journal: Journal | str | os.PathLike[str] | None = None) -> pd.DataFram
                 "requests": r.n_requests,
                 "batches": sum(1 for b in r.batches if b.state.value != "dropped"),
                 "simulated": r.simulated,
-                "estimated_cost": r.estimate.get("batch_cost"),
+                "estimated_cost": r.estimate.batch_cost if r.estimate is not None else None,
                 "actual_cost": r.actual_cost,
                 "error": r.error,
                 "next": resume_hint(r),

@@ -51,6 +51,7 @@ from . import safepath
 from .errors import ConfigError, JobNotFoundError, JournalError, PlanError
 from .media import MediaItem, iter_items
 from .plan import NOT_SENT, RequestOptions
+from .pricing import Estimate
 from .schemas import check_schema
 from .structured import KINDS, SCHEMA, OutputSpec
 
@@ -796,8 +797,8 @@ class JobRecord:
     state: JobState = JobState.PLANNED
     simulated: bool = False
     skip_reasons: dict[int, str] = field(default_factory=dict)
-    #: The cost estimate at submission (``pricing.Estimate.as_dict()``).
-    estimate: dict[str, Any] = field(default_factory=dict)
+    #: The cost estimate at submission (None: the manifest holds none).
+    estimate: Estimate | None = None
     started_at: str | None = None
     finished_at: str | None = None
     cancel_requested_at: str | None = None
@@ -869,6 +870,8 @@ class JobRecord:
                 value = {str(k): v for k, v in value.items()}
             elif f.name == "sent_to":
                 value = asdict(value) if value is not None else None
+            elif f.name == "estimate":
+                value = value.as_dict() if value is not None else {}
             data[f.name] = value
         return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
@@ -902,7 +905,7 @@ class JobRecord:
                 raise TypeError("output and options must be objects")
             known = {f.name for f in fields(RequestOptions)}
             record = cls(
-                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons", "sent_to")},
+                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons", "sent_to", "estimate")},
                 output=OutputSpec(
                     kind=str(output["kind"]), labels=tuple(output.get("labels") or ()), schema=output.get("schema")
                 ),
@@ -911,6 +914,7 @@ class JobRecord:
                 state=JobState(data["state"]),
                 skip_reasons={int(k): str(v) for k, v in (data.get("skip_reasons") or {}).items()},
                 sent_to=_sent_to(data.get("sent_to")),
+                estimate=_estimate(data.get("estimate")),
             )
         except JournalError:
             raise
@@ -932,7 +936,7 @@ class JobRecord:
             raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
         _check_types(
             where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
-            n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, estimate=dict, usage=dict,
+            n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, usage=dict,
             row_counts=dict, columns=list, n_media=int, n_not_sent=int, n_reused=int,
             sample_seed=(int, type(None)), sample_stratify=(str, type(None)),
             saved_cost=(float, int, type(None)), answers_kept=bool,
@@ -979,6 +983,16 @@ def _sent_to(data: Any) -> SentTo | None:
     if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
         raise TypeError("sent_to must be an object with a base_url")
     return SentTo(data["base_url"], bool(data.get("simulator")), bool(data.get("builtin")))
+
+
+def _estimate(data: Any) -> Estimate | None:
+    """The stored estimate (an object of ``Estimate``'s fields; empty or absent: none)."""
+    if not data:
+        return None
+    if not isinstance(data, dict):
+        raise TypeError("estimate must be an object")
+    known = {f.name for f in fields(Estimate)}
+    return Estimate(**{k: v for k, v in data.items() if k in known})
 
 
 def _check_types(where: str, obj: Any, **expected: Any) -> None:

@@ -1165,14 +1165,11 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         self._sim_settings = settings
         self._sim_port = sim.port
         self._sim_client = None
-        for job in running:
-            if job.client is None or job.client.base_url != sim.url:
-                # The port changed: the job goes on polling the same batches, here.
-                from .client import BatchClient
+        from .client import BatchClient
 
-                job.client = BatchClient(self._client())
-            # A poll now, rather than after the wait the outage had grown to.
-            job._wake_driver()
+        for job in running:
+            # The same batches, polled at once through this simulator (its port may have changed).
+            job.repoint(BatchClient(self._client()))
         return sim
 
     def _bind(self, simulator_class: Any, state: Path, kwargs: dict[str, Any]) -> Any:

@@ -49,9 +49,9 @@ def build_columns(
     no_answer = succeeded & (table.answer == None)  # noqa: E711 (elementwise)
     parsed = spec.parse(table.answer, succeeded & ~no_answer)
 
-    status_names = np.array([STATUS_NAMES[c] for c in range(len(STATUS_NAMES))], dtype=object)
+    status_names = np.array([str(STATUS_NAMES[c]) for c in range(len(STATUS_NAMES))], dtype=object)
     req_status = status_names[table.status]
-    req_status = np.where(parsed.invalid | no_answer, "invalid", req_status)
+    req_status = np.where(parsed.invalid | no_answer, str(RowStatus.INVALID), req_status)
     # The API's own account (an error, a refusal, a budget that ran out) comes first;
     # then why an answer did not parse.
     noted = _error_text(table)
@@ -77,8 +77,8 @@ def build_columns(
         if parsed.invalid.any():
             columns[names.raw] = typed_array(fan(raw), "string")
 
-    status = fan(req_status.astype(object), RowStatus.SKIPPED.value)
-    status[row_requests == NOT_SENT] = RowStatus.NOT_SENT.value
+    status = fan(req_status.astype(object), str(RowStatus.SKIPPED))
+    status[row_requests == NOT_SENT] = str(RowStatus.NOT_SENT)
     columns[names.status] = pd.Categorical(status, categories=ROW_STATUSES)
     errors = fan(req_error.astype(object))
     if skip_reasons:

@@ -19,15 +19,17 @@ import orjson
 
 from .answer_store import KnownAnswers
 from .plan import request_number
+from .states import RowStatus
 
+#: A request's outcome in the table: a small code per ``RowStatus`` a result can have.
 PENDING, SUCCEEDED, ERRORED, EXPIRED, CANCELED, REFUSED = range(6)
-STATUS_NAMES = {
-    PENDING: "pending",
-    SUCCEEDED: "succeeded",
-    ERRORED: "errored",
-    EXPIRED: "expired",
-    CANCELED: "canceled",
-    REFUSED: "refused",
+STATUS_NAMES: dict[int, RowStatus] = {
+    PENDING: RowStatus.PENDING,
+    SUCCEEDED: RowStatus.SUCCEEDED,
+    ERRORED: RowStatus.ERRORED,
+    EXPIRED: RowStatus.EXPIRED,
+    CANCELED: RowStatus.CANCELED,
+    REFUSED: RowStatus.REFUSED,
 }
 #: Result types of the JSONL. A refusal comes as ``succeeded`` with stop_reason
 #: ``refusal``; it is told apart when read.

@@ -8,7 +8,6 @@ the original DataFrame at those rows, so the other rows keep their answers.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import replace
 from typing import Any
@@ -19,7 +18,7 @@ import pandas as pd
 from . import api
 from .columns import job_columns
 from .errors import BatchMagicError, TemplateError
-from .job import BatchJob, JobStatus, plan_index
+from .job import BatchJob, plan_index
 from .journal import JobRecord, JobState, Journal
 from .merge import row_positions
 from .options import JobOptions
@@ -80,7 +79,7 @@ def retry_failed(
         )
     except BatchMagicError as exc:  # the options come from the manifest: say whose they are
         raise type(exc)(f"Retrying job {full} with the options its manifest records: {exc}") from None
-    job.observe(WriteBack(df, positions, job))
+    job.after_merge(WriteBack(df, positions))
     if start:
         job.start()
     return job
@@ -104,26 +103,22 @@ def plan_retry(df: pd.DataFrame, record: JobRecord, journal: Journal) -> tuple[p
 
 
 class WriteBack:
-    """Observer of a retry job: when it ends, copy its columns into the original rows."""
+    """The last step of a retry job's merge: copy its columns into the original rows.
+    It runs as part of the merge, so a failure here fails the job (``wait()`` raises
+    it, the panel shows it) rather than passing unseen."""
 
-    def __init__(self, df: pd.DataFrame, positions: Any, job: BatchJob) -> None:
+    def __init__(self, df: pd.DataFrame, positions: Any) -> None:
         self.df = df
         self.positions = positions
-        self.job = job
-        self.done = False
-        self.error: str | None = None
 
-    def __call__(self, status: JobStatus) -> None:
-        if self.done or status.state not in ("done", "canceled"):
-            return
-        self.done = True
+    def __call__(self, merged: pd.DataFrame, columns: list[str]) -> None:
         try:
-            write_back(self.df, self.positions, self.job.result(), list(status.columns))
+            write_back(self.df, self.positions, merged, columns)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            logging.getLogger("batch_magic").error(
-                "job %s: retried rows not written back: %s", status.job_id, self.error
-            )
+            raise BatchMagicError(
+                f"The retried rows were answered but not written back into the DataFrame "
+                f"({type(exc).__name__}: {exc}). Their answers are kept in the journal."
+            ) from exc
 
 
 def write_back(df: pd.DataFrame, positions: Any, subset: pd.DataFrame, columns: list[str]) -> None:

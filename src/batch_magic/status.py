@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 
 from .format import status_text
-from .journal import ENDED_JOB_STATES, JobState
-from .states import RUNNING_STEPS, DisplayState
+from .journal import ENDED_JOB_STATES, BatchState, JobRecord, JobState
+from .states import RUNNING_STEPS, DisplayState, RowStatus
 
 # -- the states a snapshot shows -------------------------------------------------
 # The record's states (``journal.JobState``) are the truth; a snapshot shows each
@@ -55,7 +55,7 @@ class JobStatus:
     """A snapshot of a job, for displays. Immutable; a new one per change."""
 
     job_id: str
-    state: str
+    state: DisplayState
     model: str
     out: str
     simulated: bool
@@ -107,8 +107,82 @@ class JobStatus:
         return (cost + (self.saved_cost or 0.0)) * self.n_rows / max(1, sent_rows)
 
     def __post_init__(self) -> None:
-        if self.state not in STATES:  # a bug of batch_magic: every state comes from the lists above
-            raise ValueError(f"{self.state!r} is not a job state a snapshot shows ({', '.join(STATES)})")
+        # The word as its member (a display may pass the word); an unknown word is a bug.
+        try:
+            state = DisplayState(self.state)
+        except ValueError:
+            raise ValueError(
+                f"{self.state!r} is not a job state a snapshot shows ({', '.join(STATES)})"
+            ) from None
+        object.__setattr__(self, "state", state)
+
+    @classmethod
+    def from_record(
+        cls,
+        record: JobRecord,
+        *,
+        step: DisplayState | None = None,
+        failure: str | None = None,
+        message: str = "",
+        reconnecting: bool = False,
+        uploads_done: int = 0,
+        typical_duration: DurationHint | None = None,
+    ) -> JobStatus:
+        """The snapshot of ``record``: what the journal says, plus what only the driver
+        knows (the step it is in, its message, a failure of this run).
+
+        ``failure`` wins over everything: a run that failed shows "failed" with its
+        error and no new columns, even over a record that says the job ended (a merge
+        refused after the job ended). Otherwise ``step`` (a running job's step, or
+        "canceling" asked) shows instead of the recorded state.
+        """
+        batches = record.batches
+        counts: dict[str, int] = {}
+        for b in batches:
+            for key, value in b.counts.items():
+                if key != "processing":
+                    counts[key] = counts.get(key, 0) + int(value)
+        live = record.batches_in(BatchState.IN_PROGRESS, BatchState.CANCELING)
+        expiries = [e for e in (epoch(b.expires_at) for b in live) if e]
+        estimate = record.estimate
+        if failure is not None:
+            state = DisplayState.FAILED
+        else:
+            state = step or DISPLAY_STATE[record.state]
+        return cls(
+            job_id=record.job_id,
+            state=state,
+            model=record.options.model,
+            out=record.out,
+            simulated=record.simulated,
+            n_rows=record.n_rows,
+            n_requests=record.n_requests,
+            n_skipped=record.n_skipped,
+            n_deduplicated=record.n_deduplicated,
+            batches_total=sum(1 for b in batches if b.state is not BatchState.DROPPED),
+            batches_submitted=sum(1 for b in batches if b.batch_id),
+            batches_ended=len(record.batches_in(BatchState.ENDED)),
+            attempt=max((b.attempt for b in batches), default=1),
+            counts=counts,
+            started_at=epoch(record.started_at),
+            finished_at=epoch(record.finished_at),
+            expires_at=min(expiries) if expiries else None,
+            estimated_cost=estimate.batch_cost if estimate is not None else None,
+            estimated_cost_upper=estimate.batch_cost_upper if estimate is not None else None,
+            prices=estimate.prices_taken if estimate is not None else None,
+            actual_cost=record.actual_cost,
+            reconnecting=reconnecting,
+            error=failure if failure is not None else record.error,
+            message=message,
+            columns=() if failure is not None else tuple(record.columns),
+            row_counts={} if failure is not None else dict(record.row_counts),
+            typical_duration=typical_duration,
+            uploads_total=record.n_media,
+            uploads_done=uploads_done,
+            n_reused=record.n_reused,
+            saved_cost=record.saved_cost,
+            n_not_sent=record.n_not_sent,
+        )
 
     def __str__(self) -> str:
         """One line a person reads: id, state, batches, cost, row counts, error (``format.status_text``)."""
@@ -137,13 +211,14 @@ class JobStatus:
     @property
     def outcome(self) -> str | None:
         """The bar colour: success, warning (some rows failed) or danger."""
-        if self.state == "failed":
+        if self.state is DisplayState.FAILED:
             return "danger"
-        if self.state == "canceled":
+        if self.state is DisplayState.CANCELED:
             return "warning"
-        if self.state != "done":
+        if self.state is not DisplayState.DONE:
             return None
-        bad = sum(v for k, v in self.row_counts.items() if k not in ("succeeded", "skipped"))
+        fine = (RowStatus.SUCCEEDED, RowStatus.SKIPPED)
+        bad = sum(v for k, v in self.row_counts.items() if k not in fine)
         return "warning" if bad else "success"
 
 
