@@ -13,13 +13,13 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from . import models, pricing
+from . import frames, models, pricing
 from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
 from .destination import Destination, client_for_job
@@ -34,6 +34,9 @@ from .plan import Plan, RequestOptions, build_plan, new_id_tag
 from .pricing import Estimate
 from .structured import OutputSpec
 from .template import Template
+
+if TYPE_CHECKING:
+    from .frames import Frame
 
 #: The model of new jobs: current, cheap, and it takes batches, effort and structured outputs.
 DEFAULT_MODEL = models.RECOMMENDED_MODEL
@@ -64,6 +67,9 @@ class Prepared:
     notes: tuple[str, ...] = ()
     #: What may go wrong with these options (a deprecated model, no room to think).
     warnings: tuple[str, ...] = field(default=())
+    #: A Polars frame's key columns (a ``pyarrow.Table``, no column without a key), kept in
+    #: the journal; None for a pandas DataFrame (its index is kept instead).
+    keys: Any = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -145,7 +151,7 @@ def refuses_sampling_params(func: Callable[P, R]) -> Callable[P, R]:
 
 @refuses_sampling_params
 def prepare(
-    df: pd.DataFrame,
+    df: Frame,
     template: str | Template,
     *,
     out: str = DEFAULT_OUT,
@@ -160,6 +166,7 @@ def prepare(
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
     json: bool = False,
+    key: str | Sequence[str] | None = None,
     client: Any | None = None,
 ) -> Prepared:
     """Validate and plan a job without sending any message.
@@ -168,7 +175,9 @@ def prepare(
     ``schema`` (a JSON-schema dict, a pydantic v2 model class or an
     ``OutputSpec``) for one typed column per field; ``json=True`` parses free
     JSON answers into columns. ``effort`` (low, medium, high, xhigh, max) sets
-    ``output_config.effort``.
+    ``output_config.effort``. ``df`` may be a Polars frame: only the template's columns
+    are read, and ``key`` (a column, ``"a,b"`` or a list) names the columns that find its
+    rows again in a filtered, reordered or reloaded frame (``frames.py``).
 
     What the model accepts comes from the Models API through ``client`` (asked
     once per model and session), or, without a client, from the snapshot bundled
@@ -230,6 +239,9 @@ def prepare(
     )
     options.validate()
     models.check_request(options.shared_params(), card, api_version=api_version, model=model)
+    keys = None
+    if frames.is_polars(df) or key is not None:  # the template's columns of a Polars frame, and its keys
+        df, keys = frames.planning_input(df, tpl, key)
     plan = build_plan(df, tpl, options, chunk_size=chunk_size)
     if plan.media:
         check_model(plan.media.values(), card)
@@ -247,7 +259,7 @@ def prepare(
     )
     return Prepared(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
-        notes=tuple(notes), warnings=tuple(cautions),
+        notes=tuple(notes), warnings=tuple(cautions), keys=keys,
     )
 
 
@@ -332,7 +344,7 @@ def _schema_spec(schema: Any) -> OutputSpec:
 
 @refuses_sampling_params
 def submit(
-    df: pd.DataFrame,
+    df: Frame,
     template: str | Template,
     *,
     out: str = DEFAULT_OUT,
@@ -350,6 +362,7 @@ def submit(
     use_tool: bool = False,
     extra_params: dict[str, Any] | None = None,
     json: bool = False,
+    key: str | Sequence[str] | None = None,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
     settings: JobSettings | None = None,
@@ -359,7 +372,8 @@ def submit(
 
     ``template`` is a Jinja2 template over the columns (``{{ review }}``). The
     answers land in ``df`` as ``{out}``, ``{out}_status``, ``{out}_error`` and
-    token columns when the job ends. An identical job already in the journal is
+    token columns when the job ends (a Polars ``df`` cannot change: ``job.result()``
+    and ``wait()`` give a new frame with them; ``key=`` as in :func:`prepare`). An identical job already in the journal is
     re-attached instead of paid for again, unless ``force=True``. With
     ``wait=True`` this returns once the columns are merged.
 
@@ -375,7 +389,7 @@ def submit(
         df, template, out=out, model=model, system=system, max_tokens=max_tokens,
         effort=effort, labels=labels, schema=schema, chunk_size=chunk_size,
         cache_system=cache_system, use_tool=use_tool, extra_params=extra_params, json=json,
-        client=batch_client,
+        key=key, client=batch_client,
     )
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     fingerprint = _job_fingerprint(prepared)
@@ -395,6 +409,7 @@ def submit(
         if running is not None:
             # The same cell again while its job runs: hand back that job (it fills this df).
             running.df = df
+            frames.note_planned(jr, job_id, df)
             if wait:
                 running.wait()
             return running
@@ -405,6 +420,7 @@ def submit(
             batch_client = client_for_job(
                 job_id, record.sent_to, batch_client if batch_client is not None else client
             )
+    frames.note_planned(jr, job_id, df)  # its rows are the job's: a Polars frame merges by position
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
     )
@@ -415,7 +431,7 @@ def submit(
     return job
 
 
-def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> None:
+def check_output_columns(df: Frame, prepared: Prepared, jr: Journal) -> None:
     """Refuse, before anything is sent, to overwrite columns the user made.
 
     Columns an earlier job of this journal wrote may be replaced (that is a
@@ -454,7 +470,7 @@ def check_budget(estimate: Estimate, max_cost: float) -> None:
 
 
 def dry_run(
-    df: pd.DataFrame,
+    df: Frame,
     template: str | Template,
     *,
     exact_tokens: bool = False,
@@ -590,6 +606,8 @@ def create_job(
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
+    if prepared.keys is not None:
+        jr.write_keys(job_id, prepared.keys)
     if plan.media:
         jr.write_media(job_id, list(plan.media.values()))
     record = JobRecord(
@@ -622,7 +640,7 @@ def create_job(
 
 def attach(
     job_id: str,
-    df: pd.DataFrame | None = None,
+    df: Frame | None = None,
     *,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
@@ -633,7 +651,10 @@ def attach(
     """Pick up a job from the journal (after a restart, or in another process).
 
     With ``df`` the results merge into it; without, ``wait()`` returns the new
-    columns alone, indexed as the DataFrame was at submission.
+    columns alone, indexed as the DataFrame was at submission. A Polars ``df`` gets
+    a new frame (``wait()``, ``result()``), matched by the job's key, or by position
+    into a frame of the same rows; without ``df``, a Polars job's columns come back
+    as a Polars frame (its key columns first).
 
     A job written by an older batch_magic stored the DataFrame's index as a
     pickle, which is never loaded unless you say you trust the journal

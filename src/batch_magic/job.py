@@ -34,13 +34,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from . import pricing, uploads
+from . import frames, pricing, uploads
 from .client import (
     BatchClient,
     BatchInfo,
@@ -60,6 +60,9 @@ from .results import CANCELED, PENDING, ResultTable
 from .status import DISPLAY_STATE, DurationHint, JobStatus, epoch
 from .structured import OutputSpec
 from .timing import typical_batch_duration
+
+if TYPE_CHECKING:
+    from .frames import Frame
 
 #: Identical short downloads of one batch after which the file is taken as complete.
 SHORT_DOWNLOADS_ACCEPTED = 3
@@ -139,7 +142,7 @@ class BatchJob:
         journal: Journal,
         job_id: str,
         client: BatchClient | None,
-        df: pd.DataFrame | None = None,
+        df: Frame | None = None,
         settings: JobSettings | None = None,
         spec: OutputSpec | None = None,
     ) -> None:
@@ -158,7 +161,7 @@ class BatchJob:
         self._reconnecting = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the driver's loop
-        self._result: pd.DataFrame | None = None
+        self._result: Frame | None = None
         self._merge_error: BaseException | None = None
         self._error: BaseException | None = None  # what stopped the driver, as raised
         self._settled = False  # the driver has finished (merged, refused or failed)
@@ -276,8 +279,9 @@ class BatchJob:
         self._thread.start()
         return self
 
-    def wait(self, timeout: float | None = None) -> pd.DataFrame:
-        """Block until the job ends; return the DataFrame with the new columns.
+    def wait(self, timeout: float | None = None) -> Frame:
+        """Block until the job ends; return the DataFrame with the new columns (for a
+        Polars frame, a new frame: see ``result()``).
 
         Starts the job if it was not. On the home thread (a cell) the wait delivers
         the panel's updates itself, and Interrupt stops the wait, not the job.
@@ -327,11 +331,17 @@ class BatchJob:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it has ended
                 loop.call_soon_threadsafe(wake.set)
 
-    def result(self) -> pd.DataFrame:
-        """The merged DataFrame (or, attached without one, the new columns alone)."""
+    def result(self) -> Frame:
+        """The merged DataFrame (or, attached without one, the new columns alone). A Polars
+        frame cannot change: this is a new frame, the one given with the new columns."""
         if self._result is None:
             raise BatchMagicError(f"Job {self.id} is {self._status.state}; wait() for it to end.")
         return self._result
+
+    def give_result(self, frame: Frame) -> None:
+        """What ``result()`` and ``wait()`` give from now on (a Polars retry: the whole
+        frame with the retried rows written back, made by an observer of the end)."""
+        self._result = frame
 
     # -- running ------------------------------------------------------------
     def _thread_main(self) -> None:
@@ -1018,15 +1028,20 @@ class BatchJob:
         record.actual_cost = pricing.actual_cost(record.options.model, billed)
         target = self.df
         try:
-            index = plan_index(self.journal, self.id, len(rows), target)
-            if target is not None:
-                self._drop_stale_columns(target, columns)
-                summary = merge_into(target, columns, index, out=record.out)
-                self._result = target
+            if frames.is_polars(target) or (target is None and frames.is_polars_job(self.journal, self.id)):
+                # A new frame (Polars frames cannot change); it is the one this job fills now.
+                summary, self._result = frames.merge(self.journal, record, columns, target)
+                self.df = self._result if target is not None else None
             else:
-                frame = pd.DataFrame(index=index)
-                summary = merge_into(frame, columns, index, out=record.out)
-                self._result = frame
+                index = plan_index(self.journal, self.id, len(rows), target)
+                if target is not None:
+                    self._drop_stale_columns(target, columns)
+                    summary = merge_into(target, columns, index, out=record.out)
+                    self._result = target
+                else:
+                    frame = pd.DataFrame(index=index)
+                    summary = merge_into(frame, columns, index, out=record.out)
+                    self._result = frame
         except BatchMagicError as exc:
             self._merge_error = exc
             self._save()

@@ -7,6 +7,8 @@
     jobs/<job_id>/rows.npy           row position -> request number (-1: skipped)
     jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
     jobs/<job_id>/index.parquet      ... and its labels (see ``index_files``)
+    jobs/<job_id>/keys.parquet       a Polars frame's key columns at plan time (no column:
+                                     no key; the file marks a job of a Polars frame)
     jobs/<job_id>/results/<batch>.jsonl   raw results, exactly as downloaded
     jobs/<job_id>/media.json         the job's images and PDFs: sha256, kind, size, path...
     jobs/<job_id>/media/<sha>.<ext>  bytes of media given in memory (bytes, PIL images),
@@ -331,6 +333,27 @@ class Journal:
         path.unlink()
         return index
 
+    # -- a Polars frame's keys ---------------------------------------------------
+    def write_keys(self, job_id: str, keys: Any) -> None:
+        """The key columns of a Polars frame at plan time (a ``pyarrow.Table``), as Parquet."""
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(keys, buf)
+        write_atomic(self.job_file(job_id, KEYS_DATA), buf.getvalue())
+
+    def read_keys(self, job_id: str) -> Any:
+        """The ``pyarrow.Table`` ``write_keys`` stored, or None (a job of a pandas frame)."""
+        import pyarrow.parquet as pq
+
+        path = self.job_file(job_id, KEYS_DATA)
+        if not path.is_file():
+            return None
+        try:
+            return pq.read_table(io.BytesIO(path.read_bytes()))
+        except Exception as exc:  # a damaged or foreign file: say which
+            raise JournalError(f"The keys of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
+
     # -- results -----------------------------------------------------------
     def results_path(self, job_id: str, batch_id: str) -> Path:
         return self.job_file(job_id, "results", f"{_checked_batch_id(batch_id)}.jsonl")
@@ -368,6 +391,8 @@ INDEX_META = "index.json"
 INDEX_DATA = "index.parquet"
 #: What format-1 journals held: the index pickled. Read only when the user trusts it.
 PICKLED_INDEX = "index.pkl"
+#: A Polars frame's key columns (``frames.py``), as Parquet.
+KEYS_DATA = "keys.parquet"
 INDEX_LAYOUT = 1
 
 

@@ -32,6 +32,7 @@ from .models import EFFORT_LEVELS
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .frames import Frame
     from .job import BatchJob, JobSettings, JobStatus
     from .panel import JobPanel, TextStatus
 
@@ -367,6 +368,7 @@ class BatchMagic(Magics, Configurable):
     @ma.argument("--dry-run", action="store_true", help="Plan and show the estimate and first prompts; nothing is sent.")
     @ma.argument("--exact-tokens", action="store_true", help="With --dry-run: count input tokens with the API's free count_tokens.")
     @ma.argument("--max-cost", type=float, metavar="USD", help="Refuse to submit if the job could cost more.")
+    @ma.argument("--key", metavar="COL[,COL]", help="Polars frames: the columns that identify a row, so the answers find their rows in a filtered, reordered or reloaded frame.")
     @line_cell_magic
     def batch(self, line: str, cell: str | None = None) -> Any:
         """Send every row of a DataFrame through the Message Batches API (see CELL_HELP)."""
@@ -406,7 +408,7 @@ class BatchMagic(Magics, Configurable):
             return None
         if args.pilot is not None:
             return self._pilot(df, template, args.pilot, kwargs)
-        return self._submit(df, template, kwargs, args)
+        return self._submit(df, template, kwargs, args, name)
 
     def _parse_cell_line(self, line: str) -> Any:
         # df['a column with spaces'] is one target, whatever the shell-like splitting says.
@@ -440,7 +442,7 @@ class BatchMagic(Magics, Configurable):
             args.target = bracket["target"]
         return args
 
-    def _submit(self, df: pd.DataFrame, template: Any, kwargs: dict[str, Any], args: Any) -> None:
+    def _submit(self, df: Frame, template: Any, kwargs: dict[str, Any], args: Any, name: str | None = None) -> None:
         from . import api
 
         max_cost = args.max_cost if args.max_cost is not None else self.max_cost
@@ -456,7 +458,7 @@ class BatchMagic(Magics, Configurable):
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
                 "nothing was sent again (--force sends it again)."
             )
-        self._run(job, wait=args.wait)
+        self._run(job, wait=args.wait, frame=df, name=name)
         return None
 
     def _pilot(self, df: pd.DataFrame, template: Any, n: int, kwargs: dict[str, Any]) -> None:
@@ -473,11 +475,12 @@ class BatchMagic(Magics, Configurable):
         return self.shell.user_ns if self.shell is not None else {}
 
     def _dataframes(self) -> list[str]:
+        from .frames import is_polars
+
         pd = sys.modules.get("pandas")
-        if pd is None:
-            return []
         return sorted(
-            k for k, v in self._namespace().items() if not k.startswith("_") and isinstance(v, pd.DataFrame)
+            k for k, v in self._namespace().items()
+            if not k.startswith("_") and ((pd is not None and isinstance(v, pd.DataFrame)) or is_polars(v))
         )
 
     def _lookup(self, dotted: str) -> tuple[bool, Any]:
@@ -507,6 +510,8 @@ class BatchMagic(Magics, Configurable):
         """``df``, ``df.column``, ``df['column name']`` -> (DataFrame, column or None, name)."""
         import pandas as pd
 
+        from .frames import is_polars
+
         target = target.strip()
         m = re.fullmatch(r"(?P<df>[A-Za-z_][\w.]*)\[\s*(?P<q>['\"])(?P<col>.+)(?P=q)\s*\]", target)
         if m:
@@ -521,7 +526,7 @@ class BatchMagic(Magics, Configurable):
             found, obj = self._lookup(name)
             if not found:
                 continue
-            if isinstance(obj, pd.DataFrame):
+            if isinstance(obj, pd.DataFrame) or is_polars(obj):
                 if col is not None and col not in obj.columns:
                     cols = [str(c) for c in obj.columns]
                     close = difflib.get_close_matches(col, cols, n=1)
@@ -620,6 +625,8 @@ class BatchMagic(Magics, Configurable):
             if labels is not None or schema is not None:
                 raise UsageError("--json asks for free-form JSON: give it without --labels or --schema.")
             kwargs["json"] = True
+        if args.key is not None:
+            kwargs["key"] = args.key
         return kwargs
 
     # -- running -----------------------------------------------------------
@@ -666,7 +673,13 @@ class BatchMagic(Magics, Configurable):
         )
 
 
-    def _run(self, job: BatchJob, *, wait: bool) -> None:
+    def _run(self, job: BatchJob, *, wait: bool, frame: Any = None, name: str | None = None) -> None:
+        """Show the job and start it; a Polars ``frame``'s variable (``name``, else the one
+        bound to it) is rebound to the new frame with the answers when the job ends."""
+        from .frames import Rebind, is_polars
+
+        if is_polars(frame):
+            job.observe(Rebind(self._namespace(), name, frame, job))
         self._view(job)
         job.start()
         if wait:
@@ -818,7 +831,7 @@ class BatchMagic(Magics, Configurable):
         job = api.attach(
             args.job, df, client=self._client(), journal=self.journal_dir, settings=self._settings(), start=False,
         )
-        self._run(job, wait=args.wait)
+        self._run(job, wait=args.wait, frame=df, name=args.df)
 
     def _frame(self, name: str) -> pd.DataFrame:
         df, column, _ = self._resolve_target(name)
@@ -868,7 +881,7 @@ class BatchMagic(Magics, Configurable):
         if job.id == full:
             return  # nothing to retry (retry_failed said so); the ended job came back
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
-        self._run(job, wait=args.wait)
+        self._run(job, wait=args.wait, frame=df, name=args.df)
 
     def _cmd_files(self, rest: str) -> Any:
         from .uploads import delete_job_files, job_files

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import api
+from . import api, frames
 from .columns import job_columns
 from .errors import BatchMagicError
 from .job import BatchJob, JobSettings, JobStatus, plan_index
@@ -24,13 +24,16 @@ from .merge import row_positions
 from .states import RETRIABLE_ROW_STATUSES
 from .structured import JSON, LABELS, SCHEMA
 
+if TYPE_CHECKING:
+    from .frames import Frame
+
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
 
 
 def retry_failed(
     job_id: str,
-    df: pd.DataFrame,
+    df: Frame,
     *,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
@@ -43,7 +46,8 @@ def retry_failed(
     When no row is left to retry, nothing is sent: a line says so, and the ended
     job itself comes back (read from the journal, not bound to ``df``, which is
     left as it is), so ``retry_failed(...).wait()`` works either way; tell the
-    two apart by ``job.id``.
+    two apart by ``job.id``. A Polars ``df`` cannot change: the retry job's
+    ``result()`` is a new frame, ``df`` with the retried rows' answers.
     """
     jr = journal if isinstance(journal, Journal) else Journal(journal)
     full = jr.resolve(job_id)
@@ -55,13 +59,12 @@ def retry_failed(
             else f"wait for it: %batch wait {full}, or stop it: %batch cancel {full}"
         )
         raise BatchMagicError(f"Job {full} is {record.state.value}; retry its failed rows once it has ended ({hint}).")
+    if frames.is_polars(df):
+        return frames.retry_failed(full, record, df, client=client, journal=jr, settings=settings, start=start)
+    assert isinstance(df, pd.DataFrame)
     planned = plan_retry(df, record, jr)
     if planned is None:
-        print(
-            f"Job {full}: no row errored, expired or was invalid; nothing to retry, nothing sent "
-            "(the DataFrame is unchanged). The job itself is returned."
-        )
-        return api.attach(full, None, journal=jr, start=False)
+        return nothing_to_retry(full, jr)
     subset, positions = planned
     job = api.submit(
         subset, record.template, **submit_options(record), force=True, client=client, journal=jr,
@@ -71,6 +74,15 @@ def retry_failed(
     if start:
         job.start()
     return job
+
+
+def nothing_to_retry(job_id: str, journal: Journal) -> BatchJob:
+    """No row to retry: say so, and give back the ended job itself (not bound to a frame)."""
+    print(
+        f"Job {job_id}: no row errored, expired or was invalid; nothing to retry, nothing sent "
+        "(the DataFrame is unchanged). The job itself is returned."
+    )
+    return api.attach(job_id, None, journal=journal, start=False)
 
 
 def submit_options(record: JobRecord) -> dict[str, Any]:
