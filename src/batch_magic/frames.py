@@ -404,7 +404,8 @@ class Rebind:
         self.done = False
 
     def __call__(self, status: JobStatus) -> None:
-        if self.done or status.state not in ("done", "canceled"):
+        # An ended job attached shows "done" before it has merged: wait until it has.
+        if self.done or status.state not in ("done", "canceled") or not self.job.done:
             return
         self.done = True
         try:
