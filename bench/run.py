@@ -8,7 +8,8 @@
 Sections: submit (1. plan + submit), collect (2. collect + merge), e2e (3. end
 to end, 100k and 1M rows), kernel (4. kernel responsiveness), polling (5.
 polling cost), media (6. 10,000 images: Files API uploads against inline
-base64, and a re-run), simulator (the simulator's own figures, bench/simulator_bench.py,
+base64, and a re-run), polars (7. a Polars frame against the same pandas frame: plan,
+merge and peak memory; 1M rows, 20,000 with --quick), simulator (the simulator's own figures, bench/simulator_bench.py,
 when that file is there; 10,000 requests and one run with --quick).
 
 Every figure is measured against the simulator over real HTTP with zero
@@ -34,7 +35,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "media", "simulator")
+SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "media", "polars", "simulator")
 
 
 def machine() -> str:
@@ -54,7 +55,7 @@ def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for name in ("batch-magic", "anthropic", "orjson", "pandas", "numpy", "ipykernel"):
+    for name in ("batch-magic", "anthropic", "orjson", "pandas", "numpy", "polars", "pyarrow", "ipykernel"):
         try:
             out.append(f"{name} {version(name)}")
         except PackageNotFoundError:
@@ -83,6 +84,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
     import bench_e2e
     import bench_kernel
     import bench_media
+    import bench_polars
     import bench_polling
     import bench_submit
 
@@ -93,6 +95,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "kernel": bench_kernel.bench,
         "polling": bench_polling.bench,
         "media": bench_media.bench,
+        "polars": bench_polars.bench,
         "simulator": simulator_bench,
     }
 

@@ -350,7 +350,7 @@ class Journal:
         if not path.is_file():
             return None
         try:
-            return pq.read_table(io.BytesIO(path.read_bytes()))
+            return pq.read_table(io.BytesIO(path.read_bytes()), use_threads=False)
         except Exception as exc:  # a damaged or foreign file: say which
             raise JournalError(f"The keys of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
 
