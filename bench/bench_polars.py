@@ -177,7 +177,7 @@ def bench(quick: bool = False, n: int | None = None) -> dict[str, Any]:
     from batch_magic import api
     from batch_magic.journal import Journal
 
-    n = n or (20_000 if quick else 1_000_000)
+    n = n or (5_000 if quick else 1_000_000)
     repeats = 3 if quick or n > 200_000 else 5
     bc.section(f"7. Polars frames vs the same pandas frame ({n:,} rows)")
     out: dict[str, Any] = {"rows": n, "repeats": repeats}

@@ -9,7 +9,7 @@ Sections: submit (1. plan + submit), collect (2. collect + merge), e2e (3. end
 to end, 100k and 1M rows), kernel (4. kernel responsiveness), polling (5.
 polling cost), media (6. 10,000 images: Files API uploads against inline
 base64, and a re-run), polars (7. a Polars frame against the same pandas frame: plan,
-merge and peak memory; 1M rows, 20,000 with --quick), simulator (the simulator's own figures, bench/simulator_bench.py,
+merge and peak memory; 1M rows, 5,000 with --quick), simulator (the simulator's own figures, bench/simulator_bench.py,
 when that file is there; 10,000 requests and one run with --quick).
 
 Every figure is measured against the simulator over real HTTP with zero
