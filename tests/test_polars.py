@@ -252,6 +252,23 @@ def test_a_fresh_process_attaches_by_key_and_gets_polars_types(simulator, journa
     assert all(row == expected[row[0]] for row in seen["rows"])
 
 
+def test_keys_that_were_tampered_with_are_refused_naming_the_file(simulator, journal):
+    from batch_magic.errors import JournalError
+    from batch_magic.journal import KEYS_DATA
+
+    job = submit(reviews(), "{{ text }}", simulator, journal, out="a", key="id")
+    job.wait(60)
+    path = journal.job_file(job.id, KEYS_DATA)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # cut short
+    with pytest.raises(JournalError, match=KEYS_DATA):
+        bm.attach(job.id, reviews(), journal=Journal(journal.root)).wait(30)
+    shorter = pl.DataFrame({"id": ["R000", "R001"]}).to_arrow()
+    journal.write_keys(job.id, shorter)  # whole, but not this job's rows
+    with pytest.raises(JournalError, match="altered"):
+        bm.attach(job.id, reviews(), journal=Journal(journal.root)).wait(30)
+
+
 # -- retry ------------------------------------------------------------------------------------------
 def test_retry_sends_only_the_failed_rows_and_gives_the_whole_frame_back(simulator, journal):
     simulator.configure(error_rates={"overloaded_error": 0.5})

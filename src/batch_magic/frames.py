@@ -15,7 +15,7 @@ The engine plans from pandas and builds its result columns as pandas arrays
   Polars frame cannot change;
 * **row identity**: a Polars frame has no index. A job's rows are its rows at
   submission, by position; ``key=`` names the columns that identify a row, and
-  those are kept in the journal as data (``keys.parquet``), so the answers
+  those are kept in the journal as data (``keys.arrow``, an Arrow IPC file), so the answers
   find their rows in a filtered, reordered or freshly loaded frame. Without a
   key, a frame of another height, or whose rows no longer render the prompts
   that were sent, is refused, never merged by position.
@@ -36,7 +36,7 @@ import orjson
 import pandas as pd
 
 from .columns import job_columns
-from .errors import BatchMagicError, ConfigError, MergeError
+from .errors import BatchMagicError, ConfigError, JournalError, MergeError
 from .merge import MergeSummary
 from .states import RETRIABLE_ROW_STATUSES
 from .template import Template
@@ -161,7 +161,9 @@ def _planned_from(journal: Journal, job_id: str, frame: Any) -> bool:
 
 def is_polars_job(journal: Journal, job_id: str) -> bool:
     """Was the job submitted from a Polars frame? (Its keys are then in the journal.)"""
-    return journal.read_keys(job_id) is not None
+    from .journal import KEYS_DATA
+
+    return journal.job_file(job_id, KEYS_DATA).is_file()
 
 
 # -- out: the result columns as Polars -------------------------------------------------------
@@ -208,6 +210,11 @@ def merge(
     stored = journal.read_keys(record.job_id)
     keys = pl.from_arrow(stored) if stored is not None else None
     assert keys is None or isinstance(keys, pl.DataFrame)
+    if keys is not None and keys.width and keys.height != record.n_rows:
+        raise JournalError(
+            f"The keys of job {record.job_id} hold {keys.height:,} rows and the job has "
+            f"{record.n_rows:,}; the journal was altered. The results are kept in it."
+        )
     positions, how = _positions(journal, record, target, keys)
     new = []
     for name, values in columns.items():
