@@ -326,3 +326,13 @@ def test_importing_batch_magic_and_a_pandas_job_never_import_polars(simulator, t
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_magic_plans_a_polars_column_form_and_a_dry_run_sends_nothing(ip_sim, simulator, capsys):
+    ip_sim.user_ns["pl_df"] = reviews()
+    ip_sim.run_cell("%%batch pl_df --out s --labels positive,negative,neutral --key id --dry-run\n{{ text }}")
+    assert "Dry run: nothing was sent." in capsys.readouterr().out
+    assert not simulator.batch_ids() and ip_sim.user_ns["pl_df"].width == 3
+    ip_sim.run_cell("%%batch pl_df.text --out gist --wait\nSum this up.")
+    out = ip_sim.user_ns["pl_df"]
+    assert out["gist_status"].to_list().count("succeeded") == 10 and out.schema["gist"] == pl.String
