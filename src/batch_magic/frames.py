@@ -401,6 +401,9 @@ class Rebind:
     """Observer of a job started by ``%%batch FRAME``: when it ends, ``FRAME`` (the
     notebook's variable) is bound to the new frame with the answers, and one line says so."""
 
+    #: Jobs whose frame was rebound already (a re-run cell adds a second observer).
+    _rebound: weakref.WeakSet[BatchJob] = weakref.WeakSet()
+
     def __init__(self, namespace: dict[str, Any], name: str | None, frame: Any, job: BatchJob) -> None:
         self.namespace = namespace
         if name is None or not name.isidentifier():  # the variable the frame is bound to
@@ -415,6 +418,9 @@ class Rebind:
         if self.done or status.state not in ("done", "canceled") or not self.job.done:
             return
         self.done = True
+        if self.job in Rebind._rebound:
+            return
+        Rebind._rebound.add(self.job)
         try:
             result = self.job.result()
         except BatchMagicError:
