@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 import orjson
@@ -402,7 +402,7 @@ class Rebind:
     notebook's variable) is bound to the new frame with the answers, and one line says so."""
 
     #: Jobs whose frame was rebound already (a re-run cell adds a second observer).
-    _rebound: weakref.WeakSet[BatchJob] = weakref.WeakSet()
+    _rebound: ClassVar[weakref.WeakSet[BatchJob]] = weakref.WeakSet()
 
     def __init__(self, namespace: dict[str, Any], name: str | None, frame: Any, job: BatchJob) -> None:
         self.namespace = namespace
