@@ -144,6 +144,7 @@ OPTIONAL_OR_TRANSITIVE = {
     "IPython",  # the distribution is "ipython"
     "traitlets",  # comes with ipython
     "PIL",  # the simulator reads image colours with Pillow when it is there, guarded
+    "polars",  # the polars extra: imported only when a Polars frame is passed (frames.py)
 }
 
 
