@@ -174,6 +174,7 @@ def test_max_cost_refuses_a_polars_job_before_anything_exists(simulator, journal
         ("flag", "share a key"),
         ("maybe", "missing values"),
         ("", "empty column"),
+        ("id,id", "names a column twice"),
     ],
 )
 def test_a_key_that_cannot_find_rows_again_is_refused_up_front(simulator, journal, key, fragment):

@@ -92,8 +92,18 @@ def pandas_column(series: pl.Series) -> pd.Series:
         series = series.cast(pl.String)
     if series.dtype == pl.String:
         chunks = pa.chunked_array(series.to_arrow().cast(pa.large_string()))
-        return pd.Series(pd.arrays.ArrowStringArray(chunks), copy=False)
+        return pd.Series(_arrow_text(chunks), copy=False)
     return series.to_pandas(use_pyarrow_extension_array=True)
+
+
+def _arrow_text(chunks: pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """Arrow strings as pandas' own text type, no copy: ``str`` (NaN for missing) where
+    pandas has it, whose values become Python strings twice as fast as those of the
+    ``string`` type (NA for missing), which older pandas (before 2.3) has alone."""
+    try:
+        return pd.arrays.ArrowStringArray(chunks, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    except TypeError:
+        return pd.arrays.ArrowStringArray(chunks)
 
 
 def key_names(key: Any) -> list[str]:
@@ -108,6 +118,8 @@ def key_names(key: Any) -> list[str]:
         raise ConfigError(f"key={key!r} must be a column name, names separated by commas, or a list of names.")
     if not names or not all(names):
         raise ConfigError(f"key={key!r} names an empty column; give e.g. key='ticket_id' or key=['day', 'shop'].")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"key={key!r} names a column twice; list each once.")
     return names
 
 
