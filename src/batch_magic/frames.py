@@ -245,8 +245,8 @@ def _positions(
     journal: Journal, record: JobRecord, target: Any, keys: pl.DataFrame | None
 ) -> tuple[pl.Series | None, str]:
     """Each row of ``target``'s position in the job (None: the same rows, in order)."""
-    if target is None:
-        return None, "position"
+    if target is None or _planned_from(journal, record.job_id, target):
+        return None, "position"  # the job's own rows, in order
     if keys is not None and keys.width:
         return _positions_by_key(record, target, keys), "key"
     how = (
@@ -260,7 +260,7 @@ def _positions(
             f"{how}. Attach it to the frame as it was submitted (same rows, same order) and filter "
             "after. The results are kept in the journal."
         )
-    if not _planned_from(journal, record.job_id, target) and not _same_rows(journal, record, target):
+    if not _same_rows(journal, record, target):
         raise MergeError(
             f"The frame's rows differ from job {record.job_id}'s (reordered, or other values in "
             f"the columns the template reads): {how}. Attach it to the frame as it was submitted "
