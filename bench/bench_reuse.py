@@ -1,4 +1,4 @@
-"""Figure 7: the answer store at scale: what reuse adds to planning a job.
+"""Figure 8: the answer store at scale: what reuse adds to planning a job.
 
 Side by side in one run, for each size, median of several runs:
 
@@ -32,7 +32,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
     from batch_magic.answer_store import AnswerStore, request_keys
     from batch_magic.results import SUCCEEDED, ResultTable
 
-    bc.section("7. The answer store: lookups and keeping answers vs planning the job")
+    bc.section("8. The answer store: lookups and keeping answers vs planning the job")
     sizes = [(20_000, 3)] if quick else [(100_000, 3), (1_000_000, 1)]
     out: dict[str, Any] = {}
     rows = []

@@ -8,8 +8,10 @@
 Sections: submit (1. plan + submit), collect (2. collect + merge), e2e (3. end
 to end, 100k and 1M rows), kernel (4. kernel responsiveness), polling (5.
 polling cost), media (6. 10,000 images: Files API uploads against inline
-base64, and a re-run), reuse (7. the answer store at 100k and 1M rows against
-planning the job), simulator (the simulator's own figures, bench/simulator_bench.py,
+base64, and a re-run), polars (7. a Polars frame against the same pandas frame: plan,
+merge and peak memory; 1M rows, 5,000 with --quick), reuse (8. the answer store at
+100k and 1M rows against planning the job), simulator (the simulator's own figures,
+bench/simulator_bench.py,
 when that file is there; 10,000 requests and one run with --quick).
 
 Every figure is measured against the simulator over real HTTP with zero
@@ -35,7 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "media", "reuse", "simulator")
+SECTIONS = ("submit", "collect", "e2e", "kernel", "polling", "media", "polars", "reuse", "simulator")
 
 
 def machine() -> str:
@@ -55,7 +57,7 @@ def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for name in ("batch-magic", "anthropic", "orjson", "pandas", "numpy", "ipykernel"):
+    for name in ("batch-magic", "anthropic", "orjson", "pandas", "numpy", "polars", "pyarrow", "ipykernel"):
         try:
             out.append(f"{name} {version(name)}")
         except PackageNotFoundError:
@@ -84,6 +86,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
     import bench_e2e
     import bench_kernel
     import bench_media
+    import bench_polars
     import bench_polling
     import bench_reuse
     import bench_submit
@@ -95,6 +98,7 @@ def runners() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "kernel": bench_kernel.bench,
         "polling": bench_polling.bench,
         "media": bench_media.bench,
+        "polars": bench_polars.bench,
         "reuse": bench_reuse.bench,
         "simulator": simulator_bench,
     }

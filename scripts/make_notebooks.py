@@ -922,12 +922,166 @@ job still uses is kept. In Python the same jobs are
 ]
 
 
+# --------------------------------------------------------------------------------------
+# 07 Polars
+# --------------------------------------------------------------------------------------
+POLARS: list[Cell] = [
+    md(f"""
+# Polars frames in and out
+
+`%%batch` takes a Polars frame as it takes a pandas one. Only the columns the template
+reads are read; the answers come back as a **new** Polars frame (a Polars frame cannot
+change), typed: labels and statuses as `pl.Enum`, schema fields as `Int64`, `Float64`,
+`Boolean`, `String`, `Enum`, `List` and `Struct`, token counts as integers. The cell
+rebinds your variable to the new frame and says so.
+
+{SIMULATED_NOTE}
+"""),
+    code("""
+%load_ext batch_magic
+%batch simulator start
+"""),
+    md("""
+The bundled tickets, saved as a Parquet file and loaded with Polars, as your own data
+would be.
+"""),
+    code("""
+import polars as pl
+
+from batch_magic import load_tickets
+
+load_tickets().to_parquet("tickets.parquet")
+tickets = pl.read_parquet("tickets.parquet")
+tickets.select("ticket_id", "text", "category").head()
+"""),
+    md("""
+## Labels, and a key
+
+A Polars frame has no index: a job's rows are its rows at submission, by position.
+`--key ticket_id` names the column that identifies a row, so the answers can find their
+rows again in a filtered, reordered or freshly loaded frame. The key is kept in the
+journal (as Parquet); it must be unique and never missing, which is checked before
+anything is sent.
+"""),
+    code(f"""
+%%batch tickets --out team --labels {TEAMS} --key ticket_id --wait
+{TRIAGE}
+"""),
+    code("""
+print({name: str(dtype) for name, dtype in tickets.schema.items() if name.startswith("team")})
+tickets.group_by("team_status").len().sort("team_status")
+"""),
+    code("""
+answered = tickets.filter(pl.col("team_status") == "succeeded")
+right = answered.select((pl.col("team").cast(pl.String) == pl.col("category").cast(pl.String)).mean()).item()
+print("SIMULATED answers (built-in simulator, not Claude):")
+print(f"team matches the gold 'category' for {right:.0%} of {answered.height} answered tickets (SIMULATED answers)")
+"""),
+    md("""
+## After a restart: attach by key
+
+Play a kernel restart: forget the frame and load the file again, this time filtered and
+in another order. `%batch attach` finds each answer's row by its `ticket_id`; nothing is
+sent again. (Without a key, rows are matched by position, so a frame of another height or
+order is refused, the results kept in the journal, instead of merged into the wrong rows.)
+"""),
+    code("""
+del tickets
+fresh = (
+    pl.read_parquet("tickets.parquet")
+    .filter(pl.col("text").is_not_null())
+    .sort("ticket_id", descending=True)
+)
+fresh.select("ticket_id", "text").head(3)
+"""),
+    code("""
+%batch attach last fresh --wait
+"""),
+    code("""
+print("rows:", fresh.height, "| first:", fresh["ticket_id"][0], "| team is", fresh.schema["team"])
+fresh.select("ticket_id", "team", "team_status").head()
+"""),
+    md("""
+## A schema: typed fields
+
+Each field of the schema becomes a column of its Polars type; a list of strings is a
+`List(String)`, an object a `Struct`.
+"""),
+    code("""
+ticket_schema = {
+    "type": "object",
+    "properties": {
+        "urgent": {"type": "boolean"},
+        "items": {"type": "integer", "minimum": 0, "description": "how many items are concerned"},
+        "mood": {"type": "string", "enum": ["calm", "annoyed", "angry"]},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+        "customer": {"type": "object", "properties": {"first_name": {"type": "string"}},
+                     "required": ["first_name"]},
+    },
+    "required": ["urgent", "items", "mood", "keywords", "customer"],
+}
+"""),
+    code("""
+%%batch fresh --out info --schema ticket_schema --key ticket_id --wait
+Read this support ticket and fill in the fields: {{ text }}
+"""),
+    code("""
+print({name: str(dtype) for name, dtype in fresh.schema.items() if name.startswith("info_")})
+fresh.select("ticket_id", "info_urgent", "info_items", "info_mood", "info_keywords", "info_customer").head()
+"""),
+    md("""
+## A retry keeps the types
+
+Restart the simulator so that a fifth of the requests are overloaded, and keep one
+attempt per request, so that some rows end as `errored`:
+"""),
+    code("""
+%batch simulator stop
+%batch simulator start --error-rate overloaded_error=0.2
+%config BatchMagic.max_attempts = 1
+"""),
+    code("""
+%%batch fresh --out feeling --labels positive,negative,neutral --key ticket_id --wait
+How does the customer feel? {{ text }}
+"""),
+    code("""
+print(fresh.group_by("feeling_status").len().sort("feeling_status"))
+"""),
+    md("""
+`%batch retry` sends only the errored rows again and gives back the whole frame with
+their answers: `fresh` is rebound once more, its types unchanged.
+"""),
+    code("""
+%batch simulator stop
+%batch simulator start
+%config BatchMagic.max_attempts = 3
+"""),
+    code("""
+%batch retry last fresh --wait
+"""),
+    code("""
+print(fresh.group_by("feeling_status").len().sort("feeling_status"))
+print("feeling is", fresh.schema["feeling"], "| feeling_status is an", type(fresh.schema["feeling_status"]).__name__)
+"""),
+    md("""
+In Python the same is `job = batch_magic.submit(frame, template, labels=[...], key="ticket_id")`;
+`job.wait()` (or `job.result()`) gives the new frame, `batch_magic.attach(job_id, fresh)`
+and `batch_magic.retry_failed(job_id, frame)` likewise. Polars is an optional dependency
+(`pip install batch-magic[polars]`); a pandas user never imports it.
+"""),
+    code("""
+%batch simulator stop
+"""),
+]
+
+
 NOTEBOOK_CELLS: dict[str, list[Cell]] = {
     "01_quickstart.ipynb": QUICKSTART,
     "02_structured_extraction.ipynb": STRUCTURED,
     "03_reliability.ipynb": RELIABILITY,
     "04_batch_vs_realtime.ipynb": BATCH_VS_REALTIME,
     "05_images_and_documents.ipynb": MEDIA,
+    "07_polars.ipynb": POLARS,
 }
 
 

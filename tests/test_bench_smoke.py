@@ -22,6 +22,7 @@ SECTIONS = (
     "== 4. Kernel responsiveness",
     "== 5. Polling cost",
     "== 6. Images",
+    "== 7. Polars frames",
 )
 
 

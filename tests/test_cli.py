@@ -148,6 +148,7 @@ OPTIONAL_OR_TRANSITIVE = {
     "sklearn",  # the eval extra: evaluate() and compare() say how to install it
     "scipy",  # the eval extra
     "matplotlib",  # the confusion matrix as a heatmap when it is there, else a table
+    "polars",  # the polars extra: imported only when a Polars frame is passed (frames.py)
 }
 
 

@@ -293,3 +293,24 @@ def test_images_and_documents(tmp_path: Path, kernel_specs: Any) -> None:
     estimated, billed = (int(tokens.group(i).replace(",", "")) for i in (1, 3))
     assert 0.5 < estimated / billed < 2  # approximate, and said so
     assert "5 uploads deleted" in run.output("%batch files last --delete")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_07_polars(tmp_path: Path, kernel_specs: Any) -> None:
+    pytest.importorskip("polars")
+    run = execute("07_polars.ipynb", tmp_path, kernel_specs)
+    _common_checks(run, "polars")
+    assert run.output("%%batch tickets --out team").count("tickets is now a new Polars frame") == 1
+    types = run.output('tickets.group_by("team_status")')
+    assert "'team': \"Enum(categories=['billing'" in types and "'team_input_tokens': 'Int64'" in types
+    fields = run.output('name.startswith("info_")')
+    for expected in ("'info_urgent': 'Boolean'", "'info_items': 'Int64'", "'info_mood': \"Enum(",
+                     "'info_keywords': 'List(String)'", "'info_customer': \"Struct({'first_name': String})"):
+        assert expected in fields, fields
+    assert "fresh is now a new Polars frame" in run.output("%batch attach last fresh")
+    assert re.search(r"rows: 295 \| first: T0300", run.output('print("rows:", fresh.height'))
+    after = run.output("%batch retry last fresh")
+    assert "fresh is now a new Polars frame" in after
+    final = run.output('print("feeling is"')
+    assert "errored" not in final and "feeling_status is an Enum" in final

@@ -17,7 +17,7 @@ import batch_magic as bm
 from _shell import magic_instance
 from batch_magic import api, magics
 from batch_magic.errors import ConfigError
-from batch_magic.journal import JobRecord, Journal
+from batch_magic.journal import KEYS_DATA, JobRecord, Journal
 from batch_magic.options import JobOptions, declared, option_names
 from batch_magic.pilot import run_pilot
 from batch_magic.plan import RequestOptions
@@ -87,7 +87,10 @@ def test_the_job_record_keeps_every_request_option() -> None:
     sampled = {"sample", "seed", "stratify"}
     record_fields = {f.name for f in fields(JobRecord)}
     assert {"out", "chunk_size", "output", "options", "n_not_sent", "sample_seed", "sample_stratify"} <= record_fields
-    assert in_record | from_output | sampled == REQUEST
+    # Which rows are which: a Polars frame's key columns, kept as data beside the row map.
+    assert KEYS_DATA == "keys.arrow"
+    identity = {"key"}
+    assert in_record | from_output | sampled | identity == REQUEST
     assert not RUN & (stored | {f.name for f in fields(JobRecord)})  # how a run went is not an option
 
 
@@ -110,12 +113,13 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
-#: Which rows a job sends: a retry sends the rows that failed, whatever the sample was.
-SAMPLED = {"sample", "seed", "stratify"}
+#: Which rows a job sends and how they are found again: a retry sends the rows that failed,
+#: whatever the sample was (a Polars retry passes the job's key itself: tests/test_polars.py).
+ROWS = {"sample", "seed", "stratify", "key"}
 
 
 def test_the_round_trip_below_changes_every_request_option() -> None:
-    assert set(CHANGED) | set(SHAPES) | SAMPLED == REQUEST
+    assert set(CHANGED) | set(SHAPES) | ROWS == REQUEST
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

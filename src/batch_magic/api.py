@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from . import models, pricing
+from . import frames, models, pricing
 from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
 from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
@@ -74,6 +74,9 @@ class Prepared:
     #: A sample (``sample=``): its seed and stratifying column (rows left out: ``plan.n_not_sent``).
     sample_seed: int | None = None
     sample_stratify: str | None = None
+    #: A Polars frame's key columns (a ``pyarrow.Table``, no column without a key), kept in
+    #: the journal; None for a pandas DataFrame (its index is kept instead).
+    keys: Any = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         e = self.estimate
@@ -210,6 +213,10 @@ def prepare(
     )
     request.validate()
     models.check_request(request.shared_params(), card, api_version=api_version, model=model)
+    keys = None
+    if frames.is_polars(df) or options.key is not None:  # the template's columns of a Polars frame, and its keys
+        also = [options.stratify] if options.stratify else []
+        df, keys = frames.planning_input(df, tpl, options.key, also=also)
     send_rows = None
     if options.sample is not None:
         send_rows = choose_rows(df, options.sample, seed=options.seed, stratify=options.stratify)
@@ -232,7 +239,7 @@ def prepare(
         plan, spec, out, tpl, estimate, chunk_size, model=card, api_version=api_version,
         notes=tuple(notes), warnings=tuple(cautions), expected_thinking=budget.expected_thinking,
         sample_seed=options.seed if options.sample is not None else None,
-        sample_stratify=options.stratify,
+        sample_stratify=options.stratify, keys=keys,
     )
 
 
@@ -381,6 +388,7 @@ def submit(
         running = live_job(jr, job_id)
         if running is not None:
             # The same cell again while its job runs: hand back that job (it fills this df).
+            frames.note_planned(jr, job_id, df)
             running.df = df
             if options.wait:
                 running.wait()
@@ -392,6 +400,7 @@ def submit(
             batch_client = client_for_job(
                 job_id, record.sent_to, batch_client if batch_client is not None else client
             )
+    frames.note_planned(jr, job_id, df)  # its rows are the job's: a Polars frame merges by position
     job = BatchJob(
         jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
     )
@@ -585,6 +594,8 @@ def create_job(
     plan = prepared.plan
     job_id = jr.new_job_id(fingerprint)
     jr.write_plan_data(job_id, plan.prompts, plan.row_requests, plan.index)
+    if prepared.keys is not None:
+        jr.write_keys(job_id, prepared.keys)
     if plan.media:
         jr.write_media(job_id, list(plan.media.values()))
     known = prepared.known

@@ -81,6 +81,7 @@ def demo(rows: int | None, processing_time: float, width: int) -> int:
         job.observe(show)
         job.start()
         result = job.wait()
+        assert isinstance(result, pd.DataFrame)  # a pandas frame in, the same frame out
         elapsed = time.monotonic() - started
 
     shown = result[["ticket_id", "text", "category", "team", "team_status"]].copy()

@@ -36,13 +36,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from . import pricing, uploads
+from . import frames, pricing, uploads
 from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
 from .client import (
     BatchClient,
@@ -81,8 +81,12 @@ _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 #: Called with the merged frame and its new columns, on the home thread, as the last
-#: part of the merge (a retry writes its rows back so); what it raises fails the job.
-AfterMerge = Callable[[pd.DataFrame, list[str]], None]
+#: part of the merge (a retry writes its rows back so); what it raises fails the job, and
+#: what it returns (if anything) is the result from then on (a Polars retry: a new frame).
+AfterMerge = Callable[[Any, list[str]], Any]
+
+if TYPE_CHECKING:
+    from .frames import Frame
 
 
 # -- commands: what other threads may ask of the driver --------------------------------------
@@ -95,7 +99,7 @@ class Cancel:
 class Retarget:
     """Merge into this DataFrame (None: the new columns alone) instead."""
 
-    df: pd.DataFrame | None
+    df: Frame | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +124,7 @@ class Driver:
         settings: JobSettings,
         spec: OutputSpec,
         delivery: Delivery,
-        df: pd.DataFrame | None,
+        df: Frame | None,
         after_merge: list[AfterMerge],
     ) -> None:
         self.journal = journal
@@ -138,7 +142,7 @@ class Driver:
         # Requests whose answers go into the answer store once merged (set by the merge).
         self._good_requests: np.ndarray | None = None
         #: The merged DataFrame, once merged; what stopped the driver, as raised.
-        self.result: pd.DataFrame | None = None
+        self.result: Frame | None = None
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         #: Set once the driver has stopped touching the record (its last snapshot is built).
@@ -205,7 +209,7 @@ class Driver:
             self._close_inbox()
             self._settle()
 
-    def merge_again(self, df: pd.DataFrame | None) -> None:
+    def merge_again(self, df: Frame | None) -> None:
         """After the driver stopped taking commands: merge the ended job into ``df`` as
         well, on the caller's thread (once the driver has let go of the record)."""
         self.released.wait()
@@ -830,7 +834,7 @@ class Driver:
         again into another one if the job was attached to it meanwhile."""
         if self._table is None:
             self._table = await asyncio.to_thread(self._load_table)
-        merged: list[pd.DataFrame | None] = []
+        merged: list[Frame | None] = []
         while True:
             self._take_commands()
             target = self.df
@@ -858,7 +862,7 @@ class Driver:
         record.answers_kept = True
         self._save()
 
-    def _merge_now(self, target: pd.DataFrame | None, *, announce: bool = True) -> None:
+    def _merge_now(self, target: Frame | None, *, announce: bool = True) -> None:
         """Build the columns of an ended job and put them into ``target`` (on the caller's
         thread), then run the after-merge steps. The record's state is not changed here:
         only the driver ends a job, once no batch is live."""
@@ -884,13 +888,21 @@ class Driver:
         record.usage = {key: int(values.sum()) for key, values in billed.items()}
         record.actual_cost = pricing.actual_cost(record.options.model, billed)
         try:
-            index = plan_index(self.journal, self.id, len(rows), target, by_position=self.by_position)
-            frame = target if target is not None else pd.DataFrame(index=index)
-            if target is not None:
-                self._drop_stale_columns(target, columns)
-            summary = merge_into(frame, columns, index, out=record.out)
+            frame: Any
+            if frames.is_polars(target) or (target is None and frames.is_polars_job(self.journal, self.id)):
+                # A new frame (Polars frames cannot change): the result, the given one left as it is.
+                summary, frame = frames.merge(self.journal, record, columns, target)
+            else:
+                index = plan_index(self.journal, self.id, len(rows), target, by_position=self.by_position)
+                frame = target if target is not None else pd.DataFrame(index=index)
+                if target is not None:
+                    self._drop_stale_columns(target, columns)
+                summary = merge_into(frame, columns, index, out=record.out)
             for step in self._after_merge:
-                step(frame, list(summary.columns))
+                # A step may give the result anew (a Polars retry: the whole frame written back).
+                given = step(frame, list(summary.columns))
+                if given is not None:
+                    frame = given
         except Exception:
             self._save()  # the usage and cost are known, even where the rows could not go
             raise

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .client import BatchClient
 from .delivery import Delivery
@@ -28,6 +27,9 @@ from .states import DisplayState
 from .status import JobStatus
 from .structured import OutputSpec
 
+if TYPE_CHECKING:
+    from .frames import Frame
+
 
 class BatchJob:
     """One job of the journal, bound (optionally) to the DataFrame it fills."""
@@ -37,7 +39,7 @@ class BatchJob:
         journal: Journal,
         job_id: str,
         client: BatchClient | None,
-        df: pd.DataFrame | None = None,
+        df: Frame | None = None,
         settings: JobSettings | None = None,
         spec: OutputSpec | None = None,
     ) -> None:
@@ -76,12 +78,12 @@ class BatchJob:
         return self.journal.read_record(self.id)
 
     @property
-    def df(self) -> pd.DataFrame | None:
+    def df(self) -> Frame | None:
         """The DataFrame the results go into (None: the new columns alone)."""
         return self._driver.df
 
     @df.setter
-    def df(self, df: pd.DataFrame | None) -> None:
+    def df(self, df: Frame | None) -> None:
         if not self._started:
             self._driver.df = df
         elif not self._driver.send(Retarget(df)):
@@ -152,7 +154,7 @@ class BatchJob:
             self._driver.start_thread()
         return self
 
-    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+    def wait(self, timeout: float | None = None) -> Frame:
         """Block until the job ends; return the DataFrame with the new columns.
 
         Starts the job if it was not. On the home thread (a cell) the wait delivers
@@ -202,7 +204,7 @@ class BatchJob:
                 f"and %batch cancel {self.id}, or attach('{self.id}').cancel() in Python."
             )
 
-    def result(self) -> pd.DataFrame:
+    def result(self) -> Frame:
         """The merged DataFrame (or, attached without one, the new columns alone)."""
         result = self._driver.result if self.done else None
         if result is None:

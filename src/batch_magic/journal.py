@@ -7,6 +7,8 @@
     jobs/<job_id>/rows.npy           row position -> request number (-1: skipped)
     jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
     jobs/<job_id>/index.parquet      ... and its labels (see ``index_files``)
+    jobs/<job_id>/keys.arrow         a Polars frame's key columns at plan time (no column:
+                                     no key; the file marks a job of a Polars frame)
     jobs/<job_id>/results/<batch>.jsonl   raw results, exactly as downloaded
     jobs/<job_id>/media.json         the job's images and PDFs: sha256, kind, size, path...
     jobs/<job_id>/media/<sha>.<ext>  bytes of media given in memory (bytes, PIL images),
@@ -409,6 +411,31 @@ class Journal:
         safepath.unlink(self.root, path)
         return index
 
+    # -- a Polars frame's keys ---------------------------------------------------
+    def write_keys(self, job_id: str, keys: Any) -> None:
+        """The key columns of a Polars frame at plan time (a ``pyarrow.Table``), as an Arrow
+        IPC file: data, read back without a copy."""
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, keys.schema) as writer:
+            writer.write_table(keys)
+        self.write_file(self.job_file(job_id, KEYS_DATA), sink.getvalue().to_pybytes())
+
+    def read_keys(self, job_id: str) -> Any:
+        """The ``pyarrow.Table`` ``write_keys`` stored, or None (a job of a pandas frame)."""
+        import pyarrow as pa
+
+        path = self.job_file(job_id, KEYS_DATA)
+        if not self.is_file(path):
+            return None
+        try:
+            table = pa.ipc.open_file(pa.BufferReader(self.read_file(path))).read_all()
+            table.validate(full=True)  # offsets and lengths checked before anything reads them
+        except Exception as exc:  # a damaged or foreign file: say which
+            raise JournalError(f"The keys of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
+        return table
+
     # -- results -----------------------------------------------------------
     def results_path(self, job_id: str, batch_id: str) -> Path:
         return self.job_file(job_id, "results", f"{_checked_batch_id(batch_id)}.jsonl")
@@ -461,6 +488,8 @@ INDEX_META = "index.json"
 INDEX_DATA = "index.parquet"
 #: What format-1 journals held: the index pickled. Read only when the user trusts it.
 PICKLED_INDEX = "index.pkl"
+#: A Polars frame's key columns (``frames.py``), as an Arrow IPC file.
+KEYS_DATA = "keys.arrow"
 INDEX_LAYOUT = 1
 
 

@@ -33,6 +33,7 @@ from .options import JobOptions, declared, value_type
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .frames import Frame
     from .job import BatchJob, JobStatus
     from .journal import Journal
     from .panel import JobPanel, TextStatus
@@ -530,7 +531,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             if options.sample is not None:
                 raise UsageError("Give either --pilot (realtime, nothing merged) or --sample (a batch job), not both.")
             return self._pilot(df, template, args.pilot, options)
-        return self._submit(df, template, options)
+        return self._submit(df, template, options, name)
 
     def _parse_cell_line(self, line: str) -> Any:
         # df['a column with spaces'] is one target, whatever the shell-like splitting says.
@@ -564,7 +565,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             args.target = bracket["target"]
         return args
 
-    def _submit(self, df: pd.DataFrame, template: Any, options: JobOptions) -> None:
+    def _submit(self, df: Frame, template: Any, options: JobOptions, name: str | None = None) -> None:
         from dataclasses import replace
 
         from . import api
@@ -581,7 +582,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
                 f"Job {job.id} ({state_word(job.status.state)}): the same job as before, re-attached; "
                 "nothing was sent again (--fresh sends every row again)."
             )
-        self._run(job, wait=options.wait)
+        self._run(job, wait=options.wait, frame=df, name=name)
         return None
 
     def _pilot(self, df: pd.DataFrame, template: Any, n: int, options: JobOptions) -> None:
@@ -598,11 +599,12 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         return self.shell.user_ns if self.shell is not None else {}
 
     def _dataframes(self) -> list[str]:
+        from .frames import is_polars
+
         pd = sys.modules.get("pandas")
-        if pd is None:
-            return []
         return sorted(
-            k for k, v in self._namespace().items() if not k.startswith("_") and isinstance(v, pd.DataFrame)
+            k for k, v in self._namespace().items()
+            if not k.startswith("_") and ((pd is not None and isinstance(v, pd.DataFrame)) or is_polars(v))
         )
 
     def _lookup(self, dotted: str) -> tuple[bool, Any]:
@@ -628,9 +630,11 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             hint = " There is no DataFrame in the notebook yet: load one first (e.g. df = pd.read_csv(...))."
         return UsageError(f"No DataFrame named {name!r}.{hint}")
 
-    def _resolve_target(self, target: str) -> tuple[pd.DataFrame, str | None, str]:
+    def _resolve_target(self, target: str) -> tuple[Frame, str | None, str]:
         """``df``, ``df.column``, ``df['column name']`` -> (DataFrame, column or None, name)."""
         import pandas as pd
+
+        from .frames import is_polars
 
         target = target.strip()
         m = re.fullmatch(r"(?P<df>[A-Za-z_][\w.]*)\[\s*(?P<q>['\"])(?P<col>.+)(?P=q)\s*\]", target)
@@ -646,7 +650,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             found, obj = self._lookup(name)
             if not found:
                 continue
-            if isinstance(obj, pd.DataFrame):
+            if isinstance(obj, pd.DataFrame) or is_polars(obj):
                 if col is not None and col not in obj.columns:
                     cols = [str(c) for c in obj.columns]
                     close = difflib.get_close_matches(col, cols, n=1)
@@ -767,7 +771,13 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         given = {field: getattr(self, trait) for trait, field in SETTINGS_TRAITS.items()}
         return JobSettings.for_destination(local=self._is_local(), **given)
 
-    def _run(self, job: BatchJob, *, wait: bool) -> None:
+    def _run(self, job: BatchJob, *, wait: bool, frame: Any = None, name: str | None = None) -> None:
+        """Show the job and start it; a Polars ``frame``'s variable (``name``, else the one
+        bound to it) is rebound to the new frame with the answers when the job ends."""
+        from .frames import Rebind, is_polars
+
+        if is_polars(frame):
+            job.observe(Rebind(self._namespace(), name, frame, job))
         self._view(job)
         job.start()
         if wait:
@@ -925,9 +935,9 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             own.id if own is not None else args.job, df, client=self._client(), journal=self.journal_dir,
             settings=self._settings(), start=False, by_position=args.by_position,
         )
-        self._run(job, wait=args.wait)
+        self._run(job, wait=args.wait, frame=df, name=args.df)
 
-    def _frame(self, name: str) -> pd.DataFrame:
+    def _frame(self, name: str) -> Frame:
         df, column, _ = self._resolve_target(name)
         if column is not None:
             raise UsageError(f"Give the DataFrame alone here, not a column: {name.rsplit('.', 1)[0]}.")
@@ -975,7 +985,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         if job.id == full:
             return  # nothing to retry (retry_failed said so); the ended job came back
         print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
-        self._run(job, wait=args.wait)
+        self._run(job, wait=args.wait, frame=df, name=args.df)
 
     def _cmd_files(self, rest: str) -> Any:
         from .uploads import delete_job_files, job_files

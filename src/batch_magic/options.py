@@ -96,6 +96,14 @@ def _as_given(name: str, value: Any) -> Any:
     return value
 
 
+def _key(name: str, value: Any) -> str | tuple[str, ...] | None:
+    if value is None:
+        return None
+    from .frames import key_names  # imports no Polars
+
+    return tuple(key_names(value))
+
+
 def _seed(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ConfigError(f"{name}={_quote(value)} must be a whole number of at least 0 (e.g. 7).")
@@ -226,6 +234,12 @@ class JobOptions:
     )
     extra_params: Mapping[str, Any] | None = option(
         None, "More Messages API params, sent as given (e.g. metadata, stop_sequences).", _params, flag=False,
+    )
+    key: str | Sequence[str] | None = option(
+        None,
+        "Polars frames: the columns that identify a row (a name, 'a,b' or a list), so the answers "
+        "find their rows in a filtered, reordered or reloaded frame.",
+        _key, metavar="COL[,COL]",
     )
     sample: int | None = option(
         None,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import api
+from . import api, frames
 from .columns import job_columns
 from .errors import BatchMagicError, TemplateError
 from .job import BatchJob, plan_index
@@ -29,10 +29,13 @@ from .template import Template
 #: Row statuses another attempt may fix (canceled rows were stopped on purpose).
 RETRY_STATUSES = tuple(str(s) for s in RETRIABLE_ROW_STATUSES)
 
+if TYPE_CHECKING:
+    from .frames import Frame
+
 
 def retry_failed(
     job_id: str,
-    df: pd.DataFrame,
+    df: Frame,
     *,
     client: Any | None = None,
     journal: Journal | str | os.PathLike[str] | None = None,
@@ -45,7 +48,8 @@ def retry_failed(
     When no row is left to retry, nothing is sent: a line says so, and the ended
     job itself comes back (read from the journal, not bound to ``df``, which is
     left as it is), so ``retry_failed(...).wait()`` works either way; tell the
-    two apart by ``job.id``.
+    two apart by ``job.id``. A Polars ``df`` cannot change: the retry job's
+    ``result()`` is a new frame, ``df`` with the retried rows' answers.
     """
     jr = Journal.of(journal)
     full = jr.resolve(job_id)
@@ -60,17 +64,18 @@ def retry_failed(
     # The template is read back from the manifest, and a journal may come from elsewhere:
     # its names are checked again as at submission (columns, index levels, media
     # functions) before anything is merged or sent; it renders in the sandbox.
+    polars = frames.is_polars(df)
+    index_names = [] if polars else list(df.index.names)  # type: ignore[union-attr]
     try:
-        Template.compile(record.template).check_columns(df.columns, df.index.names)
+        Template.compile(record.template).check_columns(list(df.columns), index_names)
     except TemplateError as exc:
         raise TemplateError(f"Job {full}'s template, as its manifest records it, cannot be used: {exc}") from None
+    if polars:
+        return frames.retry_failed(full, record, df, client=client, journal=jr, settings=settings, start=start)
+    assert isinstance(df, pd.DataFrame)
     planned = plan_retry(df, record, jr)
     if planned is None:
-        print(
-            f"Job {full}: no row errored, expired or was invalid; nothing to retry, nothing sent "
-            "(the DataFrame is unchanged). The job itself is returned."
-        )
-        return api.attach(full, None, journal=jr, start=False)
+        return nothing_to_retry(full, jr)
     subset, positions = planned
     try:
         options = replace(JobOptions.from_record(record), force=True)
@@ -83,6 +88,15 @@ def retry_failed(
     if start:
         job.start()
     return job
+
+
+def nothing_to_retry(job_id: str, journal: Journal) -> BatchJob:
+    """No row to retry: say so, and give back the ended job itself (not bound to a frame)."""
+    print(
+        f"Job {job_id}: no row errored, expired or was invalid; nothing to retry, nothing sent "
+        "(the DataFrame is unchanged). The job itself is returned."
+    )
+    return api.attach(job_id, None, journal=journal, start=False)
 
 
 def plan_retry(df: pd.DataFrame, record: JobRecord, journal: Journal) -> tuple[pd.DataFrame, Any] | None:
