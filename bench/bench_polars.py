@@ -92,27 +92,18 @@ def planned_job(frame: Any, journal: Any, *, key: str | None) -> tuple[Any, Any,
 
 
 def merge_step(kind: str, prepared: Any, record: Any, table: Any, target: Any, journal: Any) -> Any:
-    """The job's merge (``BatchJob._merge_now``): the columns, then into the frame (pandas,
+    """The job's merge (the driver's ``_merge_now``): the columns, then into the frame (pandas,
     an earlier job's stale columns dropped first) or a new frame (Polars, likewise)."""
     from batch_magic import frames
-    from batch_magic.job import BatchJob
-    from batch_magic.merge import build_columns, merge_into
+    from batch_magic.merge import build_columns, merge_into, stale_columns
 
     columns = build_columns(record.out, prepared.spec, table, prepared.plan.row_requests)
     if kind == "polars":
         return frames.merge(journal, record, columns, target)[1]
-    BatchJob._drop_stale_columns(_JobView(journal, record), target, columns)
+    for name in stale_columns(record, journal.records(), target.columns, columns):
+        del target[name]
     merge_into(target, columns, prepared.plan.index, out=record.out)
     return target
-
-
-class _JobView:
-    """What ``BatchJob._drop_stale_columns`` reads of its job: the journal and the record."""
-
-    def __init__(self, journal: Any, record: Any) -> None:
-        self.journal = journal
-        self.record = record
-        self.id = record.job_id
 
 
 def shuffled(kind: str, frame: Any) -> Any:

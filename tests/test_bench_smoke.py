@@ -23,6 +23,7 @@ SECTIONS = (
     "== 5. Polling cost",
     "== 6. Images",
     "== 7. Polars frames",
+    "== 8. The answer store",
 )
 
 

@@ -58,7 +58,7 @@ from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, JournalError, MergeError
 from .journal import INDEX_META, BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
 from .media import content_encoder, file_source
-from .merge import build_columns, merge_into
+from .merge import build_columns, merge_into, stale_columns
 from .plan import custom_id, custom_ids, split_batches
 from .results import CANCELED, PENDING, ResultTable
 from .settings import JobSettings, poll_interval
@@ -896,7 +896,9 @@ class Driver:
                 index = plan_index(self.journal, self.id, len(rows), target, by_position=self.by_position)
                 frame = target if target is not None else pd.DataFrame(index=index)
                 if target is not None:
-                    self._drop_stale_columns(target, columns)
+                    assert isinstance(target, pd.DataFrame)  # a Polars frame took the branch above
+                    for name in stale_columns(record, self.journal.records(), target.columns, columns):
+                        del target[name]  # in place: the user's own object
                 summary = merge_into(frame, columns, index, out=record.out)
             for step in self._after_merge:
                 # A step may give the result anew (a Polars retry: the whole frame written back).
@@ -917,19 +919,6 @@ class Driver:
             final = record.state.value
             answered = summary.status_counts.get(RowStatus.SUCCEEDED, 0)
             self._show(message=f"{final}: {answered} of {len(rows)} rows answered")
-
-    def _drop_stale_columns(self, df: pd.DataFrame, columns: dict[str, Any]) -> None:
-        """Remove columns an earlier job with the same ``out`` wrote and this one does not
-        (e.g. another schema's fields), so no old answer sits beside new ones."""
-        out = self.record.out
-        stale: set[str] = set()
-        for other in self.journal.records():
-            if other.out == out and other.job_id != self.id:
-                stale.update(other.columns)
-        stale.add(job_columns(out).raw)
-        drop = [c for c in df.columns if c in stale and c not in columns]
-        for name in drop:
-            del df[name]  # in place: the user's own object
 
     def _load_table(self) -> ResultTable:
         table = ResultTable.empty(self.record.n_requests)

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .columns import job_columns
 from .errors import BatchMagicError, ConfigError, JournalError, MergeError
-from .merge import MergeSummary
+from .merge import MergeSummary, stale_columns
 from .states import RETRIABLE_ROW_STATUSES, DisplayState
 from .template import Template
 
@@ -241,7 +241,7 @@ def merge(
     if target is None:
         base = keys if keys is not None and keys.width else pl.DataFrame()
     else:
-        base = target.drop(_stale_columns(journal, record, target, columns))
+        base = target.drop(stale_columns(record, journal.records(), target.columns, columns))
     result = base.with_columns(new)
     counts = pd.Series(columns[job_columns(record.out).status]).value_counts()
     return MergeSummary(list(columns), {str(k): int(v) for k, v in counts.items() if v}, how), result
@@ -316,18 +316,6 @@ def _same_rows(journal: Journal, record: JobRecord, target: pl.DataFrame) -> boo
     except BatchMagicError:
         return False
     return bool(np.array_equal(plan.row_requests, rows)) and plan.prompts == journal.read_prompts(record.job_id)
-
-
-def _stale_columns(
-    journal: Journal, record: JobRecord, target: pl.DataFrame, columns: Mapping[str, Any]
-) -> list[str]:
-    """Columns an earlier job with the same ``out`` wrote and this one does not (another
-    schema's fields), so no old answer sits beside new ones."""
-    stale = {job_columns(record.out).raw}
-    for other in journal.records():
-        if other.out == record.out and other.job_id != record.job_id:
-            stale.update(other.columns)
-    return [c for c in target.columns if c in stale and c not in columns]
 
 
 # -- retry: the failed rows again, written back into a new frame -----------------------------

@@ -10,8 +10,9 @@ is refused and the results stay in the journal.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from .plan import NOT_SENT
 from .results import CONTEXT_WINDOW, MAX_TOKENS, REFUSAL, STATUS_NAMES, SUCCEEDED, ResultTable
 from .states import RowStatus
 from .structured import OutputSpec
+
+if TYPE_CHECKING:
+    from .journal import JobRecord
 
 #: A row's outcome: ``refused`` when the model declined (its category and reason in
 #: ``{out}_error``; never retried), ``invalid`` when an answer is unusable or missing
@@ -121,6 +125,19 @@ def _tokens(values: np.ndarray) -> Any:
     """Nullable integers: -1 (unknown, e.g. errored) becomes <NA>."""
     missing = values < 0
     return pd.arrays.IntegerArray(np.where(missing, 0, values).astype("int64"), missing)
+
+
+def stale_columns(
+    record: JobRecord, others: Iterable[JobRecord], present: Iterable[Any], new: Collection[str]
+) -> list[str]:
+    """Columns of ``present`` that an earlier job writing the same ``out`` made and this one
+    does not (another schema's fields, a raw-answer column): removed before the merge, so no
+    old answer sits beside new ones."""
+    stale = {job_columns(record.out).raw}
+    for other in others:
+        if other.out == record.out and other.job_id != record.job_id:
+            stale.update(other.columns)
+    return [c for c in present if c in stale and c not in new]
 
 
 def row_positions(df: pd.DataFrame, plan_index: pd.Index) -> tuple[np.ndarray | None, str]:
