@@ -29,6 +29,7 @@ from traitlets.config import Config, Configurable
 
 from .errors import ConfigError
 from .options import JobOptions, declared, value_type
+from .states import DisplayState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -878,7 +879,9 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             return None
         for _, row in frame[frame["state"] == "unreadable"].iterrows():
             print(f"Job {row['job_id']} cannot be read: {row['error']}")
-        failed = frame.loc[frame["state"] == "failed", "job_id"].tolist()
+        from .journal import JobState
+
+        failed = frame.loc[frame["state"] == JobState.FAILED.value, "job_id"].tolist()
         if failed:
             # Failed is not ended: its batches are kept and nothing sent is paid again.
             print(
@@ -1255,7 +1258,7 @@ def _private_dirs(path: Path) -> None:
 
 def _status_text(status: JobStatus, fmt: Any) -> str:
     text = f"{status.job_id}: {fmt(status)}"
-    if status.message and status.state not in ("done",):
+    if status.message and status.state is not DisplayState.DONE:
         text += f"\n    {status.message}"
     if status.error:
         text += f"\n    error: {status.error}"
