@@ -403,3 +403,22 @@ def test_evaluate_and_compare_a_polars_frame_read_only_the_columns_they_need(sim
     assert c.metrics.agreement.k == sum(x == y for x, y in zip(answers, other))
     assert isinstance(c.differences, pl.DataFrame) and c.differences.height == 30 - c.metrics.agreement.k
     assert "Rows where they differ" in c._repr_html_()
+
+
+def test_the_loop_in_the_magics_on_a_polars_frame(ip_sim):
+    """A sample, its evaluation, a second prompt on the same rows and the comparison, on a
+    Polars frame the magic rebinds after each job; the figures read from that new frame."""
+    ip_sim.user_ns["notes"] = labelled()
+    labels = "billing,shipping,technical"
+    sample = "--sample 10 --stratify gold --seed 2"
+    ip_sim.run_cell(f"%%batch notes --out team --labels {labels} {sample} --wait\nRoute: {{{{ text }}}}")
+    report = ip_sim.run_cell("%batch eval team --gold gold").result
+    assert report.metrics.answered == 10 and report.metrics.status_counts["not_sent"] == 20
+    assert isinstance(report.disagreements, pl.DataFrame)
+    ip_sim.run_cell(f"%%batch notes --out team_v2 --labels {labels} {sample} --wait\nWhich team? {{{{ text }}}}")
+    comparison = ip_sim.run_cell("%batch compare notes team team_v2 --gold gold").result
+    assert comparison.metrics.both_answered == 10
+    named = ip_sim.run_cell("%batch eval notes team_v2 --gold gold").result
+    assert named.metrics.answered == 10
+    # Each report's cost is the bill of the job that gave the frame it read.
+    assert report.metrics.cost is not None and named.metrics.cost is not None
