@@ -1075,12 +1075,163 @@ and `batch_magic.retry_failed(job_id, frame)` likewise. Polars is an optional de
 ]
 
 
+# --------------------------------------------------------------------------------------
+# 06 prompt iteration: sample, evaluate, compare, then scale
+# --------------------------------------------------------------------------------------
+def prompt_iteration() -> list[Cell]:
+    """Notebook 06: the loop on the bundled tickets, each prompt paid for once."""
+    first = "Which team should handle this support ticket? {{ text }}"
+    better = """\
+Route this support ticket to one team:
+- billing: charges, invoices, refunds of money, payment methods
+- shipping: deliveries, couriers, tracking, late or lost parcels
+- technical: a product that fails, breaks, will not connect or update
+- account: logins, passwords, profiles, subscriptions
+- returns: sending a product back, exchanges, return labels
+
+Ticket: {{ text }}"""
+    sample = "--sample 60 --stratify category --seed 1"
+    return [
+        md(f"""
+# Prompt iteration: sample, evaluate, compare, then scale
+
+A classification prompt is rarely right the first time. The loop is:
+
+1. try a prompt on a **sample**;
+2. **evaluate** it against the gold labels you have;
+3. write a better prompt and **compare** the two on the same rows;
+4. run the winner on **every row**, paying only for the rows the sample did not answer.
+
+Every answer a job gets is kept in the journal, keyed by the exact request (model,
+parameters, prompt): a later job takes it from there instead of sending it again. So
+the sample is not wasted money: the full run reuses it.
+
+{SIMULATED_NOTE}
+
+> **The figures below are simulated.** The simulator picks a label by word overlap with
+> the prompt, not by understanding the ticket: its accuracy, F1, kappa and the comparison
+> say nothing about which prompt Claude would do better with. The notebook shows how to
+> read them; run it with a real key to measure your prompts.
+"""),
+        code("""
+%load_ext batch_magic
+%batch simulator start
+"""),
+        md("""
+The bundled tickets carry gold labels: `category` is the team each ticket belongs to.
+"""),
+        code("""
+from batch_magic import load_tickets
+
+df = load_tickets()
+print(f"{len(df)} tickets; gold teams:")
+print(df["category"].value_counts().to_string())
+"""),
+        md("""
+## 1. A sample
+
+`--sample 60` sends 60 rows; `--stratify category` gives each team its share of them
+(a rare team is not left out by chance), and `--seed 1` draws the same rows every time,
+so a second prompt can be tried on exactly these. The other rows get the status
+`not_sent` (not `skipped`, which means an empty input). A `--dry-run` on the same line
+would show the rows sent and left out, and what all 300 rows would cost at the sample's
+estimate per row.
+"""),
+        code(f"""
+%%batch df --out team --labels {TEAMS} {sample} --wait
+{first}
+"""),
+        code("""
+print(df["team_status"].value_counts().to_string())
+"""),
+        md("""
+## 2. Evaluate
+
+`%batch eval OUT --gold COL` measures the answers against the gold column: every row is
+counted (answered, invalid, errored, not sent...), accuracy with its 95% interval over
+the rows answered and over all rows, per-team precision, recall and F1, Cohen's kappa,
+the confusion matrix, the cost per correct answer, and the rows it got wrong. In Python:
+`batch_magic.evaluate(df, "team", gold="category")`.
+"""),
+        code("""
+%batch eval team --gold category
+"""),
+        md("""
+## 3. A better prompt, on the same rows
+
+The second prompt says what each team does. Same sample options, another `--out`:
+"""),
+        code(f"""
+%%batch df --out team_v2 --labels {TEAMS} {sample} --wait
+{better}
+"""),
+        md("""
+`%batch compare A B --gold COL` sets the two side by side on the rows both answered:
+each one's accuracy with its interval, the difference with McNemar's exact test (is it
+more than chance on these rows?), how often they agree, and the rows where they differ.
+In Python: `batch_magic.compare(df, "team", "team_v2", gold="category")`.
+"""),
+        code("""
+comparison = %batch compare team team_v2 --gold category
+comparison
+"""),
+        code("""
+m = comparison.metrics
+print("SIMULATED figures (built-in simulator, not Claude):")
+print(f"first prompt {m.accuracy_a.value:.0%}, second {m.accuracy_b.value:.0%} of {m.both_answered} rows; "
+      f"McNemar p = {m.p_value:.2f}")
+"""),
+        md("""
+With Claude, this is where you pick the winner: the better accuracy, if the p-value says
+the difference is more than chance (with 60 rows, only a large one is), and the cost per
+correct answer. The simulator's figures decide nothing, so here we run the second prompt,
+the one written to be better.
+
+## 4. The winner on every row
+
+First a dry run of the full job: it says how many requests the journal answered already
+(the sample's) and estimates only the rest.
+"""),
+        code(f"""
+%%batch df --out team_v2 --labels {TEAMS} --dry-run
+{better}
+"""),
+        md("""
+The same cell without `--sample` runs it. The sample's answers are taken from the
+journal: only the new rows are sent and paid for.
+"""),
+        code(f"""
+%%batch df --out team_v2 --labels {TEAMS} --wait
+{better}
+"""),
+        code("""
+job = %batch job
+print(job.status)
+sent = job.status.n_requests - job.status.n_reused
+print(f"reused from the sample: {job.status.n_reused} answers; sent: {sent} new requests")
+"""),
+        code("""
+print(df["team_v2_status"].value_counts().to_string())
+%batch eval team_v2 --gold category
+"""),
+        md("""
+Re-running any cell above re-attaches to its job in the journal: nothing is paid twice.
+`--fresh` on a `%%batch` line sends every request again (new samples of a
+non-deterministic answer); `%batch help eval` and `%batch help compare` list the options.
+"""),
+        code("""
+%batch simulator stop
+"""),
+    ]
+
+
 NOTEBOOK_CELLS: dict[str, list[Cell]] = {
     "01_quickstart.ipynb": QUICKSTART,
     "02_structured_extraction.ipynb": STRUCTURED,
     "03_reliability.ipynb": RELIABILITY,
     "04_batch_vs_realtime.ipynb": BATCH_VS_REALTIME,
     "05_images_and_documents.ipynb": MEDIA,
+    "06_prompt_iteration.ipynb": prompt_iteration(),
     "07_polars.ipynb": POLARS,
 }
 

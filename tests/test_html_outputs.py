@@ -52,6 +52,13 @@ def test_every_html_output_is_free_of_maths(simulator: Any, tmp_path: Any) -> No
         outputs[f"panel {name}"] = getattr(panel, name).value
     outputs["panel saved html"] = panel.widget._repr_mimebundle_()["text/html"]
     outputs["list"] = JobList(bm.jobs(journal))._repr_html_()
+    # A sample's dry run after that job: answers reused (what they save) and the whole
+    # frame's projected cost, both in dollars.
+    again = bm.dry_run(df, template, sample=2, seed=1, client=client, journal=journal)
+    assert again.known.n and again.plan.n_not_sent == 1
+    outputs["dry run, reused and sampled"] = again._repr_html_()
+    assert "answered already in the journal" in outputs["dry run, reused and sampled"]
+    assert "1 not sent (seed 1); all 3 rows" in outputs["dry run, reused and sampled"]
 
     dollars = 0
     for where, markup in outputs.items():

@@ -32,6 +32,7 @@ EXPECTED = {
     "03_reliability.ipynb",
     "04_batch_vs_realtime.ipynb",
     "05_images_and_documents.ipynb",
+    "06_prompt_iteration.ipynb",
 }
 
 
@@ -293,6 +294,34 @@ def test_images_and_documents(tmp_path: Path, kernel_specs: Any) -> None:
     estimated, billed = (int(tokens.group(i).replace(",", "")) for i in (1, 3))
     assert 0.5 < estimated / billed < 2  # approximate, and said so
     assert "5 uploads deleted" in run.output("%batch files last --delete")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_06_prompt_iteration(tmp_path: Path, kernel_specs: Any) -> None:
+    pytest.importorskip("sklearn")
+    run = execute("06_prompt_iteration.ipynb", tmp_path, kernel_specs)
+    _common_checks(run, "prompt iteration")
+    assert "simulated" in run.nb.cells[0].source.lower()  # the figures are said to be simulated, up front
+    sample = run.output('print(df["team_status"]')
+    assert _count(sample, "not_sent") == 240
+    answered = _count(sample, "succeeded")
+    assert 50 < answered <= 60  # the 60 sent, less any empty ticket drawn (skipped)
+    assert "<Evaluation of 'team' against 'category': 300 rows" in run.output("%batch eval team --gold")
+    figures = run.output("m = comparison.metrics")
+    assert "SIMULATED figures (built-in simulator, not Claude):" in figures
+    assert f"of {answered} rows; McNemar p = " in figures
+    dry = run.output("--dry-run")
+    known = re.search(r"reused: +(\d+) of the (\d+) requests answered already in the journal", dry)
+    assert known and "Dry run: nothing was sent." in dry, dry
+    reused, requests = int(known.group(1)), int(known.group(2))
+    assert 0 < reused <= answered
+    full = run.output("job = %batch job")
+    assert f"{reused} answers reused" in full  # the status line says it
+    assert f"reused from the sample: {reused} answers; sent: {requests - reused} new requests" in full
+    final = run.output('print(df["team_v2_status"]')
+    assert _count(final, "succeeded") == 295 and _count(final, "skipped") == 5
+    assert "<Evaluation of 'team_v2' against 'category': 300 rows" in final
 
 
 @pytest.mark.slow

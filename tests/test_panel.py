@@ -663,3 +663,24 @@ def test_the_panel_uses_no_icon_font() -> None:
     job.push(done_status(state="canceled"))
     assert p.cancel_button.icon == ""
     assert "fa-" not in "".join(w.value for w in (p.header, p.state, p.details, p.summary))
+
+
+def test_reused_answers_and_a_samples_projection_in_the_line_the_summary_and_the_panel() -> None:
+    """A job that took answers from the journal says so when it ends, and a sample says
+    what the whole frame would cost at its measured cost per row."""
+    reused = done_status(n_reused=6, saved_cost=0.0021, row_counts={"succeeded": 10})
+    assert "6 answers reused, saved $0.0021" in format_status(reused)
+    assert "; 6 answers reused, saved $0.0021" in format_summary(reused)
+    sample = done_status(n_not_sent=30, n_rows=40, actual_cost=0.0042, row_counts={"succeeded": 10, "not_sent": 30})
+    assert "sample of 10: all 40 rows ≈ $0.0168" in format_summary(sample)
+    job = FakeJob(status(), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    job.push(reused)
+    assert "6 answers reused, saved $0.0021" in shown(p.summary.value)
+    job = FakeJob(status(n_not_sent=30, n_rows=40), frame=result_frame())
+    p = JobPanel(job, tick=False)
+    job.push(sample)
+    assert "sample of 10: all 40 rows ≈ $0.0168" in shown(p.summary.value)
+    # Nothing reused, no sample: nothing said of either.
+    plain = format_summary(done_status())
+    assert "reused" not in plain and "sample" not in plain

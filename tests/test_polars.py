@@ -16,7 +16,13 @@ import pytest
 pl = pytest.importorskip("polars")
 
 import batch_magic as bm  # noqa: E402
-from batch_magic.errors import BudgetExceededError, ConfigError, MergeError, TemplateError  # noqa: E402
+from batch_magic.errors import (  # noqa: E402
+    BudgetExceededError,
+    ConfigError,
+    MergeError,
+    PlanError,
+    TemplateError,
+)
 from batch_magic.job import JobSettings  # noqa: E402
 from batch_magic.journal import Journal  # noqa: E402
 from batch_magic.simulator.schema import Cues, fake_value  # noqa: E402
@@ -337,3 +343,82 @@ def test_the_magic_plans_a_polars_column_form_and_a_dry_run_sends_nothing(ip_sim
     ip_sim.run_cell("%%batch pl_df.text --out gist --wait\nSum this up.")
     out = ip_sim.user_ns["pl_df"]
     assert out["gist_status"].to_list().count("succeeded") == 10 and out.schema["gist"] == pl.String
+
+
+# -- a sample, and its answers measured ---------------------------------------------------------
+def labelled(n: int = 30) -> Any:
+    teams = ["billing", "shipping", "technical"]
+    gold = [teams[0] if i % 5 == 0 else teams[1 + i % 2] for i in range(n)]  # billing rarer
+    return pl.DataFrame({"id": [f"T{i:03d}" for i in range(n)], "text": [f"ticket {i}" for i in range(n)], "gold": gold})
+
+
+def test_a_sample_of_a_polars_frame_is_stratified_by_a_column_the_template_does_not_read(simulator, journal):
+    frame = labelled()
+    job = submit(frame, "Route: {{ text }}", simulator, journal, out="team", labels="billing,shipping,technical",
+                 sample=10, seed=4, stratify="gold")
+    out = job.wait(60)
+    status = out["team_status"].to_list()
+    assert status.count("succeeded") == 10 and status.count("not_sent") == 20
+    sent = out.filter(pl.col("team_status") == "succeeded")
+    # Each gold class has its share of the ten rows: 6 billing of 30 is 2 of 10, 12 and 12 are 4 and 4.
+    assert sorted(sent["gold"].value_counts().rows()) == [("billing", 2), ("shipping", 4), ("technical", 4)]
+    # The same seed draws the same rows; the full run after it sends only the other 20.
+    full = submit(out.select(frame.columns), "Route: {{ text }}", simulator, journal, out="team",
+                  labels="billing,shipping,technical").wait(60)
+    prompts = [r["params"]["messages"][0]["content"] for b in simulator.batch_ids() for r in simulator.batch_requests(b)]
+    assert len(prompts) == 30 and len(set(prompts)) == 30
+    # The sample's rows keep the answers the sample got.
+    kept = [f for f, s in zip(full["team"].to_list(), status) if s == "succeeded"]
+    assert kept == sent["team"].to_list()
+    assert full.filter(pl.col("team_status") == "succeeded").height == 30
+    with pytest.raises(PlanError, match="'nope' is not a column"):
+        submit(frame, "Route: {{ text }}", simulator, journal, out="t2", sample=5, stratify="nope")
+
+
+def test_evaluate_and_compare_a_polars_frame_read_only_the_columns_they_need(simulator, journal):
+    metrics = pytest.importorskip("sklearn.metrics")
+    frame = labelled()
+    labels = "billing,shipping,technical"
+    first = submit(frame, "Route: {{ text }}", simulator, journal, out="team", labels=labels).wait(60)
+    both = submit(first, "Which team? {{ text }}", simulator, journal, out="team_v2", labels=labels).wait(60)
+    assert isinstance(both, pl.DataFrame)
+    report = bm.evaluate(both, "team", gold="gold")
+    m = report.metrics
+    assert m.rows == m.evaluated == m.answered == 30
+    truth, answers = both["gold"].to_list(), both["team"].cast(pl.String).to_list()
+    assert m.correct == sum(t == a for t, a in zip(truth, answers))
+    assert m.macro_f1 == pytest.approx(metrics.f1_score(truth, answers, average="macro", zero_division=0))
+    # The labels' order (the Enum's) is the confusion matrix's.
+    assert list(report.confusion.index) == ["billing", "shipping", "technical"]
+    # The rows shown are the Polars frame's own rows, its columns as they are.
+    assert isinstance(report.disagreements, pl.DataFrame)
+    assert report.disagreements.height == 30 - m.correct
+    assert report.disagreements.columns[:2] == ["id", "text"] and "gold" in report.disagreements.columns
+    assert "Disagreements" in report._repr_html_()
+    # The same figures as the same frame in pandas.
+    assert bm.evaluate(both.to_pandas(), "team", gold="gold").metrics == m
+    c = bm.compare(both, "team", "team_v2", gold="gold")
+    assert c.metrics == bm.compare(both.to_pandas(), "team", "team_v2", gold="gold").metrics
+    other = both["team_v2"].cast(pl.String).to_list()
+    assert c.metrics.agreement.k == sum(x == y for x, y in zip(answers, other))
+    assert isinstance(c.differences, pl.DataFrame) and c.differences.height == 30 - c.metrics.agreement.k
+    assert "Rows where they differ" in c._repr_html_()
+
+
+def test_the_loop_in_the_magics_on_a_polars_frame(ip_sim):
+    """A sample, its evaluation, a second prompt on the same rows and the comparison, on a
+    Polars frame the magic rebinds after each job; the figures read from that new frame."""
+    ip_sim.user_ns["notes"] = labelled()
+    labels = "billing,shipping,technical"
+    sample = "--sample 10 --stratify gold --seed 2"
+    ip_sim.run_cell(f"%%batch notes --out team --labels {labels} {sample} --wait\nRoute: {{{{ text }}}}")
+    report = ip_sim.run_cell("%batch eval team --gold gold").result
+    assert report.metrics.answered == 10 and report.metrics.status_counts["not_sent"] == 20
+    assert isinstance(report.disagreements, pl.DataFrame)
+    ip_sim.run_cell(f"%%batch notes --out team_v2 --labels {labels} {sample} --wait\nWhich team? {{{{ text }}}}")
+    comparison = ip_sim.run_cell("%batch compare notes team team_v2 --gold gold").result
+    assert comparison.metrics.both_answered == 10
+    named = ip_sim.run_cell("%batch eval notes team_v2 --gold gold").result
+    assert named.metrics.answered == 10
+    # Each report's cost is the bill of the job that gave the frame it read.
+    assert report.metrics.cost is not None and named.metrics.cost is not None

@@ -6,6 +6,9 @@ answered never reaches the server again.
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +17,13 @@ from _jobs import fast
 from _jobs import submit as submit_to
 from batch_magic import api
 from batch_magic.errors import PlanError
+from batch_magic.format import money
 from batch_magic.sampling import choose_rows
+
+
+def shown(markup: str) -> str:
+    """The text a browser shows for some HTML."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def submit(df, template, sim, journal, **options):
@@ -117,6 +126,40 @@ def test_the_dry_run_says_what_is_reused_and_estimates_only_the_rest(simulator, 
     assert prepared.known.n == 4
     assert prepared.estimate.n_requests == 8
     assert prepared.summary()["reused"] == 4
+    saved = money(prepared.saved_cost)
+    assert prepared.saved_cost > 0
+    # Both displays say it: 4 of the 12 answered already, what that saves, 8 to send.
+    text = repr(prepared)
+    assert f"reused:    4 of the 12 requests answered already in the journal (not sent; saves {saved}); 8 to send" in text
+    assert "sample:" not in text
+    page = shown(prepared._repr_html_())
+    assert f"4 of the 12 requests answered already in the journal (not sent; saves {saved}); 8 to send" in page
+    # Counted exactly by the API, the estimate is still of the 8 requests sent.
+    exact = api.dry_run(
+        df, "Route: {{ text }}", out="team", max_tokens=40, client=simulator.client(), journal=journal,
+        exact_tokens=True,
+    )
+    assert exact.known.n == 4 and exact.estimate.n_requests == 8
+
+
+def test_the_dry_run_of_a_sample_says_the_rows_sent_left_out_and_the_whole_frames_cost(simulator, journal):
+    df = tickets(40)
+    prepared = api.dry_run(
+        df, "Route: {{ text }}", out="team", max_tokens=40, sample=10, seed=3, stratify="gold",
+        client=simulator.client(), journal=journal,
+    )
+    assert prepared.plan.n_not_sent == 30 and prepared.estimate.n_requests == 10
+    whole = money(prepared.estimate.batch_cost * 40 / 10)
+    line = f"10 rows sent, 30 not sent (seed 3, stratified by 'gold'); all 40 rows ≈ {whole} at the batch price"
+    assert f"sample:    {line}" in repr(prepared)
+    assert line in shown(prepared._repr_html_())
+    assert "reused" not in repr(prepared)
+    # After the sample ran, the full run's dry run counts its answers as reused.
+    submit(df, "Route: {{ text }}", simulator, journal, out="team", sample=10, seed=3, stratify="gold").wait(timeout=60)
+    full = api.dry_run(df, "Route: {{ text }}", out="team", max_tokens=40, client=simulator.client(), journal=journal)
+    assert full.known.n == 10 and full.estimate.n_requests == 30
+    assert "10 of the 40 requests answered already in the journal" in repr(full)
+    assert "sample:" not in repr(full)
 
 
 def test_a_sample_is_reproducible_and_stratified():

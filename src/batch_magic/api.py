@@ -558,12 +558,14 @@ def count_exact(
     e = prepared.estimate
     if plan.media:
         per_request = per_request + media_tokens(e.model, plan.prompts, plan.media)
+    # Requests the journal answered already are not sent: the estimate, as before, is of the rest.
+    per_request = np.delete(per_request, prepared.known.numbers)
     total = round(float(per_request.sum()))
     estimate = pricing.estimate_cost(
         e.model,
         prompt_tokens=per_request,
         max_tokens=plan.options.max_tokens,
-        expected_output_per_request=e.expected_output_tokens // max(1, n),
+        expected_output_per_request=e.expected_output_tokens // max(1, len(per_request)),
         exact_input=method == "all" and not plan.media,
         cached_tokens_per_request=e.cached_tokens_per_request,
         media_tokens=e.media_tokens,

@@ -5,6 +5,10 @@ read the columns a job merged into a DataFrame (named by ``columns.job_columns``
 guessed) and return report objects: their HTML shows every figure, ``.metrics`` holds
 them as a typed record and ``.to_frame()`` as a DataFrame.
 
+A Polars frame is read the same way: only the columns the figures need are converted
+to pandas (never the whole frame), and the rows shown (the disagreements, the rows
+where two jobs differ) are taken from the Polars frame itself, as a Polars frame.
+
 Pure: no I/O, no job. The statistics are the field's own libraries, not formulas of
 ours: scikit-learn's metrics, scipy's binomial test (for the Wilson interval and the
 exact McNemar test). Both are the optional extra ``eval`` and are imported only here,
@@ -30,6 +34,7 @@ import pandas as pd
 
 from .columns import job_columns
 from .errors import BatchMagicError, ConfigError, quote
+from .frames import is_polars
 from .panel import html_no_math
 from .report import _STYLE, money
 from .states import RowStatus
@@ -176,8 +181,9 @@ class Evaluation:
     confusion_normalized: pd.DataFrame | None
     #: Per schema field: how it is compared, its counts and accuracies; None for labels.
     fields: pd.DataFrame | None
-    #: Evaluated rows not right (wrong or not answered): the inputs, the gold, the answer.
-    disagreements: pd.DataFrame
+    #: Evaluated rows not right (wrong or not answered): the inputs, the gold, the answer
+    #: (a ``polars.DataFrame`` when the frame evaluated is one).
+    disagreements: Any
     cost: Cost
     #: Gold values the answers never take (a spelling that differs from the labels?).
     unseen_gold: tuple[str, ...] = ()
@@ -238,8 +244,9 @@ class Comparison:
     """Two answer columns on the same rows (``batch_magic.compare``); shows itself as HTML."""
 
     metrics: ComparisonMetrics
-    #: Rows both answered where the answers differ: the inputs, the gold, both answers.
-    differences: pd.DataFrame
+    #: Rows both answered where the answers differ: the inputs, the gold, both answers
+    #: (a ``polars.DataFrame`` when the frame compared is one).
+    differences: Any
     costs: tuple[Cost, Cost]
 
     def to_frame(self) -> pd.DataFrame:
@@ -258,7 +265,28 @@ class Comparison:
 
 
 # -- reading the frame -----------------------------------------------------------------
-def _require_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+def _measured(df: Any, names: Sequence[str]) -> pd.DataFrame:
+    """The columns the figures read, as pandas: a pandas frame as it is; of a Polars frame,
+    only these columns (those it has) are converted, so a wide frame is never copied whole.
+    A Polars ``Enum`` becomes a pandas Categorical with the same categories (the labels'
+    order); a row's position is its index."""
+    if not is_polars(df):
+        return df
+    present = [n for n in dict.fromkeys(names) if n in df.columns]
+    return df.select(present).to_pandas()
+
+
+def _rows_of(df: Any, rows: pd.Series, columns: list[str]) -> Any:
+    """The rows marked in ``rows`` (aligned with the frame's rows), with ``columns``:
+    a pandas frame by its index, a Polars frame as a Polars frame (only those rows)."""
+    if is_polars(df):
+        import polars as pl
+
+        return df.filter(pl.Series(rows.to_numpy(dtype=bool))).select(columns)
+    return df.loc[rows, columns]
+
+
+def _require_columns(df: Any, names: Sequence[str], what: str) -> None:
     missing = [n for n in names if n not in df.columns]
     if missing:
         shown = ", ".join(repr(str(c)) for c in list(df.columns)[:30])
@@ -269,6 +297,12 @@ def _require_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
 
 def _statuses(df: pd.DataFrame, out: str) -> pd.Series:
     """The rows' statuses as words (``no result`` where the cell is empty)."""
+    column = _status_column(df, out)
+    return df[column].astype(object).where(df[column].notna(), NO_RESULT).astype(str)
+
+
+def _status_column(df: Any, out: str) -> str:
+    """The name of ``out``'s status column, or an error saying ``out`` is no job's column."""
     column = job_columns(out).status
     if column not in df.columns:
         raise ConfigError(
@@ -276,7 +310,7 @@ def _statuses(df: pd.DataFrame, out: str) -> pd.Series:
             f"job merged into it: give the --out of a job (its answers are {out!r}, its row "
             f"statuses {column!r})."
         )
-    return df[column].astype(object).where(df[column].notna(), NO_RESULT).astype(str)
+    return column
 
 
 def _status_counts(statuses: pd.Series) -> dict[str, int]:
@@ -350,13 +384,13 @@ def _cost(df: pd.DataFrame, out: str, rows: pd.Series, given: CostGiven) -> Cost
     return Cost(billed, source, int(paid.sum()), int((paid & rows).sum()))
 
 
-def _job_outs(df: pd.DataFrame) -> list[str]:
+def _job_outs(df: Any) -> list[str]:
     """Answer columns of the jobs merged into the frame (a column with its own status column)."""
     names = {str(c) for c in df.columns}
     return [str(c) for c in df.columns if job_columns(str(c)).status in names]
 
 
-def _input_columns(df: pd.DataFrame, inputs: Sequence[str] | None, shown: Sequence[str]) -> list[str]:
+def _input_columns(df: Any, inputs: Sequence[str] | None, shown: Sequence[str]) -> list[str]:
     """The columns shown beside the answers: ``inputs`` when given, else the frame's
     columns that no job wrote (other jobs' answers and bookkeeping left out)."""
     if inputs is not None:
@@ -369,7 +403,7 @@ def _input_columns(df: pd.DataFrame, inputs: Sequence[str] | None, shown: Sequen
     return [str(c) for c in df.columns if str(c) not in taken]
 
 
-def _columns(inputs: list[str], shown: Sequence[str], df: pd.DataFrame) -> list[str]:
+def _columns(inputs: list[str], shown: Sequence[str], df: Any) -> list[str]:
     """The inputs, then the columns compared (once each; those the frame has)."""
     return list(dict.fromkeys([*inputs, *(c for c in shown if c in df.columns)]))
 
@@ -386,7 +420,7 @@ def _kappa(metrics: Any, a: Sequence[str], b: Sequence[str]) -> float | None:
 
 # -- evaluate --------------------------------------------------------------------------
 def evaluate(
-    df: pd.DataFrame,
+    df: Any,
     out: str,
     gold: str | Mapping[str, str],
     *,
@@ -404,14 +438,17 @@ def evaluate(
     of the bill, by rows paid for, divided by the correct answers is the cost per
     correct answer.
     ``inputs`` chooses the columns shown beside the disagreements.
+    ``df`` is a pandas or a Polars frame.
     """
     metrics, stats = _libraries()
     names = job_columns(out)
-    statuses = _statuses(df, out)
+    _status_column(df, out)
+    read = [names.status, names.error, names.output_tokens]
     if isinstance(gold, str):
         _require_columns(df, [out], f"the answers of {out!r}")
         _require_columns(df, [gold], "the gold labels")
-        return _evaluate_labels(df, out, gold, statuses, metrics, stats, cost, inputs)
+        data = _measured(df, [out, gold, *read])
+        return _evaluate_labels(df, data, out, gold, _statuses(data, out), metrics, stats, cost, inputs)
     if not isinstance(gold, Mapping) or not gold:
         raise ConfigError(
             f"gold={quote(gold)}: give the gold column's name, or for a schema job a dict of "
@@ -419,7 +456,8 @@ def evaluate(
         )
     _require_columns(df, [names.field(f) for f in gold], f"fields of {out!r}")
     _require_columns(df, list(gold.values()), "the gold columns")
-    return _evaluate_fields(df, out, dict(gold), statuses, metrics, stats, cost, tolerance, inputs)
+    data = _measured(df, [*(names.field(f) for f in gold), *gold.values(), *read])
+    return _evaluate_fields(df, data, out, dict(gold), _statuses(data, out), metrics, stats, cost, tolerance, inputs)
 
 
 def _class_order(answers: pd.Series, values: Sequence[str]) -> list[str]:
@@ -431,9 +469,10 @@ def _class_order(answers: pd.Series, values: Sequence[str]) -> list[str]:
 
 
 def _evaluate_labels(
-    df: pd.DataFrame, out: str, gold: str, statuses: pd.Series, metrics: Any, stats: Any,
+    frame: Any, df: pd.DataFrame, out: str, gold: str, statuses: pd.Series, metrics: Any, stats: Any,
     billed: CostGiven, inputs: Sequence[str] | None,
 ) -> Evaluation:
+    """``df``: the columns measured, as pandas; ``frame``: the frame given (its rows shown)."""
     has_gold = df[gold].notna()
     evaluated = statuses[has_gold]
     answered = has_gold & statuses.eq(str(RowStatus.SUCCEEDED)) & df[out].notna()
@@ -471,7 +510,7 @@ def _evaluate_labels(
     cost = _cost(df, out, has_gold, billed)
     wrong = has_gold & ~right
     shown = [gold, out, job_columns(out).status, job_columns(out).error]
-    columns = _columns(_input_columns(df, inputs, shown), shown, df)
+    columns = _columns(_input_columns(frame, inputs, shown), shown, frame)
     # With labels, a gold value outside them is never right: most often a spelling.
     labels = _categories(df[out])
     unseen = tuple(sorted(set(_as_text(df.loc[has_gold, gold]).unique()) - set(labels))) if labels else ()
@@ -483,7 +522,7 @@ def _evaluate_labels(
         macro_f1=macro_f1, weighted_f1=weighted_f1, kappa=_kappa(metrics, list(y_true), list(y_pred)),
         cost=cost.evaluated, cost_per_correct=cost.per_correct(correct),
     )
-    return Evaluation(record, per_class, confusion, normalized, None, df.loc[wrong, columns], cost, unseen)
+    return Evaluation(record, per_class, confusion, normalized, None, _rows_of(frame, wrong, columns), cost, unseen)
 
 
 def _categories(values: pd.Series) -> list[str]:
@@ -508,7 +547,7 @@ def _field_right(answer: pd.Series, truth: pd.Series, tol: float) -> pd.Series:
 
 
 def _evaluate_fields(
-    df: pd.DataFrame, out: str, gold: dict[str, str], statuses: pd.Series, metrics: Any, stats: Any,
+    frame: Any, df: pd.DataFrame, out: str, gold: dict[str, str], statuses: pd.Series, metrics: Any, stats: Any,
     billed: CostGiven, tolerance: float | Mapping[str, float], inputs: Sequence[str] | None,
 ) -> Evaluation:
     names = job_columns(out)
@@ -546,7 +585,7 @@ def _evaluate_fields(
     correct, n_answered = int(all_right.sum()), int(answered.sum())
     cost = _cost(df, out, has_gold, billed)
     shown = [c for name, g in gold.items() for c in (g, names.field(name))] + [names.status, names.error]
-    columns = _columns(_input_columns(df, inputs, [*shown, names.answer]), shown, df)
+    columns = _columns(_input_columns(frame, inputs, [*shown, names.answer]), shown, frame)
     label = ", ".join(f"{k}={v}" for k, v in gold.items())
     record = EvaluationMetrics(
         out=out, gold=label, rows=len(df), evaluated=int(has_gold.sum()), no_gold=int((~has_gold).sum()),
@@ -557,12 +596,12 @@ def _evaluate_fields(
         cost=cost.evaluated, cost_per_correct=cost.per_correct(correct),
     )
     wrong = has_gold & ~all_right
-    return Evaluation(record, None, None, None, fields, df.loc[wrong, columns], cost)
+    return Evaluation(record, None, None, None, fields, _rows_of(frame, wrong, columns), cost)
 
 
 # -- compare ---------------------------------------------------------------------------
 def compare(
-    df: pd.DataFrame,
+    df: Any,
     a: str,
     b: str,
     gold: str | None = None,
@@ -581,10 +620,18 @@ def compare(
     metrics, stats = _libraries()
     if a == b:
         raise ConfigError(f"compare: both sides are {a!r}; give two answer columns, e.g. compare(df, 'team', 'team_v2').")
-    status_a, status_b = _statuses(df, a), _statuses(df, b)
-    _require_columns(df, [a, b], "an answer column")
+    frame = df
+    _status_column(frame, a), _status_column(frame, b)
+    _require_columns(frame, [a, b], "an answer column")
     if gold is not None:
-        _require_columns(df, [gold], "the gold labels")
+        _require_columns(frame, [gold], "the gold labels")
+    names_a, names_b = job_columns(a), job_columns(b)
+    df = _measured(frame, [
+        a, b, *([gold] if gold is not None else []),
+        names_a.status, names_a.output_tokens, names_b.status, names_b.output_tokens,
+    ])
+    status_a, status_b = _statuses(df, a), _statuses(df, b)
+    if gold is not None:
         rows = df[gold].notna()
     else:
         rows = pd.Series(True, index=df.index)
@@ -624,7 +671,7 @@ def compare(
     differ = pd.Series(False, index=df.index)
     differ[both] = ~same
     shown = [c for c in (gold, a, b) if c is not None]
-    columns = _columns(_input_columns(df, inputs, shown), shown, df)
+    columns = _columns(_input_columns(frame, inputs, shown), shown, frame)
     record = ComparisonMetrics(
         a=a, b=b, gold=gold, rows=int(rows.sum()), both_answered=n,
         only_a_answered=int((answered_a & ~answered_b).sum()),
@@ -636,7 +683,7 @@ def compare(
         cost_a=cost_of_a.evaluated, cost_b=cost_of_b.evaluated,
         cost_per_correct_a=per_correct_a, cost_per_correct_b=per_correct_b,
     )
-    return Comparison(record, df.loc[differ, columns], (cost_of_a, cost_of_b))
+    return Comparison(record, _rows_of(frame, differ, columns), (cost_of_a, cost_of_b))
 
 
 # -- figures as data -------------------------------------------------------------------
@@ -703,9 +750,11 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
     ) + "</table>"
 
 
-def _frame_html(frame: pd.DataFrame, *, digits: int | None = 3) -> str:
+def _frame_html(frame: Any, *, digits: int | None = 3, index: bool = True) -> str:
     """A frame as an HTML table: its first rows, figures to ``digits`` decimals (None:
     values as they are), missing values blank."""
+    if is_polars(frame):  # only the rows shown become pandas (no index: a Polars frame has none)
+        return _frame_html(frame.head(SHOWN_ROWS).to_pandas(), digits=digits, index=False) + _more_rows(frame)
     shown = frame.head(SHOWN_ROWS).rename_axis(None)
     cells = pd.DataFrame(index=shown.index)
     for name in shown.columns:
@@ -714,11 +763,14 @@ def _frame_html(frame: pd.DataFrame, *, digits: int | None = 3) -> str:
             cells[name] = column.map(lambda x: "" if pd.isna(x) else f"{x:.{digits}f}")
         else:
             cells[name] = column.astype(object).where(column.notna(), "")
-    body = cells.to_html(classes="bm-table", border=0, escape=True)
-    more = len(frame) - len(shown)
-    if more > 0:
-        body += f"<div class='bm-muted'>... and {more:,} more rows (the whole frame is the attribute)</div>"
-    return body
+    return cells.to_html(classes="bm-table", border=0, escape=True, index=index) + _more_rows(frame)
+
+
+def _more_rows(frame: Any) -> str:
+    more = len(frame) - SHOWN_ROWS
+    if more <= 0:
+        return ""
+    return f"<div class='bm-muted'>... and {more:,} more rows (the whole frame is the attribute)</div>"
 
 
 def _counts_text(m: EvaluationMetrics) -> str:

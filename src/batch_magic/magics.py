@@ -1057,8 +1057,9 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             return self._frame(name)
         for out in outs:
             for job in reversed(self._session_jobs()):
-                if job.status.out == out and job.df is not None:
-                    return job.df
+                filled = self._filled(job)
+                if job.status.out == out and filled is not None:
+                    return filled
         raise UsageError(
             f"Which DataFrame? No job of this session wrote {outs[0]!r}: name it, "
             f"%batch {'eval DF ' + outs[0] if len(outs) == 1 else 'compare DF ' + ' '.join(outs)} ..."
@@ -1069,9 +1070,23 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         report's cost is their bill; None when there are none (the report says so)."""
         jobs = [
             job for job in self._session_jobs()
-            if job.df is df and job.status.out == out and job.status.actual_cost is not None
+            if self._filled(job) is df and job.status.out == out and job.status.actual_cost is not None
         ]
         return jobs or None
+
+    @staticmethod
+    def _filled(job: BatchJob) -> Frame | None:
+        """The frame that holds a job's answers: a pandas frame is merged into in place; a
+        Polars frame cannot change, so its answers are in the new frame the job gave."""
+        from .errors import BatchMagicError
+        from .frames import is_polars
+
+        if not is_polars(job.df):
+            return job.df
+        try:
+            return job.result()
+        except BatchMagicError:  # not ended yet, or failed: no frame holds its answers
+            return None
 
     def _cmd_simulator(self, rest: str) -> None:
         args = self._args("simulator", rest)

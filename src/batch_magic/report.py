@@ -55,6 +55,10 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         output = "free text"
     options = plan.options
     discount = e.batch_cost / e.realtime_cost if e.realtime_cost else 0.5
+    # A sample's estimate per row sent (the reused answers' worth counted in, as the job's
+    # status counts it) says what every row of the frame would cost.
+    sent_rows = n_rows - plan.n_not_sent
+    projected = (e.batch_cost + p.saved_cost) * n_rows / max(1, sent_rows) if plan.n_not_sent else None
     tc = p.token_count
     if tc is None:
         tokens_how = f"a local estimate, about {e.chars_per_token:.2g} characters a token"
@@ -80,6 +84,14 @@ def dry_run_facts(p: Prepared) -> dict[str, Any]:
         "requests": plan.n_requests,
         "deduplicated": plan.n_deduplicated,
         "skipped": plan.n_skipped,
+        "reused": p.known.n,
+        "saved_cost": p.saved_cost,
+        "to_send": plan.n_requests - p.known.n,
+        "not_sent": plan.n_not_sent,
+        "sample_rows": sent_rows,
+        "sample_seed": p.sample_seed,
+        "sample_stratify": p.sample_stratify,
+        "projected_full_cost": projected,
         "skip_reasons": dict(reasons.most_common()),
         "skipped_examples": skipped_examples,
         "batches": len(plan.batches),
@@ -112,6 +124,8 @@ def prepared_text(p: Prepared) -> str:
         f"  requests:  {f['requests']:,}"
         + (f" (deduplication saved {plural(saved, 'identical prompt')})" if saved else ""),
         f"  skipped:   {f['skipped']:,}" + _reasons_text(f),
+        *([f"  reused:    {_reused_text(f)}"] if f["reused"] else []),
+        *([f"  sample:    {_sample_text(f)}"] if f["not_sent"] else []),
         f"  batches:   {f['batches']:,}"
         + (f" ({', '.join(f'{s:,}' for s in f['batch_sizes'][:6])}{' ...' if f['batches'] > 6 else ''} requests)" if f["batches"] > 1 else ""),
         f"  input:     ~{f['input_tokens']:,} tokens ({f['tokens_how']})",
@@ -132,6 +146,27 @@ def prepared_text(p: Prepared) -> str:
         lines.append(f"--- prompt {i} " + "-" * 40)
         lines.append(_clip(prompt, PROMPT_CHARS))
     return "\n".join(lines)
+
+
+def _reused_text(f: dict[str, Any]) -> str:
+    """The requests the journal's answer store answered already: not sent, not paid again."""
+    return (
+        f"{f['reused']:,} of the {plural(f['requests'], 'request')} answered already in the journal "
+        f"(not sent; saves {money(f['saved_cost'])}); {f['to_send']:,} to send"
+    )
+
+
+def _sample_text(f: dict[str, Any]) -> str:
+    """A sample's rows sent and left out, and what the whole frame would cost at its rate."""
+    how = f"seed {f['sample_seed']}" if f["sample_seed"] is not None else ""
+    if f["sample_stratify"]:
+        how += f"{', ' if how else ''}stratified by {f['sample_stratify']!r}"
+    return (
+        f"{plural(f['sample_rows'], 'row')} sent, {f['not_sent']:,} not sent"
+        + (f" ({how})" if how else "")
+        + f"; all {plural(f['rows'], 'row')} ≈ {money(f['projected_full_cost'])} at the batch price "
+        "(this sample's estimate per row)"
+    )
 
 
 def _reasons_text(f: dict[str, Any]) -> str:
@@ -164,6 +199,8 @@ def prepared_html(p: Prepared) -> str:
         ("rows", f"{f['rows']:,}"),
         ("requests", f"{f['requests']:,}" + (f" <span class='bm-muted'>(deduplication saved {f['deduplicated']:,})</span>" if f["deduplicated"] else "")),
         ("skipped", f"{f['skipped']:,}" + (f" <span class='bm-muted'>{e(_reasons_text(f))}</span>" if f["skipped"] else "")),
+        *([("reused", e(_reused_text(f)))] if f["reused"] else []),
+        *([("sample", e(_sample_text(f)))] if f["not_sent"] else []),
         ("batches", f"{f['batches']:,}"),
         ("input tokens", f"~{f['input_tokens']:,} <span class='bm-muted'>({e(f['tokens_how'])})</span>"),
         ("output tokens", f"~{f['expected_output_tokens']:,} expected, at most {f['max_output_tokens']:,} <span class='bm-muted'>(max_tokens={f['max_tokens']:,})</span>"),
