@@ -25,7 +25,7 @@ from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, live_job
-from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .journal import Journal
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
@@ -33,6 +33,7 @@ from .models import ModelCard
 from .options import JobOptions, takes_job_options
 from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
 from .pricing import Estimate
+from .record import BatchEntry, JobRecord, JobState, now_iso
 from .sampling import choose_rows
 from .settings import JobSettings
 from .structured import OutputSpec

@@ -56,10 +56,12 @@ from .columns import job_columns
 from .delivery import Delivery
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, JournalError, MergeError
-from .journal import INDEX_META, BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
+from .index_codec import INDEX_META
+from .journal import Journal
 from .media import content_encoder, file_source
 from .merge import build_columns, merge_into
 from .plan import custom_id, custom_ids, split_batches
+from .record import BatchEntry, BatchState, JobRecord, JobState, now_iso
 from .results import CANCELED, PENDING, ResultTable
 from .settings import JobSettings, poll_interval
 from .states import DisplayState, RowStatus

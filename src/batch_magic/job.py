@@ -20,7 +20,8 @@ from .client import BatchClient
 from .delivery import Delivery
 from .driver import AfterMerge, Cancel, Driver, Repoint, Retarget, plan_index
 from .errors import APIError, BatchMagicError
-from .journal import JobRecord, Journal
+from .journal import Journal
+from .record import JobRecord
 from .registry import live_job, register, session_job, session_jobs
 from .settings import JobSettings
 from .states import DisplayState
