@@ -418,7 +418,7 @@ class Driver:
     # -- steps -------------------------------------------------------------------------------
     def _prompts_list(self) -> list[str]:
         if self._prompts is None:
-            self._prompts = self.journal.read_prompts(self.id)
+            self._prompts = self.journal.read_prompts(self.id, self.record)
         return self._prompts
 
     def _typical_duration(self) -> DurationHint | None:
@@ -882,7 +882,7 @@ class Driver:
             table.status[unsent] = CANCELED
             table.error_type[unsent] = RowStatus.CANCELED.value
             table.error_message[unsent] = "the job was canceled before this request was sent"
-        rows = self.journal.read_rows(self.id)
+        rows = self.journal.read_rows(self.id, record)
         if len(rows) != record.n_rows or (rows.size and int(rows.max()) >= record.n_requests):
             raise BatchMagicError(f"The row map of job {self.id} does not match its record; the journal was altered.")
         columns = build_columns(record.out, self.spec, table, rows, record.skip_reasons)

@@ -235,8 +235,11 @@ class Journal:
             f"{job_id!r} matches {len(matches)} jobs ({', '.join(matches[:5])}); give more of the id."
         )
 
-    def find_by_fingerprint(self, fingerprint: str) -> str | None:
-        """The newest job with this fingerprint (a failed one too: it resumes).
+    def find_by_fingerprint(
+        self, fingerprint: str, scanned: tuple[list[JobRecord], list[UnreadableJob]] | None = None
+    ) -> JobRecord | None:
+        """The record of the newest job with this fingerprint (a failed one too: it resumes).
+        ``scanned``: this journal's ``scan()``, when the caller has just made it.
 
         A job whose manifest cannot be read has no fingerprint to compare, but its
         folder's name carries the fingerprint's first characters (``new_job_id``).
@@ -244,8 +247,8 @@ class Journal:
         this very job, already paid for: refused, rather than sent again (a chance
         match of 24 bits costs the user one ``--force``, never a second payment).
         """
-        records, unreadable = self.scan()
-        found = [r.job_id for r in records if r.fingerprint == fingerprint]
+        records, unreadable = scanned if scanned is not None else self.scan()
+        found = [r for r in records if r.fingerprint == fingerprint]
         if found:
             return found[-1]
         for job in reversed(unreadable):
@@ -324,7 +327,9 @@ class Journal:
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
-    def read_prompts(self, job_id: str) -> list[str]:
+    def read_prompts(self, job_id: str, record: JobRecord | None = None) -> list[str]:
+        """The job's unique prompts, checked against its record (``record``: the one the
+        caller holds, so the manifest is not read again)."""
         written = self._written_prompts.pop(job_id, None)
         if written is not None:
             return written
@@ -335,7 +340,7 @@ class Journal:
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
         if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are not a list of texts.")
-        expected = self.read_record(job_id).n_requests
+        expected = (record if record is not None else self.read_record(job_id)).n_requests
         if len(data) != expected:
             raise JournalError(
                 f"Job {job_id}: {str(path)!r} holds {len(data)} prompts, its manifest {expected} requests; "
@@ -343,11 +348,13 @@ class Journal:
             )
         return data
 
-    def read_rows(self, job_id: str) -> np.ndarray:
-        """Each row's request number (-1: skipped, -2: not in the sample), checked against the job's manifest."""
+    def read_rows(self, job_id: str, record: JobRecord | None = None) -> np.ndarray:
+        """Each row's request number (-1: skipped, -2: not in the sample), checked against
+        the job's record (``record``: the one the caller holds, else read)."""
         path = self.job_file(job_id, "rows.npy")
         _npy_length(self, path, job_id)  # its header, checked before an array is made
-        record = self.read_record(job_id)
+        if record is None:
+            record = self.read_record(job_id)
         try:
             rows = np.load(io.BytesIO(self.read_file(path)), allow_pickle=False)
         except (OSError, ValueError) as exc:
