@@ -4,6 +4,7 @@ caused, reproduced as a user meets them (Python API, simulator over HTTP)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -18,7 +19,7 @@ import batch_magic as bm
 from _jobs import fast
 from _jobs import submit as submit_job
 from batch_magic import migrate
-from batch_magic.errors import APIError
+from batch_magic.errors import APIError, JournalError
 from batch_magic.journal import Journal
 from batch_magic.record import (
     BATCH_TRANSITIONS,
@@ -174,6 +175,31 @@ def test_a_format_2_manifest_is_written_back_byte_for_byte(sim, journal):
     data = orjson.loads(raw)
     assert data["estimate"]["n_requests"] == 20 and data["sent_to"]["simulator"] is True
     assert all("batch_id" in b and None not in b.values() for b in data["batches"])  # None left out
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d.__setitem__("chunk_size", "7"), "chunk_size='7'"),
+        (lambda d: d.__setitem__("simulated", 1), "simulated='1'"),
+        (lambda d: d["batches"][0].__setitem__("size", True), "batches[0].size='True'"),
+        (lambda d: d["options"].__setitem__("max_tokens", 40.0), "options.max_tokens='40.0'"),
+        (lambda d: d["estimate"].__setitem__("batch_cost", "0.1"), "estimate.batch_cost='0.1'"),
+        (lambda d: d.__setitem__("skip_reasons", {"first": "empty"}), "skip_reasons.first"),
+        (lambda d: d["sent_to"].pop("simulator"), "sent_to.simulator"),
+    ],
+    ids=["text-count", "number-flag", "bool-size", "float-tokens", "text-cost", "word-row", "missing"],
+)
+def test_a_manifest_value_of_another_type_is_refused_naming_it_never_coerced(sim, journal, change, named):
+    job = submit(pd.DataFrame({"text": ["a", ""]}), "{{ text }}", sim, journal, out="x")
+    job.wait(30)
+    path = journal.job_dir(job.id) / "manifest.json"
+    data = orjson.loads(path.read_bytes())
+    change(data)
+    path.write_bytes(orjson.dumps(data))
+    with pytest.raises(JournalError, match=re.escape(named)) as err:
+        Journal(journal.root).read_record(job.id)
+    assert str(path) in str(err.value)
 
 
 # -- bug: a failed job could never be resumed --------------------------------------------------
