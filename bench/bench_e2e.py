@@ -140,7 +140,7 @@ def bench(quick: bool = False) -> dict[str, Any]:
             target,
         ])
     print(bc.table(rows_out, ["size", "batches", "wall", "rows/s", "data", "peak RSS", "client CPU", "simulator CPU", "target"]))
-    results["first_job"] = first_job(3)
+    results["first_job"] = first_job(1 if quick else 3)
     return results
 
 
@@ -158,7 +158,7 @@ def first_job(repeats: int) -> dict[str, Any]:
     print(
         f"a new process's first job, {FIRST_JOB_ROWS:,} rows, imports included: {bc.fmt_s(wall)} "
         f"(submitted after {bc.fmt_s(bc.median([r['until_submitted_s'] for r in runs]))}), peak RSS "
-        f"{peak:,.0f} MB; a round ago {FIRST_JOB_BEFORE}; median of {repeats} new processes; "
+        f"{peak:,.0f} MB; a round ago {FIRST_JOB_BEFORE}; median of {repeats} new process{'es' if repeats > 1 else ''}; "
         f"loaded besides: {', '.join(runs[0]['modules']) or 'none of jsonschema, polars, sklearn, scipy'}"
     )
     return {"runs": runs, "wall_s": wall, "peak_rss_mb": peak}
