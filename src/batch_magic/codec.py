@@ -93,16 +93,28 @@ class Codec(Generic[T]):
         return record
 
 
+#: JSON's own scalars: written as they are. A manifest's long lists (a retry's request
+#: numbers, up to a batch's 100,000) are of these, so they take the quick path both ways.
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _CODECS[type(value)].encode(value)
     if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _SCALARS else _encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
+        return [v if type(v) in _SCALARS else _encode(v) for v in value]
     return value
+
+
+def _all_of(kind: Any, values: Any) -> bool:
+    """Are all ``values`` exactly of the scalar type ``kind`` (no ``bool`` for ``int``)?"""
+    return kind in (str, int, bool) and all(type(v) is kind for v in values)
 
 
 def _decode(hint: Any, value: Any, path: str, where: str) -> Any:
@@ -143,18 +155,20 @@ def _decode(hint: Any, value: Any, path: str, where: str) -> Any:
             raise CodecError(path, value, f"one of {', '.join(str(m.value) for m in hint)}") from None
     if isinstance(hint, type) and hint in _CODECS:
         return _CODECS[hint].decode(value, where, path)
-    if origin is list:
+    if origin is list or origin is tuple:
         if not isinstance(value, list):
             raise CodecError(path, value, "a list")
-        return [_decode(args[0], v, f"{path}[{i}]", where) for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise CodecError(path, value, "a list")
-        return tuple(_decode(args[0], v, f"{path}[{i}]", where) for i, v in enumerate(value))
+        if _all_of(args[0], value):
+            items = value
+        else:
+            items = [_decode(args[0], v, f"{path}[{i}]", where) for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
     if origin is dict:
         if not isinstance(value, dict):
             raise CodecError(path, value, "an object")
         key_type, item_type = args
+        if key_type is str and _all_of(item_type, value.values()):
+            return value
         out = {}
         for k, v in value.items():
             if key_type is int:
