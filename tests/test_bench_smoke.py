@@ -38,7 +38,7 @@ def test_quick_run_prints_every_section(tmp_path: Path) -> None:
         assert header in proc.stdout, header
     for line in ("(a) plain: total", "(b) floor: orjson.dumps", "plain: scaled to", "floor: orjson.loads",
                  "peak RSS", "job polled", "retrieves (median)", "Files API: submit in all",
-                 "re-run (another job, same files)", "5 small photos"):
+                 "re-run (another job, same files)", "5 small photos", "a new process's first job"):
         assert line in proc.stdout, line
     if (ROOT / "bench" / "simulator_bench.py").exists():
         assert "== Simulator's own figures" in proc.stdout

@@ -20,8 +20,10 @@ from IPython.core.error import UsageError
 
 import batch_magic as bm
 from batch_magic.errors import APIError, BatchMagicError, JournalError
+from batch_magic.index_codec import INDEX_META
 from batch_magic.job import BatchJob, JobSettings
-from batch_magic.journal import INDEX_META, BatchState, JobState, Journal, now_iso
+from batch_magic.journal import Journal
+from batch_magic.record import BatchState, JobState, now_iso
 from batch_magic.retry import retry_failed
 from batch_magic.simulator import Simulator
 from batch_magic.states import DisplayState

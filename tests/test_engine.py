@@ -12,7 +12,7 @@ import batch_magic as bm
 from _jobs import FAST, fast
 from _jobs import submit as submit_job
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
-from batch_magic.journal import SentTo
+from batch_magic.record import SentTo
 
 #: Answers of at most 40 tokens: the simulator stops its model there, as the API would.
 submit = partial(submit_job, max_tokens=40)
@@ -141,7 +141,7 @@ def test_orphaned_create_is_adopted_not_paid_twice(sim, journal):
     """A create whose answer was lost (process died) is found on the server."""
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, start=False)
-    from batch_magic.journal import BatchState, now_iso
+    from batch_magic.record import BatchState, now_iso
 
     # As a driver that died right after sending the create left the journal.
     record = journal.read_record(job.id)
@@ -245,7 +245,7 @@ def test_an_adopted_batch_that_is_not_ours_is_rejected_and_ours_sent(sim, journa
     """Same size, same minutes, but other custom_ids: never merged, ours is sent."""
     df = pd.DataFrame({"text": ["p", "q", "r"]})
     job = submit(df, "{{ text }}", sim, journal, start=False)
-    from batch_magic.journal import BatchState, now_iso
+    from batch_magic.record import BatchState, now_iso
 
     record = journal.read_record(job.id)
     record.batches[0].move_to(BatchState.SUBMITTING)

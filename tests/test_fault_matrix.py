@@ -39,7 +39,8 @@ from _jobs import fast
 from _jobs import submit as submit_job
 from batch_magic.errors import APIError, ConfigError, TemplateError
 from batch_magic.job import BatchJob
-from batch_magic.journal import BatchState, JobState, Journal
+from batch_magic.journal import Journal
+from batch_magic.record import BatchState, JobState
 from batch_magic.simulator import Simulator
 
 #: A create whose answer was lost is looked for 1 s, not the real API's 10 minutes.

@@ -4,6 +4,7 @@ caused, reproduced as a user meets them (Python API, simulator over HTTP)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -17,15 +18,16 @@ import pytest
 import batch_magic as bm
 from _jobs import fast
 from _jobs import submit as submit_job
-from batch_magic.errors import APIError
-from batch_magic.journal import (
+from batch_magic import migrate
+from batch_magic.errors import APIError, JournalError
+from batch_magic.journal import Journal
+from batch_magic.record import (
     BATCH_TRANSITIONS,
     FORMAT_VERSION,
     JOB_TRANSITIONS,
     BatchState,
     IllegalTransition,
     JobState,
-    Journal,
 )
 from batch_magic.structured import OutputSpec
 
@@ -115,11 +117,17 @@ def test_a_format_1_journal_opens_migrated_and_merges_without_unpickling(tmp_pat
     assert failed.state is JobState.FAILED and failed.batches[0].state is BatchState.IN_PROGRESS
     assert records["cx"].state is JobState.CANCELED and records["cx"].cancel_requested_at
     assert records["pl"].state is JobState.PLANNED
-    # Migrated on first open: rewritten as the current format, the old file kept.
+    # Reading writes nothing: the old manifest stays as it was (a read-only share opens).
     folder = jr.job_dir(info.job_id)
+    assert orjson.loads((folder / "manifest.json").read_bytes())["version"] == 1
+    assert not (folder / "manifest.v1.json").exists()
+    # Upgraded when asked: rewritten as the current format, the old file kept beside it.
+    assert info.job_id in migrate.upgrade(jr)
     assert orjson.loads((folder / "manifest.json").read_bytes())["version"] == FORMAT_VERSION
     assert orjson.loads((folder / "manifest.v1.json").read_bytes())["version"] == 1
-    assert Journal(root).read_record(info.job_id) == info
+    again = Journal(root).read_record(info.job_id)
+    assert replace(again, updated_at=info.updated_at) == info and again.read_from_format == FORMAT_VERSION
+    assert migrate.upgrade(jr) == []  # nothing left in format 1
     # An ended job merges from the journal alone, by position when asked (its index.pkl untouched).
     df = pd.DataFrame({"text": ["I love it", "broken on arrival", "fine"]})
     bm.attach(records["answer"].job_id, df, journal=jr, by_position=True).wait(30)
@@ -128,6 +136,70 @@ def test_a_format_1_journal_opens_migrated_and_merges_without_unpickling(tmp_pat
     assert (jr.job_dir(records["answer"].job_id) / "index.pkl").exists()
     listed = bm.jobs(jr)
     assert listed.loc[listed["out"] == "f", "next"].str.contains("resume").all()
+
+
+def test_a_format_1_journal_opens_read_only_and_is_written_when_the_job_next_changes(sim, tmp_path):
+    root = tmp_path / "old"
+    shutil.copytree(FIXTURE, root)
+    folders = sorted((root / "jobs").iterdir())
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for folder in [root, root / "jobs", *folders]:
+        folder.chmod(0o555)  # a read-only share
+    try:
+        assert len(list(Journal(root).records())) == 9
+        assert bm.jobs(Journal(root))["state"].notna().all()
+    finally:
+        for folder in [root, root / "jobs", *folders]:
+            folder.chmod(0o755)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing written
+    jr = Journal(root)
+    failed = next(r for r in jr.records() if r.out == "f")
+    folder = jr.job_dir(failed.job_id)
+    old = (folder / "manifest.json").read_bytes()
+    # The failed job resumes: its first change writes the manifest in format 2, the old one kept.
+    with pytest.raises(APIError):  # its batch is not on this simulator
+        bm.attach(failed.job_id, pd.DataFrame({"text": ["a"]}), journal=jr, client=sim.client(),
+                  settings=SETTINGS, by_position=True).wait(30)
+    assert orjson.loads((folder / "manifest.json").read_bytes())["version"] == FORMAT_VERSION
+    assert (folder / "manifest.v1.json").read_bytes() == old
+
+
+def test_a_format_2_manifest_is_written_back_byte_for_byte(sim, journal):
+    sim.configure(error_rates={"overloaded_error": 0.4})
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(20)] + [None]})
+    job = submit(df, "{{ text }}", sim, journal, out="x", labels=["yes", "no"], chunk_size=6)
+    job.wait(30)
+    path = journal.job_dir(job.id) / "manifest.json"
+    raw = path.read_bytes()
+    assert Journal(journal.root).read_record(job.id).to_json() == raw
+    data = orjson.loads(raw)
+    assert data["estimate"]["n_requests"] == 20 and data["sent_to"]["simulator"] is True
+    assert all("batch_id" in b and None not in b.values() for b in data["batches"])  # None left out
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d.__setitem__("chunk_size", "7"), "chunk_size='7'"),
+        (lambda d: d.__setitem__("simulated", 1), "simulated='1'"),
+        (lambda d: d["batches"][0].__setitem__("size", True), "batches[0].size='True'"),
+        (lambda d: d["options"].__setitem__("max_tokens", 40.0), "options.max_tokens='40.0'"),
+        (lambda d: d["estimate"].__setitem__("batch_cost", "0.1"), "estimate.batch_cost='0.1'"),
+        (lambda d: d.__setitem__("skip_reasons", {"first": "empty"}), "skip_reasons.first"),
+        (lambda d: d["sent_to"].pop("simulator"), "sent_to.simulator"),
+    ],
+    ids=["text-count", "number-flag", "bool-size", "float-tokens", "text-cost", "word-row", "missing"],
+)
+def test_a_manifest_value_of_another_type_is_refused_naming_it_never_coerced(sim, journal, change, named):
+    job = submit(pd.DataFrame({"text": ["a", ""]}), "{{ text }}", sim, journal, out="x")
+    job.wait(30)
+    path = journal.job_dir(job.id) / "manifest.json"
+    data = orjson.loads(path.read_bytes())
+    change(data)
+    path.write_bytes(orjson.dumps(data))
+    with pytest.raises(JournalError, match=re.escape(named)) as err:
+        Journal(journal.root).read_record(job.id)
+    assert str(path) in str(err.value)
 
 
 # -- bug: a failed job could never be resumed --------------------------------------------------

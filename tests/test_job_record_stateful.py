@@ -24,7 +24,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 import batch_magic as bm
 from _jobs import fast
 from batch_magic.errors import BatchMagicError
-from batch_magic.journal import BatchState, JobState, Journal
+from batch_magic.journal import Journal
+from batch_magic.record import BatchState, JobState
 from batch_magic.simulator import Simulator
 
 pytestmark = pytest.mark.slow

@@ -17,10 +17,11 @@ import batch_magic as bm
 from _shell import magic_instance
 from batch_magic import api, magics
 from batch_magic.errors import ConfigError
-from batch_magic.journal import KEYS_DATA, JobRecord, Journal
+from batch_magic.journal import KEYS_DATA, Journal
 from batch_magic.options import JobOptions, declared, option_names
 from batch_magic.pilot import run_pilot
 from batch_magic.plan import RequestOptions
+from batch_magic.record import JobRecord
 from batch_magic.settings import JobSettings
 
 REQUEST = set(option_names(run=False))

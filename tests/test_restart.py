@@ -22,7 +22,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from _shell import magic_instance
-from batch_magic.journal import JobState, Journal, SentTo
+from batch_magic.journal import Journal
+from batch_magic.record import JobState, SentTo
 
 TESTS = Path(__file__).resolve().parent
 CELL = "%%batch df --out x\nWhat is this review about? {{ review }}"

@@ -9,9 +9,10 @@ import pandas as pd
 
 import batch_magic as bm
 from _jobs import FAST
-from batch_magic.journal import BatchEntry, BatchState, JobRecord, Journal
+from batch_magic.journal import Journal
 from batch_magic.panel import NO_HISTORY_HINT, format_duration_hint, format_status
 from batch_magic.plan import RequestOptions
+from batch_magic.record import BatchEntry, BatchState, JobRecord
 from batch_magic.structured import OutputSpec
 from batch_magic.timing import typical_batch_duration
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from .columns import job_columns
 from .destination import Destination, client_for_job
 from .errors import BudgetExceededError, ConfigError, MissingAPIKeyError, PlanError
 from .job import BatchJob, live_job
-from .journal import BatchEntry, JobRecord, JobState, Journal, now_iso
+from .journal import Journal
 from .media import MediaItem, check_model, check_requests
 from .media import markers as media_markers
 from .media import text_of as media_text
@@ -33,6 +33,7 @@ from .models import ModelCard
 from .options import JobOptions, takes_job_options
 from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
 from .pricing import Estimate
+from .record import BatchEntry, JobRecord, JobState, now_iso
 from .sampling import choose_rows
 from .settings import JobSettings
 from .structured import OutputSpec
@@ -372,9 +373,11 @@ def submit(
     prepared = prepare(df, template, options=options, client=batch_client)
     jr = Journal.of(journal)
     fingerprint = _job_fingerprint(prepared)
-    existing = None if options.force or options.fresh else jr.find_by_fingerprint(fingerprint)
+    scanned = jr.scan()  # every manifest read once, for both questions below
+    existing = None if options.force or options.fresh else jr.find_by_fingerprint(fingerprint, scanned)
+    record: JobRecord | None = existing
     if existing is None:
-        check_output_columns(df, prepared, jr)
+        check_output_columns(df, prepared, scanned[0])
         if batch_client is None:
             batch_client = _client(client)  # no key: the error says how to set one or use the simulator
         destination = Destination.of(batch_client)
@@ -384,7 +387,7 @@ def submit(
             check_budget(prepared.estimate, options.max_cost)
         job_id = create_job(jr, prepared, fingerprint, simulated=batch_client.is_simulator, sent_to=destination)
     else:
-        job_id = existing
+        job_id = existing.job_id
         running = live_job(jr, job_id)
         if running is not None:
             # The same cell again while its job runs: hand back that job (it fills this df).
@@ -393,7 +396,7 @@ def submit(
             if options.wait:
                 running.wait()
             return running
-        record = jr.read_record(job_id)
+        record = existing
         if record.ended:
             batch_client = None  # an ended job is read from the journal alone
         else:  # a failed job too: it resumes, on the server it was sent to
@@ -402,7 +405,8 @@ def submit(
             )
     frames.note_planned(jr, job_id, df)  # its rows are the job's: a Polars frame merges by position
     job = BatchJob(
-        jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec
+        jr, job_id, batch_client, df=df, settings=_settings(settings, batch_client), spec=prepared.spec,
+        record=record,
     )
     if start:
         job.start()
@@ -411,18 +415,18 @@ def submit(
     return job
 
 
-def check_output_columns(df: pd.DataFrame, prepared: Prepared, jr: Journal) -> None:
+def check_output_columns(df: pd.DataFrame, prepared: Prepared, records: Iterable[JobRecord]) -> None:
     """Refuse, before anything is sent, to overwrite columns the user made.
 
-    Columns an earlier job of this journal wrote may be replaced (that is a
-    re-run with other options); an input of the template or any other column
-    of the user's may not.
+    Columns an earlier job of this journal (``records``) wrote may be replaced
+    (that is a re-run with other options); an input of the template or any other
+    column of the user's may not.
     """
     out = prepared.out
     ours = set(job_columns(out).bookkeeping)
     ours.update(prepared.spec.column_names(out))
     previous: set[str] = set()
-    for record in jr.records():
+    for record in records:
         previous.update(record.columns)
     inputs = set(prepared.template.variables)
     existing = {str(c) for c in df.columns}
@@ -479,7 +483,7 @@ def dry_run(
     if batch_client is not None and not options.fresh:  # what the journal answered already is not sent
         prepared = with_known_answers(prepared, Journal.of(journal), Destination.of(batch_client))
     try:
-        check_output_columns(df, prepared, Journal.of(journal))
+        check_output_columns(df, prepared, Journal.of(journal).records())
     except ConfigError as exc:
         prepared = replace(prepared, warnings=(*prepared.warnings, f"The real run would refuse: {exc}"))
     if exact_tokens:
@@ -685,7 +689,7 @@ def attach(
     # An ended job merges from the journal alone; any other (a failed one too) goes on.
     record = jr.read_record(full_id)
     batch_client = None if record.ended else client_for_job(full_id, record.sent_to, client)
-    job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client))
+    job = BatchJob(jr, full_id, batch_client, df=df, settings=_settings(settings, batch_client), record=record)
     job.by_position = by_position
     if start:
         job.start()

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .client import BatchClient, make_sdk_client
 from .errors import ConfigError, MissingAPIKeyError
-from .journal import SentTo
+from .record import SentTo
 
 
 def without_credentials(url: str) -> str:

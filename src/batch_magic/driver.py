@@ -56,10 +56,12 @@ from .columns import job_columns
 from .delivery import Delivery
 from .destination import batch_gone_message
 from .errors import APIError, BatchMagicError, JournalError, MergeError
-from .journal import INDEX_META, BatchEntry, BatchState, JobRecord, JobState, Journal, now_iso
+from .index_codec import INDEX_META
+from .journal import Journal
 from .media import content_encoder, file_source
 from .merge import build_columns, merge_into, stale_columns
 from .plan import custom_id, custom_ids, split_batches
+from .record import BatchEntry, BatchState, JobRecord, JobState, now_iso
 from .results import CANCELED, PENDING, ResultTable
 from .settings import JobSettings, poll_interval
 from .states import DisplayState, RowStatus
@@ -416,7 +418,7 @@ class Driver:
     # -- steps -------------------------------------------------------------------------------
     def _prompts_list(self) -> list[str]:
         if self._prompts is None:
-            self._prompts = self.journal.read_prompts(self.id)
+            self._prompts = self.journal.read_prompts(self.id, self.record)
         return self._prompts
 
     def _typical_duration(self) -> DurationHint | None:
@@ -880,7 +882,7 @@ class Driver:
             table.status[unsent] = CANCELED
             table.error_type[unsent] = RowStatus.CANCELED.value
             table.error_message[unsent] = "the job was canceled before this request was sent"
-        rows = self.journal.read_rows(self.id)
+        rows = self.journal.read_rows(self.id, record)
         if len(rows) != record.n_rows or (rows.size and int(rows.max()) >= record.n_requests):
             raise BatchMagicError(f"The row map of job {self.id} does not match its record; the journal was altered.")
         columns = build_columns(record.out, self.spec, table, rows, record.skip_reasons)

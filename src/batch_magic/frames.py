@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .job import BatchJob
-    from .journal import JobRecord, Journal
+    from .journal import Journal
+    from .record import JobRecord
     from .settings import JobSettings
     from .status import JobStatus
 

@@ -20,7 +20,8 @@ from .client import BatchClient
 from .delivery import Delivery
 from .driver import AfterMerge, Cancel, Driver, Repoint, Retarget, plan_index
 from .errors import APIError, BatchMagicError
-from .journal import JobRecord, Journal
+from .journal import Journal
+from .record import JobRecord
 from .registry import live_job, register, session_job, session_jobs
 from .settings import JobSettings
 from .states import DisplayState
@@ -42,10 +43,13 @@ class BatchJob:
         df: Frame | None = None,
         settings: JobSettings | None = None,
         spec: OutputSpec | None = None,
+        record: JobRecord | None = None,
     ) -> None:
         self.journal = journal
         self.id = job_id
-        record = journal.read_record(job_id)
+        # ``record``: the one the caller has just read (the driver reads it again once it
+        # holds the job's lock).
+        record = record if record is not None else journal.read_record(job_id)
         self._delivery = Delivery(job_id, JobStatus.from_record(record))
         self._after_merge: list[AfterMerge] = []
         # The driver owns the record from its start; until then nothing else has it. The

@@ -6,7 +6,7 @@
     jobs/<job_id>/prompts.json       the unique rendered prompts (request k = r<k>)
     jobs/<job_id>/rows.npy           row position -> request number (-1: skipped)
     jobs/<job_id>/index.json         the DataFrame's index at plan time: names, dtypes, ...
-    jobs/<job_id>/index.parquet      ... and its labels (see ``index_files``)
+    jobs/<job_id>/index.parquet      ... and its labels (see ``index_codec.py``)
     jobs/<job_id>/keys.arrow         a Polars frame's key columns at plan time (no column:
                                      no key; the file marks a job of a Polars frame)
     jobs/<job_id>/results/<batch>.jsonl   raw results, exactly as downloaded
@@ -14,6 +14,11 @@
     jobs/<job_id>/media/<sha>.<ext>  bytes of media given in memory (bytes, PIL images),
                                      kept until uploaded
     uploads/...                      the Files API uploads of every job (``uploads.py``)
+
+This module is the folder: where each file is, reading and writing it through the
+path rule, locks, and finding jobs. What the files hold is read by their codecs:
+the manifest by ``record.py`` (format 1 through ``migrate.py``), the index by
+``index_codec.py``, the media list by ``media.py``. Reading never writes.
 
 Every file is written to a temporary name, flushed and renamed, so a reader
 (or a process killed mid-write) sees the old file or the new one, never half.
@@ -40,8 +45,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,28 +54,26 @@ import orjson
 import pandas as pd
 
 from . import safepath
-from .errors import ConfigError, JobNotFoundError, JournalError, PlanError
+from .errors import JobNotFoundError, JournalError
+from .index_codec import (
+    INDEX_DATA,
+    INDEX_META,
+    PICKLED_INDEX,
+    IndexNotStored,
+    index_files,
+    index_from_files,
+)
 from .media import MediaItem, iter_items
-from .plan import NOT_SENT, RequestOptions
-from .pricing import Estimate
-from .schemas import check_schema
-from .structured import KINDS, SCHEMA, OutputSpec
+from .plan import NOT_SENT
+from .record import FORMAT_VERSION, SAFE_NAME, JobRecord, checked_batch_id, now_iso
 
 DEFAULT_ROOT = ".batch_magic"
 MANIFEST = "manifest.json"
 MEDIA = "media.json"
-#: The manifest's format: 2 is the typed ``JobRecord``; format 1 (an untyped dict with the
-#: wire params) is migrated when first opened, the old file kept as ``manifest.v1.json``.
-FORMAT_VERSION = 2
-#: A job folder's name, and a batch id (the API's are ``msgbatch_<base62>``): names that
-#: cannot lead out of their folder.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: A Polars frame's key columns (``frames.py``), as an Arrow IPC file.
+KEYS_DATA = "keys.arrow"
 #: A job id as ``new_job_id`` makes it; group 1 is the fingerprint's first characters.
 _JOB_ID = re.compile(r"^\d{8}-\d{6}-([0-9a-f]{6})[0-9a-f]{2}$")
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class Journal:
 
     def job_dir(self, job_id: str) -> Path:
         """The job's folder; refused if the id or a symlink would lead out of the journal."""
-        if not _SAFE_NAME.match(job_id) or ".." in job_id:
+        if not SAFE_NAME.match(job_id) or ".." in job_id:
             raise JournalError(
                 f"{job_id!r} is not a job id of this journal (ids are like 20260101-120000-ab12cd34)."
             )
@@ -135,12 +137,22 @@ class Journal:
 
     # -- records -----------------------------------------------------------
     def write_record(self, record: JobRecord) -> None:
+        """Write the job's manifest (format 2). The first write of a record read from an
+        older format keeps that file beside it (``manifest.v1.json``)."""
         record.updated_at = now_iso()
-        self.write_file(self.job_file(record.job_id, MANIFEST), record.to_json())
+        path = self.job_file(record.job_id, MANIFEST)
+        if record.read_from_format != FORMAT_VERSION:
+            kept = self.job_file(record.job_id, f"manifest.v{record.read_from_format}.json")
+            if not self.is_file(kept):
+                with contextlib.suppress(FileNotFoundError):
+                    self.write_file(kept, self.read_file(path))
+            record.read_from_format = FORMAT_VERSION
+        self.write_file(path, record.to_json())
 
     def read_record(self, job_id: str) -> JobRecord:
-        """The job's record, checked against its own files; a format-1 manifest is
-        migrated (and rewritten) on first open."""
+        """The job's record, checked against its own files. Reading writes nothing: a
+        format-1 manifest is migrated in memory, and written in format 2 when the job
+        next changes (or by ``migrate.upgrade``)."""
         path = self.job_file(job_id, MANIFEST)
         try:
             raw = self.read_file(path)
@@ -149,12 +161,8 @@ class Journal:
                 f"No job {job_id!r} in the journal at {str(self.root)!r}; "
                 "`batch_magic.jobs()` or `%batch list` shows the jobs there."
             ) from None
-        record, version = JobRecord.from_json(raw, job_id, str(path))
+        record = JobRecord.from_json(raw, job_id, str(path))
         self._check_plan_files(record)
-        if version < FORMAT_VERSION:
-            with contextlib.suppress(OSError):  # a read-only journal still opens
-                self.write_file(self.job_file(job_id, f"manifest.v{version}.json"), raw)
-                self.write_record(record)
         return record
 
     def _check_plan_files(self, record: JobRecord) -> None:
@@ -188,7 +196,7 @@ class Journal:
         safepath.checked(self.root, self.jobs_dir)
         return sorted(
             p.name for p in self.jobs_dir.iterdir()
-            if _SAFE_NAME.match(p.name) and (p.is_symlink() or os.path.lexists(p / MANIFEST))
+            if SAFE_NAME.match(p.name) and (p.is_symlink() or os.path.lexists(p / MANIFEST))
         )
 
     def scan(self) -> tuple[list[JobRecord], list[UnreadableJob]]:
@@ -227,8 +235,11 @@ class Journal:
             f"{job_id!r} matches {len(matches)} jobs ({', '.join(matches[:5])}); give more of the id."
         )
 
-    def find_by_fingerprint(self, fingerprint: str) -> str | None:
-        """The newest job with this fingerprint (a failed one too: it resumes).
+    def find_by_fingerprint(
+        self, fingerprint: str, scanned: tuple[list[JobRecord], list[UnreadableJob]] | None = None
+    ) -> JobRecord | None:
+        """The record of the newest job with this fingerprint (a failed one too: it resumes).
+        ``scanned``: this journal's ``scan()``, when the caller has just made it.
 
         A job whose manifest cannot be read has no fingerprint to compare, but its
         folder's name carries the fingerprint's first characters (``new_job_id``).
@@ -236,8 +247,8 @@ class Journal:
         this very job, already paid for: refused, rather than sent again (a chance
         match of 24 bits costs the user one ``--force``, never a second payment).
         """
-        records, unreadable = self.scan()
-        found = [r.job_id for r in records if r.fingerprint == fingerprint]
+        records, unreadable = scanned if scanned is not None else self.scan()
+        found = [r for r in records if r.fingerprint == fingerprint]
         if found:
             return found[-1]
         for job in reversed(unreadable):
@@ -316,7 +327,9 @@ class Journal:
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
 
-    def read_prompts(self, job_id: str) -> list[str]:
+    def read_prompts(self, job_id: str, record: JobRecord | None = None) -> list[str]:
+        """The job's unique prompts, checked against its record (``record``: the one the
+        caller holds, so the manifest is not read again)."""
         written = self._written_prompts.pop(job_id, None)
         if written is not None:
             return written
@@ -327,7 +340,7 @@ class Journal:
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are unreadable ({exc}).") from None
         if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
             raise JournalError(f"The prompts of job {job_id} ({str(path)!r}) are not a list of texts.")
-        expected = self.read_record(job_id).n_requests
+        expected = (record if record is not None else self.read_record(job_id)).n_requests
         if len(data) != expected:
             raise JournalError(
                 f"Job {job_id}: {str(path)!r} holds {len(data)} prompts, its manifest {expected} requests; "
@@ -335,11 +348,13 @@ class Journal:
             )
         return data
 
-    def read_rows(self, job_id: str) -> np.ndarray:
-        """Each row's request number (-1: skipped, -2: not in the sample), checked against the job's manifest."""
+    def read_rows(self, job_id: str, record: JobRecord | None = None) -> np.ndarray:
+        """Each row's request number (-1: skipped, -2: not in the sample), checked against
+        the job's record (``record``: the one the caller holds, else read)."""
         path = self.job_file(job_id, "rows.npy")
         _npy_length(self, path, job_id)  # its header, checked before an array is made
-        record = self.read_record(job_id)
+        if record is None:
+            record = self.read_record(job_id)
         try:
             rows = np.load(io.BytesIO(self.read_file(path)), allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -438,12 +453,12 @@ class Journal:
 
     # -- results -----------------------------------------------------------
     def results_path(self, job_id: str, batch_id: str) -> Path:
-        return self.job_file(job_id, "results", f"{_checked_batch_id(batch_id)}.jsonl")
+        return self.job_file(job_id, "results", f"{checked_batch_id(batch_id)}.jsonl")
 
     def partial_results_path(self, job_id: str, batch_id: str) -> Path:
         """Where a download goes until it is complete (its folder made, owner only)."""
         safepath.make_dirs(self.root, self.job_file(job_id, "results"))
-        return self.job_file(job_id, "results", f".{_checked_batch_id(batch_id)}.jsonl.part")
+        return self.job_file(job_id, "results", f".{checked_batch_id(batch_id)}.jsonl.part")
 
     def ingest_results(self, table: Any, job_id: str, batch_id: str) -> int:
         """Read a batch's results file into ``table`` (a ``ResultTable``); a file that does
@@ -470,631 +485,6 @@ class Journal:
             os.close(fd)
         os.replace(part, final)
         return final
-
-
-# -- the DataFrame's index, stored as data -------------------------------------------------
-#
-# Why Parquet (through pyarrow) for the labels: it is a data format, not code, so reading
-# a journal that came from elsewhere runs nothing; and pyarrow already round-trips what an
-# index holds (integers, floats, strings, bytes, tz-aware datetimes at their unit,
-# timedeltas, periods, intervals, nullable integers, categoricals with their categories
-# and order) in compact columns, where a JSON layout of our own would re-implement each
-# dtype. The little Parquet cannot say is kept beside it in ``index.json``: each level's
-# exact dtype (cast back on read: e.g. ``datetime64[s]``, which Parquet widens to ms),
-# the level names (any JSON scalar or tuple), a RangeIndex as three numbers, and object
-# levels of mixed Python types (``[1, "a"]``, which Arrow cannot type) as tagged scalars.
-# pyarrow >= 14.0.1 never unpickles extension types from a file (CVE-2023-47248).
-INDEX_META = "index.json"
-INDEX_DATA = "index.parquet"
-#: What format-1 journals held: the index pickled. Read only when the user trusts it.
-PICKLED_INDEX = "index.pkl"
-#: A Polars frame's key columns (``frames.py``), as an Arrow IPC file.
-KEYS_DATA = "keys.arrow"
-INDEX_LAYOUT = 1
-
-
-@dataclass(frozen=True)
-class IndexNotStored:
-    """Why a job's index labels cannot be read (its rows merge by position only into
-    the labels of ``digest``, or when the user asks for it)."""
-
-    reason: str
-    #: An ``index.pkl`` of an older journal is there, to convert once trusted.
-    pickled: bool
-    #: For labels that cannot be stored as data: a digest of their text, to tell
-    #: whether a DataFrame still has exactly those labels in that order.
-    digest: str | None = None
-
-    def matches(self, index: pd.Index) -> bool:
-        return self.digest is not None and labels_digest(index) == self.digest
-
-
-def labels_digest(index: pd.Index) -> str:
-    """A digest of an index's names and labels, in order, by their text."""
-    import hashlib
-
-    digest = hashlib.sha256(repr(list(index.names)).encode())
-    for label in index:
-        digest.update(repr(label).encode() + b"\x00")
-    return digest.hexdigest()
-
-
-def _encode_name(name: Any) -> Any:
-    if isinstance(name, tuple):
-        return {"tuple": [_encode_name(n) for n in name]}
-    if name is None or isinstance(name, (str, bool, int)):
-        return name
-    if isinstance(name, float):
-        return {"float": repr(name)}
-    return str(name)  # a label name of another type keeps its text
-
-
-def _decode_name(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "tuple" in value and isinstance(value["tuple"], list):
-            return tuple(_decode_name(v) for v in value["tuple"])
-        if "float" in value:
-            return float(value["float"])
-        raise JournalError(f"An index name in the journal is not understood: {value!r}.")
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    raise JournalError(f"An index name in the journal is not understood: {value!r}.")
-
-
-def _encode_scalar(value: Any) -> list[Any]:
-    """One label of a mixed-type object level as [tag, value]; raises TypeError otherwise."""
-    if value is None:
-        return ["none"]
-    if isinstance(value, (bool, np.bool_)):
-        return ["bool", bool(value)]
-    if isinstance(value, (int, np.integer)):
-        return ["int", int(value)]
-    if isinstance(value, (float, np.floating)):
-        return ["float", repr(float(value))]  # JSON has no NaN or inf
-    if isinstance(value, str):
-        return ["str", value]
-    if isinstance(value, pd.Timestamp):
-        return ["timestamp", value.isoformat()]
-    raise TypeError(f"a label of type {type(value).__name__}")
-
-
-def _decode_scalar(item: Any) -> Any:
-    if not isinstance(item, list) or not item:
-        raise JournalError(f"An index label in the journal is not understood: {item!r}.")
-    tag, *rest = item
-    if tag == "none":
-        return None
-    if tag == "bool" and rest and isinstance(rest[0], bool):
-        return rest[0]
-    if tag == "int" and rest and isinstance(rest[0], int):
-        return rest[0]
-    if tag == "float" and rest and isinstance(rest[0], str):
-        return float(rest[0])
-    if tag == "str" and rest and isinstance(rest[0], str):
-        return rest[0]
-    if tag == "timestamp" and rest and isinstance(rest[0], str):
-        return pd.Timestamp(rest[0])
-    raise JournalError(f"An index label in the journal is not understood: {item!r}.")
-
-
-def index_files(index: pd.Index) -> tuple[dict[str, Any], bytes | None]:
-    """``index.json`` content and ``index.parquet`` bytes (None: no Parquet needed)."""
-    names = [_encode_name(n) for n in index.names]
-    if isinstance(index, pd.RangeIndex):
-        return {"layout": INDEX_LAYOUT, "range": [index.start, index.stop, index.step], "names": names}, None
-    levels = [index.get_level_values(i) for i in range(index.nlevels)]
-    meta: dict[str, Any] = {
-        "layout": INDEX_LAYOUT,
-        "names": names,
-        "multi": isinstance(index, pd.MultiIndex),
-        "dtypes": [str(level.dtype) for level in levels],
-        "tagged": {},
-    }
-    columns: dict[str, Any] = {}
-    import pyarrow as pa
-
-    for i, level in enumerate(levels):
-        values = pd.Series(level, copy=False).reset_index(drop=True)
-        try:
-            pa.array(values, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            try:  # object labels of mixed types: one tagged scalar each
-                meta["tagged"][str(i)] = [_encode_scalar(v) for v in level]
-            except TypeError as exc:
-                meta["unstorable"] = f"level {i} holds {exc}, which cannot be stored as data"
-                meta["digest"] = labels_digest(index)
-                return meta, None
-            continue
-        columns[f"l{i}"] = values
-    if not columns:
-        return meta, None
-    buf = io.BytesIO()
-    pd.DataFrame(columns).to_parquet(buf, engine="pyarrow", index=False)
-    return meta, buf.getvalue()
-
-
-def index_from_files(meta: Any, data: bytes | None) -> pd.Index:
-    """The index ``index_files`` stored, exactly (dtypes, names, duplicates, order)."""
-    if not isinstance(meta, dict) or meta.get("layout") != INDEX_LAYOUT:
-        raise JournalError(f"The stored index is not in a layout this version reads: {str(meta)[:80]!r}.")
-    raw_names = meta.get("names")
-    if not isinstance(raw_names, list):
-        raise JournalError("The stored index has no list of names.")
-    names = [_decode_name(n) for n in raw_names]
-    if "range" in meta:
-        r = meta["range"]
-        if not (isinstance(r, list) and len(r) == 3 and all(isinstance(x, int) for x in r)):
-            raise JournalError(f"The stored RangeIndex is not three integers: {r!r}.")
-        return pd.RangeIndex(r[0], r[1], r[2], name=names[0] if names else None)
-    dtypes, tagged = meta.get("dtypes"), meta.get("tagged") or {}
-    if not isinstance(dtypes, list) or len(dtypes) != len(names) or not isinstance(tagged, dict):
-        raise JournalError("The stored index's levels do not match its names.")
-    table = None
-    if data is not None:
-        table = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
-    levels = []
-    for i, dtype in enumerate(dtypes):
-        if str(i) in tagged:
-            items = tagged[str(i)]
-            if not isinstance(items, list):
-                raise JournalError(f"The stored index's level {i} is not a list of labels.")
-            level = pd.Index([_decode_scalar(v) for v in items], dtype=object)
-        else:
-            if table is None or f"l{i}" not in table.columns:
-                raise JournalError(f"The stored index lacks its level {i} ({INDEX_DATA}).")
-            level = pd.Index(table[f"l{i}"])
-        if str(level.dtype) != dtype:
-            try:
-                level = level.astype(pd.api.types.pandas_dtype(dtype))
-            except (TypeError, ValueError) as exc:
-                raise JournalError(f"The stored index's level {i} cannot be read as {dtype!r} ({exc}).") from None
-        levels.append(level)
-    if meta.get("multi"):
-        return pd.MultiIndex.from_arrays(levels, names=names)
-    if len(levels) != 1:
-        raise JournalError("The stored index has no level.")
-    return levels[0].rename(names[0])
-
-
-# -- the job record ------------------------------------------------------------------------
-class JobState(StrEnum):
-    """Where a job stands, as recorded. Transitions: ``JOB_TRANSITIONS``."""
-
-    PLANNED = "planned"  # written, nothing sent yet
-    RUNNING = "running"  # batches being sent, polled, collected, retried
-    CANCELING = "canceling"  # the user asked to stop: nothing new is sent
-    DONE = "done"  # every batch ended and was collected: ended
-    CANCELED = "canceled"  # every batch ended or was dropped after a cancel: ended
-    FAILED = "failed"  # the driver stopped on an error; not ended: the next run resumes
-
-
-class BatchState(StrEnum):
-    """Where one batch of a job stands. Transitions: ``BATCH_TRANSITIONS``."""
-
-    PENDING = "pending"  # not sent
-    SUBMITTING = "submitting"  # a create was sent and its answer not seen: it may exist
-    IN_PROGRESS = "in_progress"  # the API has it (created, or adopted after a lost answer)
-    CANCELING = "canceling"  # a cancel was sent, or the API reports it canceling
-    ENDED = "ended"  # the API ended it and its results are in the journal
-    DROPPED = "dropped"  # never sent: the job was canceled first
-
-
-#: Every allowed move of a job's state; anything else is a bug and raises.
-JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.PLANNED: frozenset(
-        {JobState.RUNNING, JobState.CANCELING, JobState.DONE, JobState.FAILED}
-    ),  # DONE: a job with no request (every row skipped)
-    JobState.RUNNING: frozenset({JobState.CANCELING, JobState.DONE, JobState.FAILED}),
-    JobState.CANCELING: frozenset({JobState.CANCELED, JobState.FAILED}),
-    # Failed is not ended: a new run resumes it (back to where it was going).
-    JobState.FAILED: frozenset({JobState.RUNNING, JobState.CANCELING, JobState.FAILED}),
-    JobState.DONE: frozenset(),
-    JobState.CANCELED: frozenset(),
-}
-
-#: Every allowed move of a batch's state.
-BATCH_TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
-    BatchState.PENDING: frozenset({BatchState.SUBMITTING, BatchState.DROPPED}),
-    # PENDING: the create was refused outright (4xx), so no batch exists.
-    BatchState.SUBMITTING: frozenset({BatchState.IN_PROGRESS, BatchState.PENDING, BatchState.DROPPED}),
-    # PENDING: an adopted batch whose results are not this job's; ours is sent.
-    BatchState.IN_PROGRESS: frozenset({BatchState.CANCELING, BatchState.ENDED, BatchState.PENDING}),
-    BatchState.CANCELING: frozenset({BatchState.ENDED, BatchState.PENDING}),
-    # IN_PROGRESS: its results file went missing from the journal; fetched again.
-    BatchState.ENDED: frozenset({BatchState.IN_PROGRESS}),
-    BatchState.DROPPED: frozenset(),
-}
-
-ENDED_JOB_STATES = frozenset({JobState.DONE, JobState.CANCELED})
-#: Batches the API may be working on (or about to: a create without an answer yet).
-LIVE_BATCH_STATES = frozenset(
-    {BatchState.PENDING, BatchState.SUBMITTING, BatchState.IN_PROGRESS, BatchState.CANCELING}
-)
-
-
-class IllegalTransition(JournalError):
-    """A move the transition table does not allow (a bug of batch_magic, not the user's)."""
-
-
-@dataclass(frozen=True)
-class SentTo:
-    """Where a job's batches were sent: its base URL and whether that was a simulator
-    (``builtin``: the one inside the notebook's own process). Never the key."""
-
-    base_url: str
-    simulator: bool
-    builtin: bool = False
-
-
-@dataclass
-class BatchEntry:
-    """One batch of a job: which requests, and what the API did with them."""
-
-    n: int
-    attempt: int
-    size: int
-    #: Request numbers ``[start, stop)`` (first attempts) ...
-    first: int | None = None
-    stop: int | None = None
-    #: ... or an explicit list (retries of scattered requests).
-    ids: list[int] | None = None
-    state: BatchState = BatchState.PENDING
-    batch_id: str | None = None
-    #: Found on the server after an unanswered create rather than created by an answer.
-    adopted: bool = False
-    #: When the current create was sent; when the first one ever was.
-    intent_at: str | None = None
-    first_intent_at: str | None = None
-    #: When a create last failed without saying whether the batch was made.
-    unsure_at: str | None = None
-    created_at: str | None = None
-    expires_at: str | None = None
-    ended_at: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    #: Batches adopted then found not to be this job's (same size, same minutes).
-    rejected: list[str] = field(default_factory=list)
-    #: Late copies of this batch's create that landed after it was sent again: canceled.
-    duplicates: list[str] = field(default_factory=list)
-
-    def move_to(self, state: BatchState) -> None:
-        if state not in BATCH_TRANSITIONS[self.state]:
-            raise IllegalTransition(f"batch {self.n}: {self.state.value} -> {state.value} is not a move a batch makes")
-        self.state = state
-
-    def request_numbers(self) -> np.ndarray:
-        if self.ids is not None:
-            return np.asarray(self.ids, dtype=np.int64)
-        return np.arange(self.first or 0, self.stop or 0, dtype=np.int64)
-
-    @property
-    def live(self) -> bool:
-        return self.state in LIVE_BATCH_STATES
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str) -> BatchEntry:
-        if not isinstance(data, dict):
-            raise JournalError(f"{where}: a batch entry is not an object: {str(data)[:60]!r}.")
-        known = {f.name for f in fields(cls)}
-        try:
-            entry = cls(**{k: v for k, v in data.items() if k in known})
-            entry.state = BatchState(entry.state)
-        except (TypeError, ValueError) as exc:
-            raise JournalError(f"{where}: batch entry {str(data)[:80]!r} is not understood ({exc}).") from None
-        _check_types(
-            where, entry, n=int, attempt=int, size=int, first=(int, type(None)), stop=(int, type(None)),
-            ids=(list, type(None)), adopted=bool, counts=dict, rejected=list, duplicates=list,
-        )
-        for bid in (entry.batch_id, *entry.rejected, *entry.duplicates):
-            if bid is not None:
-                try:
-                    _checked_batch_id(bid)
-                except JournalError as exc:
-                    raise JournalError(f"{where}: {exc}") from None
-        if entry.ids is None and (entry.first is None or entry.stop is None):
-            raise JournalError(f"{where}: batch {entry.n} names no requests.")
-        return entry
-
-
-@dataclass
-class JobRecord:
-    """A job as the journal records it: what was asked, and how far it got.
-
-    The request options, output spec, template and ``out`` are kept as the user
-    gave them (the wire params are rebuilt from them when sending), so a retry
-    or a resumed job asks exactly what the first run asked.
-    """
-
-    job_id: str
-    fingerprint: str
-    created_at: str
-    out: str
-    template: str
-    output: OutputSpec
-    options: RequestOptions
-    id_tag: str
-    chunk_size: int
-    n_rows: int
-    n_requests: int
-    n_skipped: int
-    n_deduplicated: int
-    batches: list[BatchEntry]
-    state: JobState = JobState.PLANNED
-    simulated: bool = False
-    skip_reasons: dict[int, str] = field(default_factory=dict)
-    #: The cost estimate at submission (None: the manifest holds none).
-    estimate: Estimate | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    cancel_requested_at: str | None = None
-    error: str | None = None
-    usage: dict[str, int] = field(default_factory=dict)
-    actual_cost: float | None = None
-    row_counts: dict[str, int] = field(default_factory=dict)
-    columns: list[str] = field(default_factory=list)
-    updated_at: str | None = None
-    #: The server the batches went to (after a restart, says where to find them).
-    sent_to: SentTo | None = None
-    #: Distinct images and PDFs the prompts show (``media.json``); uploaded before any create.
-    n_media: int = 0
-    #: Rows left out of a sample (``--sample``), and the sample's seed and stratifying column.
-    n_not_sent: int = 0
-    sample_seed: int | None = None
-    sample_stratify: str | None = None
-    #: Requests answered from the journal's answer store (``reused.parquet``): not sent;
-    #: what they would have cost at today's batch prices.
-    n_reused: int = 0
-    saved_cost: float | None = None
-    #: This job's good answers are in the answer store (kept once, when first merged).
-    answers_kept: bool = False
-
-    # -- states ----------------------------------------------------------------------------
-    def move_to(self, state: JobState) -> None:
-        if state not in JOB_TRANSITIONS[self.state]:
-            raise IllegalTransition(
-                f"job {self.job_id}: {self.state.value} -> {state.value} is not a move a job makes"
-            )
-        self.state = state
-
-    @property
-    def ended(self) -> bool:
-        """Done or canceled: everything is in the journal; nothing more to ask the API."""
-        return self.state in ENDED_JOB_STATES
-
-    def batches_in(self, *states: BatchState) -> list[BatchEntry]:
-        return [b for b in self.batches if b.state in states]
-
-    @property
-    def batch_ids(self) -> set[str]:
-        """Every batch id this job has met: its own, rejected adoptions, canceled duplicates."""
-        ids = {b.batch_id for b in self.batches if b.batch_id}
-        for b in self.batches:
-            ids.update(b.rejected)
-            ids.update(b.duplicates)
-        return ids
-
-    def add_batch(self, attempt: int, ids: list[int]) -> BatchEntry:
-        entry = BatchEntry(n=len(self.batches), attempt=attempt, size=len(ids), ids=ids)
-        self.batches.append(entry)
-        return entry
-
-    # -- on disk ---------------------------------------------------------------------------
-    def to_json(self) -> bytes:
-        data: dict[str, Any] = {"version": FORMAT_VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "state":
-                value = value.value
-            elif f.name == "batches":
-                value = [b.to_dict() for b in value]
-            elif f.name == "options":
-                value = asdict(value)
-            elif f.name == "output":
-                value = {"kind": value.kind, "labels": list(value.labels), "schema": value.schema}
-            elif f.name == "skip_reasons":
-                value = {str(k): v for k, v in value.items()}
-            elif f.name == "sent_to":
-                value = asdict(value) if value is not None else None
-            elif f.name == "estimate":
-                value = value.as_dict() if value is not None else {}
-            data[f.name] = value
-        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
-
-    @classmethod
-    def from_json(cls, raw: bytes, job_id: str, where: str) -> tuple[JobRecord, int]:
-        """The record from a manifest's bytes (and the format it was in), checked as
-        untrusted input: a file that is not a manifest of this job is refused."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise JournalError(f"The manifest {where!r} is unreadable ({exc}); this job cannot be opened.") from None
-        if not isinstance(data, dict):
-            raise JournalError(f"The manifest {where!r} is not a JSON object; this job cannot be opened.")
-        version = data.get("version")
-        if version == 1:
-            data = _migrate_v1(data, where)
-        elif version != FORMAT_VERSION:
-            raise JournalError(
-                f"The manifest {where!r} is in format {version!r}; this batch_magic reads formats 1 "
-                f"to {FORMAT_VERSION}. Upgrade batch_magic to open it."
-            )
-        if data.get("job_id") != job_id:
-            raise JournalError(
-                f"The manifest {where!r} is of job {data.get('job_id')!r}, not of its folder {job_id!r}; "
-                "a journal whose folders were renamed or altered is not opened."
-            )
-        try:
-            output = data["output"]
-            options = data["options"]
-            if not isinstance(output, dict) or not isinstance(options, dict):
-                raise TypeError("output and options must be objects")
-            known = {f.name for f in fields(RequestOptions)}
-            record = cls(
-                **{f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("output", "options", "batches", "state", "skip_reasons", "sent_to", "estimate")},
-                output=OutputSpec(
-                    kind=str(output["kind"]), labels=tuple(output.get("labels") or ()), schema=output.get("schema")
-                ),
-                options=RequestOptions(**{k: v for k, v in options.items() if k in known}),
-                batches=[BatchEntry.from_dict(b, where) for b in data["batches"]],
-                state=JobState(data["state"]),
-                skip_reasons={int(k): str(v) for k, v in (data.get("skip_reasons") or {}).items()},
-                sent_to=_sent_to(data.get("sent_to")),
-                estimate=_estimate(data.get("estimate")),
-            )
-        except JournalError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise JournalError(f"The manifest {where!r} is not understood ({type(exc).__name__}: {exc}).") from None
-        if record.output.kind not in KINDS:
-            raise JournalError(f"The manifest {where!r} names the output kind {record.output.kind!r}, not one of {KINDS}.")
-        none = type(None)
-        _check_types(
-            where, record.options, model=str, max_tokens=int, system=(str, none), effort=(str, none),
-            thinking=(dict, none), output_schema=(dict, none), use_tool=bool, cache_system=bool, extra=dict,
-        )
-        try:
-            record.options.validate()
-            if record.output.kind == SCHEMA:
-                # Checked again as at submission: a reference leaving the schema is refused.
-                check_schema(record.output.schema)
-        except (PlanError, ConfigError) as exc:
-            raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
-        _check_types(
-            where, record, fingerprint=str, out=str, template=str, id_tag=str, chunk_size=int, n_rows=int,
-            n_requests=int, n_skipped=int, n_deduplicated=int, simulated=bool, usage=dict,
-            row_counts=dict, columns=list, n_media=int, n_not_sent=int, n_reused=int,
-            sample_seed=(int, type(None)), sample_stratify=(str, type(None)),
-            saved_cost=(float, int, type(None)), answers_kept=bool,
-        )
-        if not record.out.isidentifier():
-            raise JournalError(f"The manifest {where!r} names the column {record.out!r}, which is not a name.")
-        _check_counts(where, record)
-        return record, int(version)
-
-
-def _check_counts(where: str, record: JobRecord) -> None:
-    """The manifest's counts and request numbers agree with each other (``read_record``
-    then checks them against the job's files), before any sizes an array."""
-    n = record.n_requests
-    counts = (record.n_rows, n, record.n_skipped, record.n_deduplicated, record.n_not_sent, record.n_reused)
-    if (
-        min(counts) < 0
-        or record.n_rows != n + record.n_skipped + record.n_deduplicated + record.n_not_sent
-        or record.n_reused > n
-    ):
-        raise JournalError(
-            f"The manifest {where!r} holds counts that do not add up (rows {record.n_rows}, requests {n}, "
-            f"skipped {record.n_skipped}, deduplicated {record.n_deduplicated}, not sent {record.n_not_sent}, "
-            f"reused {record.n_reused}); this journal was altered."
-        )
-    for b in record.batches:
-        if b.ids is not None:
-            fits = b.size == len(b.ids) and all(type(k) is int and 0 <= k < n for k in b.ids)
-        else:
-            assert b.first is not None and b.stop is not None  # from_dict refuses an entry without either
-            fits = 0 <= b.first <= b.stop <= n and b.size == b.stop - b.first
-        if not fits:
-            raise JournalError(
-                f"The manifest {where!r} has batch {b.n} of {b.size} requests that are not among the "
-                f"job's {n} (or not {b.size}); this journal was altered."
-            )
-    if any(not 0 <= k < record.n_rows for k in record.skip_reasons):
-        raise JournalError(f"The manifest {where!r} gives skip reasons for rows the job does not have.")
-
-
-def _sent_to(data: Any) -> SentTo | None:
-    if data is None:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
-        raise TypeError("sent_to must be an object with a base_url")
-    return SentTo(data["base_url"], bool(data.get("simulator")), bool(data.get("builtin")))
-
-
-def _estimate(data: Any) -> Estimate | None:
-    """The stored estimate (an object of ``Estimate``'s fields; empty or absent: none)."""
-    if not data:
-        return None
-    if not isinstance(data, dict):
-        raise TypeError("estimate must be an object")
-    known = {f.name for f in fields(Estimate)}
-    return Estimate(**{k: v for k, v in data.items() if k in known})
-
-
-def _check_types(where: str, obj: Any, **expected: Any) -> None:
-    for name, kind in expected.items():
-        value = getattr(obj, name)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise JournalError(f"{where}: {name}={str(value)[:60]!r} is not what a manifest holds there.")
-
-
-def _migrate_v1(old: dict[str, Any], where: str) -> dict[str, Any]:
-    """A format-1 manifest (an untyped dict with the wire params) as a format-2 one."""
-    params = dict(old.get("params") or {})
-    output = old.get("output") or {}
-    system = params.pop("system", None)
-    cache_system = isinstance(system, list)  # cached: [{"type": "text", "text": ..., "cache_control": ...}]
-    if cache_system:
-        system = "".join(block.get("text", "") for block in system if isinstance(block, dict))
-    schema = None
-    config = params.pop("output_config", None)
-    if isinstance(config, dict):
-        schema = (config.get("format") or {}).get("schema")
-    tools = params.pop("tools", None)
-    params.pop("tool_choice", None)
-    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
-        schema = tools[0].get("input_schema")
-    options = {
-        "model": params.pop("model", None),
-        "max_tokens": params.pop("max_tokens", None),
-        "system": system or None,
-        "output_schema": schema,
-        "use_tool": tools is not None,
-        "cache_system": cache_system,
-        "extra": params,
-    }
-    states = {"planned": "planned", "in_progress": "running", "done": "done", "canceled": "canceled", "failed": "failed"}
-    state = states.get(old.get("state"))  # type: ignore[arg-type]
-    if state is None:
-        raise JournalError(f"{where}: the job state {old.get('state')!r} is not one batch_magic wrote.")
-    batches = []
-    for b in old.get("batches") or []:
-        if not isinstance(b, dict):
-            raise JournalError(f"{where}: a batch entry is not an object.")
-        entry = {k: b[k] for k in ("n", "attempt", "size", "ids", "batch_id", "adopted", "intent_at",
-                                   "created_at", "expires_at", "ended_at", "counts", "rejected") if k in b}
-        if "range" in b and isinstance(b["range"], list) and len(b["range"]) == 2:
-            entry["first"], entry["stop"] = b["range"]
-        entry["state"] = b.get("state")
-        entry["first_intent_at"] = b.get("intent_at")
-        entry["counts"] = entry.get("counts") or {}
-        batches.append(entry)
-    cancel = bool(old.get("cancel_requested"))
-    live = [b for b in batches if b["state"] in ("pending", "submitting", "in_progress", "canceling")]
-    if state in ("done", "canceled") and live:
-        # Format 1 marked a failed job done when it was re-run, its batches still in
-        # flight: resume it instead (its collected results are kept).
-        state = "failed"
-        old["error"] = old.get("error") or "marked ended with batches still in flight; resumes where it stopped"
-    keep = ("job_id", "fingerprint", "created_at", "out", "template", "id_tag", "chunk_size", "simulated",
-            "n_rows", "n_requests", "n_skipped", "n_deduplicated", "skip_reasons", "estimate", "started_at",
-            "finished_at", "error", "usage", "actual_cost", "row_counts", "columns", "updated_at")
-    new = {k: old[k] for k in keep if k in old and old[k] is not None}
-    new.update(
-        version=FORMAT_VERSION,
-        state=state,
-        options=options,
-        output={"kind": output.get("kind"), "labels": output.get("labels") or [], "schema": output.get("schema")},
-        batches=batches,
-        cancel_requested_at=(old.get("updated_at") or now_iso()) if cancel else None,
-    )
-    new.setdefault("id_tag", "")  # format-1 jobs from before tags: custom_ids without one
-    if state == "failed" and new.get("finished_at") is not None:
-        new["finished_at"] = None  # it has not finished: it resumes
-    return new
 
 
 class JobLock:
@@ -1161,12 +551,3 @@ def _npy_length(journal: Journal, path: Path, job_id: str) -> int:
             "length matches its size; this journal was altered. Remove that job's folder."
         )
     return int(shape[0])
-
-
-def _checked_batch_id(batch_id: str) -> str:
-    if not isinstance(batch_id, str) or not _SAFE_NAME.match(batch_id) or ".." in batch_id:
-        raise JournalError(
-            f"The journal names a batch {batch_id!r}, which is not a batch id (msgbatch_...); "
-            "this journal was altered or came from elsewhere: remove that job's folder."
-        )
-    return batch_id

@@ -1012,7 +1012,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
         args = self._args("trust", rest)
         jr = self._journal()
         full = jr.resolve(args.job)
-        from .journal import PICKLED_INDEX
+        from .index_codec import PICKLED_INDEX
 
         had_pickle = jr.job_file(full, PICKLED_INDEX).is_file()
         index = jr.trust_pickled_index(full)

@@ -38,7 +38,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from .journal import JobRecord
+    from .record import JobRecord
 
 R = TypeVar("R")
 _META = "batch_magic.option"

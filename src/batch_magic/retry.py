@@ -19,9 +19,10 @@ from . import api, frames
 from .columns import job_columns
 from .errors import BatchMagicError, TemplateError
 from .job import BatchJob, plan_index
-from .journal import JobRecord, JobState, Journal
+from .journal import Journal
 from .merge import row_positions
 from .options import JobOptions
+from .record import JobRecord, JobState
 from .settings import JobSettings
 from .states import RETRIABLE_ROW_STATUSES
 from .template import Template

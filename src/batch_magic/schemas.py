@@ -12,15 +12,21 @@ the description so the model still reads them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
-import referencing
-import referencing.exceptions
 
 from .columns import BOOKKEEPING_SUFFIXES
 from .errors import ConfigError, quote
+
+if TYPE_CHECKING:
+    # jsonschema is imported when a schema is first checked or an answer validated: a job
+    # without a schema never loads it (with JupyterLab installed its import alone, which
+    # compiles the grammars of its format checkers, takes seconds).
+    import jsonschema
+    import referencing
+    import referencing.exceptions
 
 #: String formats the API accepts in a schema (others go into the description).
 _STRING_FORMATS = frozenset(
@@ -34,21 +40,30 @@ _REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
 def _retrieve_nothing(uri: str) -> referencing.Resource[Any]:
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]  # (attrs)
 
 
-#: Where ``$ref``s resolve: inside the schema itself, never a file or a URL. A schema can
-#: come back from a journal made elsewhere, so jsonschema's default (fetching what a
-#: reference names) would read this machine's files or the network when a job merges.
-LOCAL_ONLY: referencing.Registry[Any] = referencing.Registry(retrieve=_retrieve_nothing)  # type: ignore[call-arg]
+@cache
+def local_only() -> referencing.Registry[Any]:
+    """Where ``$ref``s resolve: inside the schema itself, never a file or a URL. A schema
+    can come back from a journal made elsewhere, so jsonschema's default (fetching what a
+    reference names) would read this machine's files or the network when a job merges."""
+    import referencing
+
+    return referencing.Registry(retrieve=_retrieve_nothing)  # type: ignore[call-arg]
 
 
 def local_validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
     """A validator of ``schema`` whose references resolve inside it alone (a reference
-    that leaves it is refused here, naming it)."""
+    that leaves it is refused here, naming it). It checks no ``format`` (no format
+    checker): an answer is judged by the schema's structure, as the API constrains it."""
+    import jsonschema
+
     _check_refs(schema, schema, "$")
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, registry=LOCAL_ONLY)
+    return cls(schema, registry=local_only(), format_checker=None)
 
 
 def unresolvable(exc: referencing.exceptions.Unresolvable) -> ConfigError:
@@ -106,6 +121,8 @@ def check_schema(schema: Any) -> None:
             f"The schema requires {', '.join(map(repr, unknown))}, which is not among its "
             f"properties ({', '.join(map(repr, props))}); add the property or drop it from 'required'."
         )
+    import jsonschema
+
     cls = type(local_validator(schema))
     try:
         cls.check_schema(schema)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from .format import status_text
-from .journal import ENDED_JOB_STATES, BatchState, JobRecord, JobState
+from .record import ENDED_JOB_STATES, BatchState, JobRecord, JobState
 from .states import RUNNING_STEPS, DisplayState, RowStatus
 
 # -- the states a snapshot shows -------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .journal import BatchState, JobRecord
+from .record import BatchState, JobRecord
 from .status import DurationHint, epoch
 
 #: Sizes within this factor of each other count as similar.

@@ -46,8 +46,9 @@ from . import safepath
 from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
 from .destination import without_credentials
 from .errors import APIError, BatchMagicError, JournalError
-from .journal import JobLock, JobRecord, Journal, now_iso
+from .journal import JobLock, Journal
 from .media import MediaItem
+from .record import JobRecord, now_iso
 from .status import epoch
 
 if TYPE_CHECKING:

@@ -12,9 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-import referencing.exceptions
-
 from .answers import RowValidator, strip_fences
 from .errors import ConfigError
 from .schemas import json_path, local_validator, unresolvable
@@ -27,6 +24,9 @@ def row_validator(schema: Mapping[str, Any], model: Any = None) -> RowValidator:
     """The validator of a schema (compiled once per job), or of its pydantic model."""
     if model is not None:
         return _by_model(model)
+    import jsonschema  # a schema job's alone (see schemas.py)
+    import referencing.exceptions
+
     validator = local_validator(schema)  # references resolve inside the schema alone
 
     def by_jsonschema(data: dict[str, Any], answer: Any) -> tuple[dict[str, Any], str | None]:
