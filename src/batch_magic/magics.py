@@ -879,7 +879,7 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             return None
         for _, row in frame[frame["state"] == "unreadable"].iterrows():
             print(f"Job {row['job_id']} cannot be read: {row['error']}")
-        from .journal import JobState
+        from .record import JobState
 
         failed = frame.loc[frame["state"] == JobState.FAILED.value, "job_id"].tolist()
         if failed:
