@@ -32,7 +32,7 @@ TARGET_LAG_S = 5.0
 
 def poll_times(settings: Any, horizon_s: float) -> list[float]:
     """Seconds after creation at which the job polls one batch still running, up to ``horizon_s``."""
-    from batch_magic.job import poll_interval
+    from batch_magic.settings import poll_interval
 
     times = []
     t = 0.0
@@ -83,7 +83,7 @@ def real_run(processing_s: float, settings: Any, rows: int = 200) -> dict[str, f
 
 
 def bench(quick: bool = False) -> dict[str, Any]:
-    from batch_magic.job import JobSettings
+    from batch_magic.settings import JobSettings
 
     bc.section("5. Polling cost and how soon an end is seen")
     api_settings = JobSettings()

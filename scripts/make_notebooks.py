@@ -960,7 +960,7 @@ tickets.select("ticket_id", "text", "category").head()
 A Polars frame has no index: a job's rows are its rows at submission, by position.
 `--key ticket_id` names the column that identifies a row, so the answers can find their
 rows again in a filtered, reordered or freshly loaded frame. The key is kept in the
-journal (as Parquet); it must be unique and never missing, which is checked before
+journal (as Arrow data); it must be unique and never missing, which is checked before
 anything is sent.
 """),
     code(f"""

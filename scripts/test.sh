@@ -48,7 +48,7 @@ fi
 # scipy, for notebook 06; pydantic, matplotlib).
 [ -x .venv-ipk6/bin/python ] || "$PY" -m venv .venv-ipk6
 .venv-ipk6/bin/python -m pip install -q --upgrade pip
-.venv-ipk6/bin/python -m pip install -q -e ".[eval]" "ipykernel>=6.29,<7" "pydantic>=2" "matplotlib>=3.7"
+.venv-ipk6/bin/python -m pip install -q -e ".[eval,polars]" "ipykernel>=6.29,<7" "pydantic>=2" "matplotlib>=3.7"
 .venv-ipk6/bin/python -m ipykernel install --sys-prefix --name batch-magic-ipk6 \
     --display-name "Python 3 (batch_magic, ipykernel 6)" >/dev/null
 export BATCH_MAGIC_REQUIRE_IPK6=1  # so a missing ipykernel 6 kernel fails instead of skipping

@@ -385,7 +385,7 @@ def test_observers_are_called_once_per_snapshot_on_the_kernel_thread(
         run = k.run(
             "for name, s, t in (('WAITED', seen, threads), ('LOOP', seen2, threads2)):\n"
             "    repeats = sum(a == b for a, b in zip(s, s[1:]))\n"
-            "    print(name, len(s) > 2, repeats, [x.state for x in s if x.done], t == {HOME})"
+            "    print(name, len(s) > 2, repeats, [str(x.state) for x in s if x.done], t == {HOME})"
         )
         assert line_after(run.text(), "WAITED") == "True 0 ['done'] True"
         assert line_after(run.text(), "LOOP") == "True 0 ['done'] True"

@@ -16,6 +16,7 @@ import pytest
 pl = pytest.importorskip("polars")
 
 import batch_magic as bm  # noqa: E402
+from _jobs import FAST, fast  # noqa: E402
 from batch_magic.errors import (  # noqa: E402
     BudgetExceededError,
     ConfigError,
@@ -23,12 +24,10 @@ from batch_magic.errors import (  # noqa: E402
     PlanError,
     TemplateError,
 )
-from batch_magic.job import JobSettings  # noqa: E402
 from batch_magic.journal import Journal  # noqa: E402
 from batch_magic.simulator.schema import Cues, fake_value  # noqa: E402
 from batch_magic.states import RowStatus  # noqa: E402
 
-FAST = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2)
 SENTIMENTS = ["positive", "negative", "neutral"]
 STATUS = pl.Enum([str(s) for s in RowStatus])
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -279,7 +278,7 @@ def test_keys_that_were_tampered_with_are_refused_naming_the_file(simulator, jou
 # -- retry ------------------------------------------------------------------------------------------
 def test_retry_sends_only_the_failed_rows_and_gives_the_whole_frame_back(simulator, journal):
     simulator.configure(error_rates={"overloaded_error": 0.5})
-    settings = JobSettings(poll_min=0.05, poll_max=0.2, backoff_min=0.05, backoff_max=0.2, max_attempts=1)
+    settings = fast(max_attempts=1)
     frame = pl.DataFrame({"id": list(range(40)), "text": [f"row {i}" for i in range(40)]})
     first = submit(frame, "{{ text }}", simulator, journal, out="a", key="id", labels=SENTIMENTS,
                    settings=settings).wait(60)
