@@ -1,15 +1,19 @@
-"""``retry_failed`` when there is nothing (left) to retry: it says so and hands back the job."""
+"""``retry_failed``: nothing (left) to retry, and retries of retry jobs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
 import batch_magic as bm
 from _jobs import fast
+from batch_magic.errors import JournalError
 from batch_magic.journal import Journal
+from batch_magic.retry import ORIGIN_FILE, read_origin
 
 FAST = fast(max_attempts=1)
 
@@ -39,3 +43,53 @@ def test_nothing_to_retry_says_so_sends_nothing_and_leaves_the_dataframe_alone(
     columns = again.wait(30)  # works as for a retry; the job's own columns, apart from df
     assert columns is not df and (columns["answer_status"] == "errored").any()
     pd.testing.assert_frame_equal(df, before)  # the retried answers were not overwritten
+
+
+def test_a_retry_of_a_retry_over_the_whole_frame_retries_the_first_jobs_rows(
+    simulator: Any, tmp_path: Any
+) -> None:
+    """Over a MultiIndex with repeated labels: the retry job's folder names its origin and
+    the rows it took there; retrying it over the whole frame goes back to that origin."""
+    journal = Journal(tmp_path / "journal")
+    client = simulator.client()
+    simulator.configure(error_rates={"overloaded_error": 0.5})
+    index = pd.MultiIndex.from_arrays([["x", "y"] * 15, [1] * 30], names=["shop", "day"])
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(30)]}, index=index)
+    first = bm.submit(df, "{{ text }}", client=client, journal=journal, settings=FAST, max_tokens=20)
+    first.wait(30)
+    failed = (df["answer_status"] == "errored").to_numpy()
+    assert 0 < failed.sum() < len(df)
+
+    simulator.configure(error_rates={"overloaded_error": 1.0})
+    second = bm.retry_failed(first.id, df, client=client, journal=journal, settings=FAST)
+    second.wait(30)
+    origin = read_origin(journal, second.id)
+    assert origin is not None and origin.job_id == first.id
+    assert origin.rows.tolist() == np.flatnonzero(failed).tolist()
+    assert read_origin(journal, first.id) is None
+
+    simulator.configure(error_rates={})
+    third = bm.retry_failed(second.id, df, client=client, journal=journal, settings=FAST)
+    third.wait(30)
+    origin = read_origin(journal, third.id)
+    assert origin is not None and origin.job_id == first.id  # not the retry job's 'rows'
+    assert third.status.n_rows == failed.sum()
+    assert (df["answer_status"] == "succeeded").all()
+
+
+def test_an_altered_retry_origin_is_refused_with_its_file(simulator: Any, tmp_path: Any) -> None:
+    journal = Journal(tmp_path / "journal")
+    client = simulator.client()
+    simulator.configure(error_rates={"overloaded_error": 1.0})
+    df = pd.DataFrame({"text": [f"row {i}" for i in range(6)]}, index=[0, 0, 1, 1, 2, 2])
+    first = bm.submit(df, "{{ text }}", client=client, journal=journal, settings=FAST, max_tokens=20)
+    first.wait(30)
+    retry = bm.retry_failed(first.id, df, client=client, journal=journal, settings=FAST)
+    retry.wait(30)
+    path = journal.job_file(retry.id, ORIGIN_FILE)
+    path.write_bytes(orjson.dumps({"job": retry.id, "rows": [0]}))
+    with pytest.raises(JournalError, match=r"retry origin of job .*retry_of\.json.*this journal was altered"):
+        bm.retry_failed(retry.id, df, client=client, journal=journal, settings=FAST)
+    path.write_bytes(b"{not json")
+    with pytest.raises(JournalError, match=r"retry origin of job .*unreadable"):
+        bm.retry_failed(retry.id, df, client=client, journal=journal, settings=FAST)
