@@ -580,10 +580,17 @@ def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSe
 
 
 def _job_fingerprint(prepared: Prepared) -> str:
-    """The plan's fingerprint plus what shapes the merge (out name, output kind)."""
+    """The plan's fingerprint (its prompts, params and rows' labels) plus what shapes the
+    merge (out name, output kind) and a Polars frame's keys: the same cell over another
+    frame is another job (its prompts already answered are reused, not paid again)."""
     import hashlib
 
+    from .plan import labels_digest
+
     extra = f"{prepared.out}\x00{prepared.spec.kind}\x00{prepared.chunk_size}".encode()
+    keys = prepared.keys
+    if keys is not None and keys.num_columns:  # a Polars frame's rows are known by their keys
+        extra += b"\x00keys" + labels_digest(keys.to_pandas())
     return hashlib.sha256(prepared.plan.fingerprint.encode() + extra).hexdigest()
 
 
