@@ -31,7 +31,7 @@ from .media import markers as media_markers
 from .media import text_of as media_text
 from .models import ModelCard
 from .options import JobOptions, takes_job_options
-from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
+from .plan import Plan, RequestOptions, build_plan, new_id_tag, row_name, split_batches
 from .pricing import Estimate
 from .sampling import choose_rows
 from .settings import JobSettings
@@ -225,7 +225,7 @@ def prepare(
         check_model(plan.media.values(), card)
         check_requests(
             plan.prompts, plan.media, max_input_tokens=card.max_input_tokens,
-            first_row=lambda k: plan.index[int(np.flatnonzero(plan.row_requests == k)[0])],
+            first_row=lambda k: row_name(plan.index, int(np.flatnonzero(plan.row_requests == k)[0])),
         )
         notes.append(
             f"{len(plan.media):,} distinct image/PDF file{'s' if len(plan.media) != 1 else ''} "

@@ -264,7 +264,7 @@ def build_plan(
     if collector is not None and collector.n_problems:
         index = df.index
         raise MediaError(
-            problems_message(collector.problems, collector.n_problems, lambda i: index[int(keep[i])])
+            problems_message(collector.problems, collector.n_problems, lambda i: row_name(index, int(keep[i])))
         )
 
     row_requests = np.full(n, SKIPPED, dtype=np.int64)
@@ -302,6 +302,15 @@ def build_plan(
         fingerprint=fingerprint(shared, prompts, row_requests, rows=labels_digest(df.index)),
         media=media,
     )
+
+
+def row_name(index: pd.Index, position: int) -> str:
+    """How a message names a row: by its label, and where the label repeats also by its
+    position (``row 'b' at .iloc[3]``), so the row can be found."""
+    label = index[position]
+    if index.is_unique:
+        return f"row {label!r}"
+    return f"row {label!r} at .iloc[{position}]"
 
 
 def request_bytes(shared: dict[str, Any], prompts: Sequence[str]) -> np.ndarray:
