@@ -59,6 +59,9 @@ def retry_failed(
     left as it is), so ``retry_failed(...).wait()`` works either way; tell the
     two apart by ``job.id``. A Polars ``df`` cannot change: the retry job's
     ``result()`` is a new frame, ``df`` with the retried rows' answers.
+
+    ``job_id`` may be a retry job and ``df`` the whole frame its answers were written
+    back into: the rows still failing of the job it retried are sent (``job_of_frame``).
     """
     jr = Journal.of(journal)
     full = jr.resolve(job_id)
