@@ -407,12 +407,13 @@ def labels_digest(labels: pd.Index | pd.DataFrame) -> bytes:
     """A digest of the rows' labels in order: an index (each level of a MultiIndex), or
     the key columns of a Polars frame as pandas columns.
 
-    pandas' own hash of each label's value (``hash_pandas_object``, vectorised: about
-    0.01 s for a million numbers or dates, 0.1 to 0.4 s for a million texts), so a
-    kernel restart that reads the same data again gives the same digest. Labels it
-    cannot hash (dicts, say) are hashed by their text."""
+    pandas' own hash of each label's value (``hash_pandas_object``, vectorised: a few
+    milliseconds for a million numbers or dates, about 0.1 s for a million texts; not
+    categorised first, as labels are mostly distinct), so a kernel restart that reads
+    the same data again gives the same digest. Labels it cannot hash (dicts, say) are
+    hashed by their text."""
     try:
-        hashed = pd.util.hash_pandas_object(labels, index=False).to_numpy()
+        hashed = pd.util.hash_pandas_object(labels, index=False, categorize=False).to_numpy()
     except TypeError:  # unhashable labels: their text, in order
         h = hashlib.sha256()
         for label in labels if isinstance(labels, pd.Index) else labels.itertuples(index=False):
