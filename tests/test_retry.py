@@ -93,3 +93,42 @@ def test_an_altered_retry_origin_is_refused_with_its_file(simulator: Any, tmp_pa
     path.write_bytes(b"{not json")
     with pytest.raises(JournalError, match=r"retry origin of job .*unreadable"):
         bm.retry_failed(retry.id, df, client=client, journal=journal, settings=FAST)
+
+
+def test_the_same_retry_again_is_the_job_made_for_it_unless_that_one_left_rows_to_retry(
+    simulator: Any, tmp_path: Any
+) -> None:
+    """A notebook run twice in one folder: its retry cell finds the first run's retry job
+    (same rows, same prompts) and makes no new job; a retry whose job failed again is new."""
+    journal = Journal(tmp_path / "journal")
+    client = simulator.client()
+
+    def frame() -> pd.DataFrame:  # the same data, read again
+        return pd.DataFrame({"text": [f"row {i}" for i in range(30)]}, index=[i % 7 for i in range(30)])
+
+    def creates() -> int:
+        return sum(1 for r in simulator.requests if r.endpoint == "create")
+
+    simulator.configure(error_rates={"overloaded_error": 0.5})
+    df = frame()
+    first = bm.submit(df, "{{ text }}", client=client, journal=journal, settings=FAST, max_tokens=20, wait=True)
+    assert (df["answer_status"] == "errored").any()
+    simulator.configure(error_rates={"overloaded_error": 1.0})
+    failing = bm.retry_failed(first.id, df, client=client, journal=journal, settings=FAST)
+    failing.wait(30)
+    simulator.configure(error_rates={})
+    retried = bm.retry_failed(first.id, df, client=client, journal=journal, settings=FAST)
+    retried.wait(30)
+    assert retried.id != failing.id  # the earlier retry of those rows left them failing
+    assert (df["answer_status"] == "succeeded").all()
+
+    again = frame()  # the second run: the first job found again, then its retry
+    assert bm.submit(again, "{{ text }}", client=client, journal=journal, settings=FAST, max_tokens=20, wait=True).id == first.id
+    assert (again["answer_status"] == "errored").any()
+    jobs_before, sent_before = bm.jobs(journal)["job_id"].tolist(), creates()
+    found = bm.retry_failed(first.id, again, client=client, journal=journal, settings=FAST)
+    found.wait(30)
+    assert found.id == retried.id
+    assert bm.jobs(journal)["job_id"].tolist() == jobs_before and creates() == sent_before
+    assert (again["answer_status"] == "succeeded").all()
+    pd.testing.assert_series_equal(again["answer"], df["answer"])

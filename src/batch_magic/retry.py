@@ -90,17 +90,40 @@ def retry_failed(
     if planned is None:
         return nothing_to_retry(full, jr)
     subset, positions, job_rows = planned
+    before = set(jr.job_ids())
     try:
-        options = replace(JobOptions.from_record(record), force=True)
-        job = api.submit(
-            subset, record.template, options=options, client=client, journal=jr, settings=settings, start=False
-        )
+        job = submit_retry(subset, record, JobOptions.from_record(record), client=client, journal=jr, settings=settings)
     except BatchMagicError as exc:  # the options come from the manifest: say whose they are
         raise type(exc)(f"Retrying job {record.job_id} with the options its manifest records: {exc}") from None
-    write_origin(jr, job.id, RetryOrigin(record.job_id, job_rows))
+    if job.id not in before:  # a new retry job (one found again has its origin already)
+        write_origin(jr, job.id, RetryOrigin(record.job_id, job_rows))
     job.after_merge(WriteBack(df, positions))
     if start:
         job.start()
+    return job
+
+
+def submit_retry(
+    rows: Frame, record: JobRecord, options: JobOptions, *, client: Any, journal: Journal,
+    settings: JobSettings | None,
+) -> BatchJob:
+    """The job (not started) that retries ``rows`` of the job ``record``, with ``options``.
+
+    The same rows retried again (a re-run of the retry's cell, the same notebook run
+    twice in one folder) are the job made for them before, found by its fingerprint:
+    nothing is sent and no new job is made. Unless that job ended leaving rows to retry
+    itself: then a new job, which takes from the answer store whatever was answered."""
+
+    def send(force: bool) -> BatchJob:
+        return api.submit(
+            rows, record.template, options=replace(options, force=force), client=client, journal=journal,
+            settings=settings, start=False,
+        )
+
+    job = send(False)
+    earlier = job.record
+    if earlier.ended and any(earlier.row_counts.get(status, 0) for status in RETRY_STATUSES):
+        job = send(True)
     return job
 
 
