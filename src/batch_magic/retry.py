@@ -1,9 +1,12 @@
 """Send again only the rows of an ended job that failed, and write the answers
 back into those rows.
 
-A retry is a new job (its own batches, journal entry and cost) over the failed
+A retry is a job (its own batches, journal entry and cost) over the failed
 rows, with the original job's options; when it ends its columns are copied into
-the original DataFrame at those rows, so the other rows keep their answers.
+the original DataFrame at those rows, so the other rows keep their answers. The
+same rows retried again are the retry job made for them before (nothing sent),
+unless that one ended leaving rows to retry: then a new job, which takes from the
+answer store what was answered.
 
 A retry job's folder records its origin (``retry_of.json``: the job whose rows it
 retried and their positions there). Retrying a retry job over a frame that is not
