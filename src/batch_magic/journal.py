@@ -237,9 +237,9 @@ class Journal:
         match of 24 bits costs the user one ``--force``, never a second payment).
         """
         records, unreadable = self.scan()
-        found = [r.job_id for r in records if r.fingerprint == fingerprint]
-        if found:
-            return found[-1]
+        found = [r for r in records if r.fingerprint == fingerprint]
+        if found:  # newest by creation time: the ids of one second sort by their random end
+            return max(found, key=lambda r: r.created_at).job_id
         for job in reversed(unreadable):
             match = _JOB_ID.match(job.job_id)
             if match and match.group(1) == fingerprint[:6]:
