@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import batch_magic as bm
 from _jobs import FAST, fast
 from _jobs import submit as submit_job
+from batch_magic import api
 from batch_magic.errors import BudgetExceededError, MissingAPIKeyError, TemplateError
 from batch_magic.record import SentTo
 
@@ -61,6 +63,57 @@ def test_identical_rerun_reattaches_force_makes_a_new_job_and_fresh_pays_again(s
     fresh = submit(df.copy(), "{{ text }}", sim, journal, fresh=True)
     fresh.wait(30)
     assert fresh.id not in (first.id, forced.id) and len(sim.batch_ids()) == 2
+
+
+def test_the_same_cell_over_another_frame_is_another_job_that_pays_nothing_again(sim, journal):
+    """The same rows under a plain index are another frame: a job of their own (never the
+    MultiIndex frame's, which could not merge into them), whose prompts are all reused."""
+    index = pd.MultiIndex.from_arrays([["north", "south"] * 3, [1, 1, 2, 2, 3, 3]], names=["region", "week"])
+    raw = pd.DataFrame({"text": [f"ticket {i}" for i in range(6)]}, index=index)
+    first = submit(raw, "{{ text }}", sim, journal)
+    first.wait(30)
+    flat = raw[["text"]].reset_index(drop=True)
+    second = submit(flat, "{{ text }}", sim, journal)
+    second.wait(30)
+    assert second.id != first.id
+    assert second.status.n_reused == second.status.n_requests == 6
+    assert len(sim.batch_ids()) == 1  # the second job sent no batch
+    assert flat["answer"].tolist() == raw["answer"].tolist()
+    assert (flat["answer_status"] == "succeeded").all()
+    # The same data read again (as after a kernel restart) is the same job.
+    again = submit(pd.DataFrame({"text": raw["text"].tolist()}, index=index.copy()), "{{ text }}", sim, journal)
+    assert again.id == first.id
+
+
+def test_the_fingerprint_follows_the_rows_labels_not_their_dtype_spelling():
+    opts = bm.JobOptions(max_tokens=40)
+    texts = {"text": ["a", "b", "c"]}
+
+    def fingerprint(df: pd.DataFrame) -> str:
+        return api._job_fingerprint(api.prepare(df, "{{ text }}", options=opts))
+
+    base = fingerprint(pd.DataFrame(texts))
+    assert fingerprint(pd.DataFrame(texts, index=[0, 1, 2])) == base  # a RangeIndex's own labels
+    assert fingerprint(pd.DataFrame(texts, index=[0, 1, 3])) != base
+    assert fingerprint(pd.DataFrame(texts, index=["x", "y", "z"])) != base
+    labelled = fingerprint(pd.DataFrame(texts, index=pd.Index(["x", "y", "z"], name="id")))
+    assert labelled == fingerprint(pd.DataFrame(texts, index=pd.Index(["x", "y", "z"], dtype="string")))
+    assert fingerprint(pd.DataFrame(texts, index=pd.Index([{"k": 1}, {"k": 2}, {"k": 3}]))) != base
+
+
+def test_a_polars_frames_keys_are_its_rows_identity():
+    pl = pytest.importorskip("polars")
+    opts = bm.JobOptions(max_tokens=40, key="id")
+    frame = pl.DataFrame({"id": [10, 11, 12], "text": ["a", "b", "c"]})
+
+    def fingerprint(frame: Any, options: bm.JobOptions = opts) -> str:
+        return api._job_fingerprint(api.prepare(frame, "{{ text }}", options=options))
+
+    base = fingerprint(frame)
+    assert fingerprint(pl.DataFrame({"id": [10, 11, 12], "text": ["a", "b", "c"]})) == base
+    assert fingerprint(frame.with_columns(pl.Series("id", [20, 21, 22]))) != base
+    unkeyed = fingerprint(frame, bm.JobOptions(max_tokens=40))  # no key: its rows by position
+    assert unkeyed != base and fingerprint(frame.drop("id"), bm.JobOptions(max_tokens=40)) == unkeyed
 
 
 def test_reattach_in_a_new_process_state_without_dataframe(sim, journal):

@@ -529,6 +529,42 @@ def test_retry_resends_only_the_failed_rows(ip_sim: Any, simulator: Any, capsys:
     assert "nothing to retry" in capsys.readouterr().out
 
 
+def test_retry_last_works_any_number_of_times_over_duplicate_labels(
+    ip_sim: Any, simulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``last`` is the previous retry job after the first retry: retrying it over the whole
+    frame retries the rows of the job the frame holds, however its labels repeat."""
+    simulator.configure(error_rates={"overloaded_error": 0.5})
+    ip_sim.run_cell("%config BatchMagic.max_attempts = 1")  # no automatic retry: leave failures
+    df = pd.DataFrame({"text": [f"ticket number {i}" for i in range(40)]}, index=list("ab") * 20)
+    ip_sim.user_ns["df"] = df
+    ip_sim.run_cell("%%batch df --out x --wait\nRoute: {{ text }}")
+    first = only_job(ip_sim)
+    failed = (df["x_status"] == "errored").to_numpy()
+    assert 0 < failed.sum() < len(df)
+    kept = df.loc[~failed, "x"].copy()
+
+    simulator.configure(error_rates={"overloaded_error": 1.0})  # every retried row fails again
+    retries = []
+    for _ in range(2):
+        capsys.readouterr()
+        ip_sim.run_cell("%batch retry last df --wait")
+        job = magic_instance(ip_sim)._find("last")
+        assert job is not None and job.id not in [first.id, *retries]
+        assert f"Job {job.id}: retrying {int(failed.sum())} rows of job" in capsys.readouterr().out
+        retries.append(job.id)
+        assert ((df["x_status"] == "errored").to_numpy() == failed).all()
+
+    simulator.configure(error_rates={})
+    ip_sim.run_cell("%batch retry last df --wait")
+    assert (df["x_status"] == "succeeded").all() and df["x"].notna().all()
+    pd.testing.assert_series_equal(df.loc[~failed, "x"], kept)  # the others untouched
+    assert len(df) == 40 and list(df.index) == list("ab") * 20
+    capsys.readouterr()
+    ip_sim.run_cell("%batch retry last df")
+    assert "nothing to retry" in capsys.readouterr().out
+
+
 def test_retry_needs_an_ended_job_and_a_dataframe(ip_sim: Any, simulator: Any) -> None:
     simulator.configure(processing_time=60.0)
     ip_sim.user_ns["df"] = reviews()

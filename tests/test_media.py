@@ -243,6 +243,18 @@ def test_bad_media_is_one_error_naming_the_first_rows(tmp_path: Path, monkeypatc
     assert "nothing was uploaded or sent" in text
 
 
+def test_a_media_error_names_a_repeated_label_with_its_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    png(tmp_path / "here.png")
+    df = pd.DataFrame({"photo": ["here.png", "here.png", "here.png", "gone.png"]}, index=["a", "b", "a", "b"])
+    with pytest.raises(MediaError) as err:
+        build_plan(df, Template.compile("{{ image(photo) }}"), OPTIONS)
+    assert str(err.value).startswith("1 row holds media that cannot be sent: row 'b' at .iloc[3]: 'gone.png' (no such file)")
+    unique = df.set_axis(["a", "b", "c", "d"])
+    with pytest.raises(MediaError, match=r"cannot be sent: row 'd': 'gone.png'"):
+        build_plan(unique, Template.compile("{{ image(photo) }}"), OPTIONS)
+
+
 def test_a_prompt_with_files_becomes_blocks_in_template_order(tmp_path: Path) -> None:
     pdf = tmp_path / "doc.pdf"
     pdf.write_bytes(simple_pdf(["x"]))
@@ -296,7 +308,7 @@ def test_request_limits_many_images_and_pages(tmp_path: Path) -> None:
     many = media.marker("image", big.sha256) + media.marker("image", small.sha256) * 20
     fine = media.marker("image", big.sha256) + media.marker("image", small.sha256) * 19
     pages = media.marker("pdf", doc.sha256) * 2
-    rows = lambda k: f"row{k}"  # noqa: E731
+    rows = lambda k: f"row 'row{k}'"  # noqa: E731
     media.check_requests([fine], items, max_input_tokens=200_000, first_row=rows)
     with pytest.raises(MediaError, match="row 'row1': 21 images, one 3000 px a side"):
         media.check_requests([fine, many], items, max_input_tokens=1_000_000, first_row=rows)

@@ -31,7 +31,7 @@ from .media import markers as media_markers
 from .media import text_of as media_text
 from .models import ModelCard
 from .options import JobOptions, takes_job_options
-from .plan import Plan, RequestOptions, build_plan, new_id_tag, split_batches
+from .plan import Plan, RequestOptions, build_plan, new_id_tag, row_name, split_batches
 from .pricing import Estimate
 from .record import BatchEntry, JobRecord, JobState, now_iso
 from .sampling import choose_rows
@@ -226,7 +226,7 @@ def prepare(
         check_model(plan.media.values(), card)
         check_requests(
             plan.prompts, plan.media, max_input_tokens=card.max_input_tokens,
-            first_row=lambda k: plan.index[int(np.flatnonzero(plan.row_requests == k)[0])],
+            first_row=lambda k: row_name(plan.index, int(np.flatnonzero(plan.row_requests == k)[0])),
         )
         notes.append(
             f"{len(plan.media):,} distinct image/PDF file{'s' if len(plan.media) != 1 else ''} "
@@ -586,10 +586,17 @@ def _settings(settings: JobSettings | None, client: BatchClient | None) -> JobSe
 
 
 def _job_fingerprint(prepared: Prepared) -> str:
-    """The plan's fingerprint plus what shapes the merge (out name, output kind)."""
+    """The plan's fingerprint (its prompts, params and rows' labels) plus what shapes the
+    merge (out name, output kind) and a Polars frame's keys: the same cell over another
+    frame is another job (its prompts already answered are reused, not paid again)."""
     import hashlib
 
+    from .plan import labels_digest
+
     extra = f"{prepared.out}\x00{prepared.spec.kind}\x00{prepared.chunk_size}".encode()
+    keys = prepared.keys
+    if keys is not None and keys.num_columns:  # a Polars frame's rows are known by their keys
+        extra += b"\x00keys" + labels_digest(keys.to_pandas())
     return hashlib.sha256(prepared.plan.fingerprint.encode() + extra).hexdigest()
 
 

@@ -338,7 +338,7 @@ def retry_failed(
 
     from . import api
     from .options import JobOptions
-    from .retry import nothing_to_retry
+    from .retry import nothing_to_retry, submit_retry
 
     status = job_columns(record.out).status
     if status not in frame.columns:  # the ended job's answers first (from the journal alone)
@@ -352,11 +352,8 @@ def retry_failed(
         return nothing_to_retry(job_id, journal)
     stored = journal.read_keys(record.job_id)
     key = stored.column_names if stored is not None and stored.num_columns else None
-    options = replace(JobOptions.from_record(record), key=key, force=True)
-    job = api.submit(
-        frame.filter(failed), record.template, options=options, client=client, journal=journal,
-        settings=settings, start=False,
-    )
+    options = replace(JobOptions.from_record(record), key=key)
+    job = submit_retry(frame.filter(failed), record, options, client=client, journal=journal, settings=settings)
     job.after_merge(WriteBack(frame, positions))
     if start:
         job.start()

@@ -249,8 +249,8 @@ class Journal:
         """
         records, unreadable = scanned if scanned is not None else self.scan()
         found = [r for r in records if r.fingerprint == fingerprint]
-        if found:
-            return found[-1]
+        if found:  # newest by creation time: the ids of one second sort by their random end
+            return max(found, key=lambda r: r.created_at)
         for job in reversed(unreadable):
             match = _JOB_ID.match(job.job_id)
             if match and match.group(1) == fingerprint[:6]:

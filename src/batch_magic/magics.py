@@ -970,8 +970,9 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
     def _cmd_retry(self, rest: str) -> None:
         args = self._args("retry", rest)
         jr = self._journal()
-        full = jr.resolve(args.job)
-        live = self._find(full)
+        live = self._find(args.job) if args.job in ("last", "latest") else None
+        full = live.id if live is not None else jr.resolve(args.job)  # last: this session's, if any
+        live = live or self._find(full)
         if args.df:
             df = self._frame(args.df)
         elif live is not None and live.df is not None:
@@ -980,14 +981,15 @@ class BatchMagic(Magics, JobDefaults):  # type: ignore[valid-type, misc]
             raise UsageError(
                 f"Which DataFrame? Job {full} was not run in this session: %batch retry {full} DF"
             )
-        from .retry import retry_failed
+        from .retry import read_origin, retry_failed
 
         job = retry_failed(
             full, df, client=self._client(), journal=jr, settings=self._settings(), start=False
         )
         if job.id == full:
             return  # nothing to retry (retry_failed said so); the ended job came back
-        print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {full}.")
+        origin = read_origin(jr, job.id)  # a retry of a retry job retries the rows it retried
+        print(f"Job {job.id}: retrying {job.status.n_rows:,} rows of job {origin.job_id if origin else full}.")
         self._run(job, wait=args.wait, frame=df, name=args.df)
 
     def _cmd_files(self, rest: str) -> Any:

@@ -557,10 +557,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def problems_message(problems: list[MediaProblem], total: int, labels: Callable[[int], Any]) -> str:
-    """The error for media that cannot be sent: the first rows, their values and why."""
+def problems_message(problems: list[MediaProblem], total: int, row_name: Callable[[int], str]) -> str:
+    """The error for media that cannot be sent: the first rows (``row_name`` of a problem's
+    position: "row 'b'", with its place in the frame when its label repeats), their values
+    and why."""
     shown = "; ".join(
-        f"row {labels(p.position)!r}: {p.value} ({p.reason})" for p in problems[:SHOWN_PROBLEMS]
+        f"{row_name(p.position)}: {p.value} ({p.reason})" for p in problems[:SHOWN_PROBLEMS]
     )
     more = f"; and {total - SHOWN_PROBLEMS:,} more" if total > SHOWN_PROBLEMS else ""
     return (
@@ -609,10 +611,11 @@ def request_media(prompt: str, items: Mapping[str, MediaItem]) -> RequestMedia:
 
 def check_requests(
     prompts: Iterable[str], items: Mapping[str, MediaItem], *, max_input_tokens: int | None,
-    first_row: Callable[[int], Any],
+    first_row: Callable[[int], str],
 ) -> None:
     """The limits of one request: images and PDF pages per request, and 2000 px a side when a
-    request holds more than 20 images (vision and PDF support pages)."""
+    request holds more than 20 images (vision and PDF support pages). ``first_row(k)`` names
+    the first row that asks request ``k`` ("row 'b'")."""
     large = (max_input_tokens or 0) >= LARGE_WINDOW
     max_images = MAX_IMAGES if (max_input_tokens or 0) > 200_000 else MAX_IMAGES_SMALL_WINDOW
     max_pages = MAX_PDF_PAGES if large else MAX_PDF_PAGES_SMALL_WINDOW
@@ -635,7 +638,7 @@ def check_requests(
         if reason is not None:
             count += 1
             if len(bad) < SHOWN_PROBLEMS:
-                bad.append(f"row {first_row(k)!r}: {reason}")
+                bad.append(f"{first_row(k)}: {reason}")
     if count:
         raise MediaError(
             f"{count:,} request{'s' if count != 1 else ''} would be refused by the API: {'; '.join(bad)}"

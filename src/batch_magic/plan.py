@@ -5,8 +5,10 @@ identical requests are sent once and their answer fanned out to every row that
 asked; each unique request gets our own ``custom_id`` (``r<number>``, valid for
 the API whatever the index looks like); requests are split into batches under
 the API's limits (100,000 requests, 256 MB of serialised body) and the user's
-chunk size. The fingerprint covers every rendered prompt, in row order, and
-every parameter, so an identical re-run is recognised and never paid twice.
+chunk size. The fingerprint covers every rendered prompt, in row order, every
+parameter and the rows' labels (the index), so an identical re-run over the same
+rows is recognised and never paid twice, and the same cell over another frame
+(other labels) is another job (whose prompts the answer store may already hold).
 
 A template that shows images or PDFs renders each row's files to markers that
 carry the file's sha256 (``media.py``): prompts stay text, so deduplication
@@ -262,7 +264,7 @@ def build_plan(
     if collector is not None and collector.n_problems:
         index = df.index
         raise MediaError(
-            problems_message(collector.problems, collector.n_problems, lambda i: index[int(keep[i])])
+            problems_message(collector.problems, collector.n_problems, lambda i: row_name(index, int(keep[i])))
         )
 
     row_requests = np.full(n, SKIPPED, dtype=np.int64)
@@ -297,9 +299,18 @@ def build_plan(
         index=df.index.copy(),
         batches=batches,
         skip_reasons=skip_reasons,
-        fingerprint=fingerprint(shared, prompts, row_requests),
+        fingerprint=fingerprint(shared, prompts, row_requests, rows=labels_digest(df.index)),
         media=media,
     )
+
+
+def row_name(index: pd.Index, position: int) -> str:
+    """How a message names a row: by its label, and where the label repeats also by its
+    position (``row 'b' at .iloc[3]``), so the row can be found."""
+    label = index[position]
+    if index.is_unique:
+        return f"row {label!r}"
+    return f"row {label!r} at .iloc[{position}]"
 
 
 def request_bytes(shared: dict[str, Any], prompts: Sequence[str]) -> np.ndarray:
@@ -376,8 +387,11 @@ def split_batches(
     return batches
 
 
-def fingerprint(shared: dict[str, Any], prompts: Sequence[str], row_requests: np.ndarray) -> str:
-    """Stable hash of every parameter, every prompt and the row → request map."""
+def fingerprint(
+    shared: dict[str, Any], prompts: Sequence[str], row_requests: np.ndarray, *, rows: bytes = b""
+) -> str:
+    """Stable hash of every parameter, every prompt, the row → request map and the rows'
+    identity (``rows``: ``labels_digest`` of their labels)."""
     h = hashlib.sha256()
     h.update(orjson.dumps(shared, option=orjson.OPT_SORT_KEYS))
     h.update(b"\x00")
@@ -385,4 +399,24 @@ def fingerprint(shared: dict[str, Any], prompts: Sequence[str], row_requests: np
         h.update(p.encode("utf-8", "surrogatepass"))
         h.update(b"\x1e")
     h.update(np.ascontiguousarray(row_requests, dtype=np.int64).tobytes())
+    h.update(b"\x00" + rows)
     return h.hexdigest()
+
+
+def labels_digest(labels: pd.Index | pd.DataFrame) -> bytes:
+    """A digest of the rows' labels in order: an index (each level of a MultiIndex), or
+    the key columns of a Polars frame as pandas columns.
+
+    pandas' own hash of each label's value (``hash_pandas_object``, vectorised: a few
+    milliseconds for a million numbers or dates, about 0.1 s for a million texts; not
+    categorised first, as labels are mostly distinct), so a kernel restart that reads
+    the same data again gives the same digest. Labels it cannot hash (dicts, say) are
+    hashed by their text."""
+    try:
+        hashed = pd.util.hash_pandas_object(labels, index=False, categorize=False).to_numpy()
+    except TypeError:  # unhashable labels: their text, in order
+        h = hashlib.sha256()
+        for label in labels if isinstance(labels, pd.Index) else labels.itertuples(index=False):
+            h.update(repr(label).encode("utf-8", "surrogatepass") + b"\x1e")
+        return h.digest()
+    return hashlib.sha256(np.ascontiguousarray(hashed, dtype=np.uint64).tobytes()).digest()
