@@ -47,6 +47,40 @@ def test_a_plain_text_job_in_a_new_process_never_imports_jsonschema(simulator, t
     assert lines[-2:] == ["False False", "True"]  # a schema job loads it, and only then
 
 
+def test_a_text_job_in_a_journal_that_holds_a_schema_job_never_imports_jsonschema(simulator, tmp_path):
+    """Reading a schema job's manifest (listing the journal, looking for an identical job)
+    checks its schema's shape and references without jsonschema: a kernel restarted in a
+    folder that once ran a schema job still starts its plain-text jobs light."""
+    journal = str(tmp_path / "j")
+    schema = {"type": "object", "properties": {"w": {"type": "string"}}, "required": ["w"]}
+    run(
+        f"""
+        import anthropic
+        import pandas as pd
+        import batch_magic as bm
+        client = anthropic.Anthropic(api_key="sk-test", base_url={simulator.url!r})
+        df = pd.DataFrame({{"text": ["a b", "c d"]}})
+        bm.submit(df, "{{{{ text }}}}", out="s", schema={schema!r}, client=client, journal={journal!r},
+                  max_tokens=20).wait(60)
+        """
+    )
+    (line,) = run(
+        f"""
+        import sys
+        import anthropic
+        import pandas as pd
+        import batch_magic as bm
+        client = anthropic.Anthropic(api_key="sk-test", base_url={simulator.url!r})
+        df = pd.DataFrame({{"text": ["a b", "c d"]}})
+        bm.jobs({journal!r})
+        out = bm.submit(df, "{{{{ text }}}}", client=client, journal={journal!r}, max_tokens=20).wait(60)
+        assert out["answer_status"].tolist() == ["succeeded", "succeeded"]
+        print("jsonschema" in sys.modules)
+        """
+    )
+    assert line == "False"
+
+
 @pytest.mark.parametrize("module", ["format", "states", "options", "settings", "codec"])
 def test_the_light_modules_import_neither_pandas_nor_jsonschema(module):
     (line,) = run(

@@ -314,11 +314,12 @@ def _check_options(options: RequestOptions, where: str) -> None:
 
 def _check_record(record: JobRecord, where: str) -> None:
     if record.output.kind == SCHEMA:
-        # Checked again as at submission: a reference leaving the schema is refused.
-        from .schemas import check_schema  # jsonschema: loaded for a schema job only
+        # Checked again when read (a reference leaving the schema is refused), without
+        # jsonschema: listing a journal loads nothing heavy; the full check comes with use.
+        from .schemas import check_schema_shape
 
         try:
-            check_schema(record.output.schema)
+            check_schema_shape(record.output.schema)
         except ConfigError as exc:
             raise JournalError(f"The manifest {where!r} holds options that are not valid: {exc}") from None
     if not record.out.isidentifier():

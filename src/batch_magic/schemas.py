@@ -76,7 +76,27 @@ def unresolvable(exc: referencing.exceptions.Unresolvable) -> ConfigError:
 
 
 def check_schema(schema: Any) -> None:
-    """Refuse, before anything is sent, a schema that cannot become typed columns."""
+    """Refuse, before anything is sent, a schema that cannot become typed columns: its
+    shape (``check_schema_shape``), then JSON Schema's own check of it (jsonschema)."""
+    check_schema_shape(schema)
+    import jsonschema
+
+    cls = type(local_validator(schema))
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = json_path(exc.absolute_path)
+        raise ConfigError(
+            f"The schema is not valid JSON Schema at {where}: {exc.message}. Fix that part "
+            f"(it reads {quote(exc.instance)})."
+        ) from None
+    api_schema(dict(schema))  # raises ConfigError for what the API cannot take
+
+
+def check_schema_shape(schema: Any) -> None:
+    """What a schema must be for typed columns, without jsonschema (cheap): plain JSON, an
+    object with named properties, no reference that leaves it. A manifest's schema is
+    checked so when the journal is read; the full check comes when the schema is used."""
     example = "{'type': 'object', 'properties': {'name': {'type': 'string'}}, 'required': ['name']}"
     if not isinstance(schema, Mapping):
         raise ConfigError(
@@ -87,6 +107,7 @@ def check_schema(schema: Any) -> None:
         orjson.dumps(schema)
     except TypeError as exc:
         raise ConfigError(f"schema={quote(schema)} is not plain JSON ({exc}); use dicts, lists, strings and numbers only.") from None
+    _check_refs(schema, schema, "$")  # first: nothing below follows a reference that leaves it
     top = resolve(dict(schema), dict(schema))
     if top.get("type") != "object":
         raise ConfigError(
@@ -121,18 +142,6 @@ def check_schema(schema: Any) -> None:
             f"The schema requires {', '.join(map(repr, unknown))}, which is not among its "
             f"properties ({', '.join(map(repr, props))}); add the property or drop it from 'required'."
         )
-    import jsonschema
-
-    cls = type(local_validator(schema))
-    try:
-        cls.check_schema(schema)
-    except jsonschema.exceptions.SchemaError as exc:
-        where = json_path(exc.absolute_path)
-        raise ConfigError(
-            f"The schema is not valid JSON Schema at {where}: {exc.message}. Fix that part "
-            f"(it reads {quote(exc.instance)})."
-        ) from None
-    api_schema(dict(schema))  # raises ConfigError for what the API cannot take
 
 
 def _check_refs(node: Any, root: Mapping[str, Any], path: str) -> None:
