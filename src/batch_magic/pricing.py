@@ -24,7 +24,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -460,9 +460,6 @@ class Estimate:
     #: Input tokens of images and PDFs, included in ``input_tokens``: approximate (from
     #: pixel sizes and page counts, by the documented rules), even when the text is counted.
     media_tokens: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def estimate_cost(
