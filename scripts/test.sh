@@ -7,14 +7,15 @@
 #                                  ipykernel 6 as a second kernel, and (best effort)
 #                                  Chromium + JupyterLab for the browser tests; then lint,
 #                                  type-check and run the whole suite, slow end-to-end
-#                                  tests included, in one process: the kernel, notebook
-#                                  and browser tests share the machine with nothing else.
+#                                  tests included: the fast tests on two workers
+#                                  (pytest-xdist), then the kernel, notebook and browser
+#                                  tests in one process, sharing the machine with nothing.
 #   bash scripts/test.sh --quick   While developing: the set-up above only when .venv lacks
 #                                  it or pyproject.toml changed since, no second kernel and
 #                                  no browser; lint, types, and the tests not marked slow
 #                                  or browser, on two workers (pytest-xdist).
 #
-# Extra arguments go to pytest (with --quick, after its own: `-n 0` runs in one process).
+# Extra arguments go to pytest (after its own: `-n 0` runs the fast tests in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -57,4 +58,15 @@ export BATCH_MAGIC_REQUIRE_IPK6=1  # so a missing ipykernel 6 kernel fails inste
 bash scripts/install_browser.sh .venv
 .venv/bin/ruff check src tests bench scripts
 .venv/bin/mypy src
-.venv/bin/python -m pytest "$@"
+# Two runs: pytest's exit status 5 (nothing collected, e.g. a -k that picks tests of one
+# lane only) is no failure as long as the other lane ran something.
+status=0
+.venv/bin/python -m pytest -m "not slow and not browser" -n 2 "$@" || status=$?
+fast=$status
+status=0
+.venv/bin/python -m pytest -m "slow or browser" "$@" || status=$?
+slow=$status
+if [ "$fast" = 5 ] && [ "$slow" = 5 ]; then exit 5; fi
+for code in "$fast" "$slow"; do
+    if [ "$code" != 0 ] && [ "$code" != 5 ]; then exit "$code"; fi
+done

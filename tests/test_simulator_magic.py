@@ -113,8 +113,8 @@ def test_when_the_port_is_taken_the_running_jobs_move_to_the_new_one(
         new = magic.simulator
         assert new.url != old_url
         assert "1 running job of this session follows it" in out
-        assert job.client.base_url == new.url
         assert_merged(ip, job)
+        assert job.client.base_url == new.url  # the driver took the new address (a command)
         assert creates(new) == 0
     finally:
         squatter.close()
