@@ -351,3 +351,32 @@ def test_the_architecture_doc_lists_every_transition_and_no_other():
             assert row, f"no row for {state.value}"
             named = set(re.findall(r"`(\w+)`", row.group(1)))
             assert named == {s.value for s in table[state]}, (state, named)
+
+
+def test_last_is_the_job_made_last_even_within_one_second(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Job ids sort by the second they were made in, then by a slice of the fingerprint:
+    of jobs made in one second, ``last`` is the one made last, whatever its id."""
+    import datetime as dt
+    import itertools
+
+    from batch_magic import api
+    from batch_magic import journal as journal_module
+
+    ticks = itertools.count(1)
+
+    class OneSecond(dt.datetime):
+        """Every job in the same second, each a millisecond after the one before."""
+
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> OneSecond:  # type: ignore[override]
+            return cls(2026, 12, 7, 4, 0, 0, next(ticks) * 1000, tzinfo=tz)
+
+    monkeypatch.setattr(journal_module.dt, "datetime", OneSecond)
+    made: list[str] = []
+    for n in range(50):  # until the newest job's id is not the greatest
+        prepared = api.prepare(pd.DataFrame({"t": [f"ticket {n}"]}), "{{ t }}", max_tokens=20)
+        made.append(api.create_job(journal, prepared, api._job_fingerprint(prepared), simulated=True))
+        if len(made) > 1 and made[-1] != max(made):
+            break
+    assert made[-1] != max(made) and len({job.split("-")[1] for job in made}) == 1
+    assert journal.resolve("last") == made[-1]

@@ -222,7 +222,7 @@ class Journal:
         if job_id in ids:
             return job_id
         if job_id in ("last", "latest") and ids:
-            return ids[-1]
+            return self._newest(ids)
         matches = [i for i in ids if i.startswith(job_id)]
         if len(matches) == 1:
             return matches[0]
@@ -234,6 +234,21 @@ class Journal:
         raise JobNotFoundError(
             f"{job_id!r} matches {len(matches)} jobs ({', '.join(matches[:5])}); give more of the id."
         )
+
+    def _newest(self, ids: list[str]) -> str:
+        """The job made last: ids sort by the second they were made in, and those of one
+        second by their fingerprint, so the records of that second say which came last."""
+        second = ids[-1].split("-")[:2]
+        same = [i for i in ids if i.split("-")[:2] == second]
+        if len(same) == 1:
+            return same[0]
+        created = {}
+        for job in same:
+            try:
+                created[job] = self.read_record(job).created_at
+            except JournalError:
+                continue  # unreadable: not a job to go on with
+        return max(created, key=lambda job: created[job]) if created else ids[-1]
 
     def find_by_fingerprint(
         self, fingerprint: str, scanned: tuple[list[JobRecord], list[UnreadableJob]] | None = None
