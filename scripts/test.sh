@@ -7,9 +7,10 @@
 #                                  ipykernel 6 as a second kernel, and (best effort)
 #                                  Chromium + JupyterLab for the browser tests; then lint,
 #                                  type-check and run the whole suite, slow end-to-end
-#                                  tests included: the fast tests on two workers
-#                                  (pytest-xdist), then the kernel, notebook and browser
-#                                  tests in one process, sharing the machine with nothing.
+#                                  tests included: all but those that start real kernels
+#                                  or a browser on two workers (pytest-xdist), then the
+#                                  kernel, notebook and browser tests in one process,
+#                                  sharing the machine with nothing.
 #   bash scripts/test.sh --quick   While developing: the set-up above only when .venv lacks
 #                                  it or pyproject.toml changed since, no second kernel and
 #                                  no browser; lint, types, and the tests not marked slow
@@ -61,10 +62,10 @@ bash scripts/install_browser.sh .venv
 # Two runs: pytest's exit status 5 (nothing collected, e.g. a -k that picks tests of one
 # lane only) is no failure as long as the other lane ran something.
 status=0
-.venv/bin/python -m pytest -m "not slow and not browser" -n 2 "$@" || status=$?
+.venv/bin/python -m pytest -m "not kernel and not browser" -n 2 "$@" || status=$?
 fast=$status
 status=0
-.venv/bin/python -m pytest -m "slow or browser" "$@" || status=$?
+.venv/bin/python -m pytest -m "kernel or browser" "$@" || status=$?
 slow=$status
 if [ "$fast" = 5 ] && [ "$slow" = 5 ]; then exit 5; fi
 for code in "$fast" "$slow"; do

@@ -165,3 +165,12 @@ def sdk0_python() -> Path:
     if pip.returncode != 0:
         pytest.skip(f"pip could not install anthropic<1: {pip.stderr.strip()[-300:]}")
     return py
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts real Jupyter kernels ``kernel``: the full run
+    (scripts/test.sh) runs them, and the browser tests, in one process of their own,
+    and the rest on two workers."""
+    for item in items:
+        if {"kernel_specs", "kernel_name"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kernel)
