@@ -25,6 +25,7 @@ import functools
 import io
 import ipaddress
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,6 +256,13 @@ def make_sdk_client(api_key: str | None = None, base_url: str | None = None) -> 
     return anthropic.Anthropic(**kwargs)
 
 
+def in_process_simulator(url: str | None) -> bool:
+    """Does ``url`` point at a simulator running in this process? None can run unless its
+    package was imported, so a job against any other server never imports it."""
+    simulator = sys.modules.get("batch_magic.simulator")
+    return simulator is not None and bool(simulator.is_simulator_url(url))
+
+
 class BatchClient:
     """Submit, poll, cancel and download, over one SDK client (thread-safe)."""
 
@@ -291,9 +299,7 @@ class BatchClient:
         the real API is not."""
         if not self.is_local:
             return False
-        from .simulator import is_simulator_url
-
-        if is_simulator_url(self.base_url):
+        if in_process_simulator(self.base_url):
             return True
         try:
             raw = self.sdk.messages.batches.with_raw_response.list(limit=1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import BatchClient, make_sdk_client
+from .client import BatchClient, in_process_simulator, make_sdk_client
 from .errors import ConfigError, MissingAPIKeyError
 from .record import SentTo
 
@@ -39,13 +39,12 @@ class Destination:
 
     @classmethod
     def of(cls, client: BatchClient) -> Destination:
-        from .simulator import is_simulator_url
 
         simulated = client.is_simulator
         return cls(
             base_url=without_credentials(client.base_url),
             simulator=simulated,
-            builtin=simulated and is_simulator_url(client.base_url),
+            builtin=simulated and in_process_simulator(client.base_url),
         )
 
     @classmethod

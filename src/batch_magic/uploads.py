@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from . import safepath
-from .client import FailureKind, FileInfo, FilesClient, classify, describe_error
+from .client import (
+    FailureKind,
+    FileInfo,
+    FilesClient,
+    classify,
+    describe_error,
+    in_process_simulator,
+)
 from .destination import without_credentials
 from .errors import APIError, BatchMagicError, JournalError
 from .journal import JobLock, Journal
@@ -125,9 +132,8 @@ def server_key(base_url: str) -> str:
     files in the journal folder across kernel restarts but gets a new port each time;
     recorded uploads are checked on the server before they are reused, so one it does
     not have is uploaded again."""
-    from .simulator import is_simulator_url
 
-    return BUILTIN_SIMULATOR if is_simulator_url(base_url) else destination_url(base_url)
+    return BUILTIN_SIMULATOR if in_process_simulator(base_url) else destination_url(base_url)
 
 
 class UploadStore:
