@@ -84,7 +84,8 @@ def file_body(prepared: Any, file_ids: dict[str, str], tag: str) -> bytes:
 
 def submit_with_uploads(client: Any, journal: Any, prepared: Any, tag: str) -> dict[str, Any]:
     """Upload what is not recorded, build the body naming the uploads, POST it."""
-    from batch_magic.uploads import UploadStore, destination_url, upload_all
+    from batch_magic.destination import destination_url
+    from batch_magic.uploads import UploadStore, upload_all
 
     items = list(prepared.plan.media.values())
     w_up, c_up, (done, progress) = bc.timed(

@@ -41,8 +41,6 @@ from .errors import JournalError
 STORE_FILE = "answers.sqlite"
 #: A job's own copy of the answers it took from the store.
 REUSED_FILE = "reused.parquet"
-#: The simulator inside the notebook's process is one server whatever its port.
-BUILTIN_SIMULATOR = "builtin-simulator"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -65,13 +63,6 @@ FIELDS = (
     "cache_read_tokens", "cache_write_tokens", "cache_write_5m_tokens",
 )
 _INT_FIELDS = FIELDS[2:]
-
-
-def server_name(base_url: str | None, *, builtin: bool) -> str:
-    """The server part of a request's key."""
-    if builtin:
-        return BUILTIN_SIMULATOR
-    return (base_url or "").rstrip("/")
 
 
 def request_keys(server: str, shared: dict[str, Any], prompts: Sequence[str]) -> list[bytes]:

@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 
 from . import frames, models, pricing
-from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
+from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys
 from .client import BatchClient, installed_api_version, make_sdk_client
 from .columns import job_columns
 from .destination import Destination, client_for_job
@@ -249,7 +249,7 @@ def with_known_answers(prepared: Prepared, jr: Journal, destination: Destination
     taken out of what is sent (and of the estimate)."""
     plan = prepared.plan
     keys = request_keys(
-        server_name(destination.base_url, builtin=destination.builtin), plan.options.shared_params(), plan.prompts
+        destination.key, plan.options.shared_params(), plan.prompts
     )
     known = AnswerStore(jr.root).lookup(keys)
     if not known.n:

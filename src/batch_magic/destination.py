@@ -28,6 +28,16 @@ def without_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def destination_url(base_url: str) -> str:
+    """The server part of a base URL, without credentials or a trailing slash."""
+    return without_credentials(base_url.rstrip("/"))
+
+
+#: How the journal's tables name the simulator running in this process, whatever its port
+#: (it keeps its batches and files in the journal folder across kernel restarts).
+BUILTIN_SIMULATOR = "builtin-simulator"
+
+
 @dataclass(frozen=True)
 class Destination:
     """A server batches go to: the real API, a simulator server, or the built-in simulator."""
@@ -56,6 +66,12 @@ class Destination:
 
     def record(self) -> SentTo:
         return SentTo(self.base_url, self.simulator, self.builtin)
+
+    @property
+    def key(self) -> str:
+        """The server as the journal's tables name it (uploads, answers): its URL without
+        credentials, or one name for the simulator built into the process, whatever its port."""
+        return BUILTIN_SIMULATOR if self.builtin else destination_url(self.base_url)
 
     def describe(self) -> str:
         if self.builtin:

@@ -43,7 +43,7 @@ import orjson
 import pandas as pd
 
 from . import frames, pricing, uploads
-from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys, server_name
+from .answer_store import REUSED_FILE, AnswerStore, KnownAnswers, request_keys
 from .client import (
     BatchClient,
     BatchInfo,
@@ -54,7 +54,7 @@ from .client import (
 )
 from .columns import job_columns
 from .delivery import Delivery
-from .destination import batch_gone_message
+from .destination import Destination, batch_gone_message
 from .errors import APIError, BatchMagicError, JournalError, MergeError
 from .index_codec import INDEX_META
 from .journal import Journal
@@ -854,12 +854,9 @@ class Driver:
         job is shown as ended: the next cell's job may ask the same)."""
         record, table = self.record, self._table
         assert table is not None
-        sent_to = record.sent_to
+        sent_to = Destination.recorded(record.sent_to)
         if sent_to is not None and numbers.size:
-            keys = request_keys(
-                server_name(sent_to.base_url, builtin=sent_to.builtin), record.options.shared_params(),
-                self._prompts_list(),
-            )
+            keys = request_keys(sent_to.key, record.options.shared_params(), self._prompts_list())
             AnswerStore(self.journal.root).remember(self.id, keys, table.known(numbers))
         record.answers_kept = True
         self._save()

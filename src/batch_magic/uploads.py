@@ -51,7 +51,7 @@ from .client import (
     describe_error,
     in_process_simulator,
 )
-from .destination import without_credentials
+from .destination import BUILTIN_SIMULATOR, destination_url
 from .errors import APIError, BatchMagicError, JournalError
 from .journal import JobLock, Journal
 from .media import MediaItem
@@ -115,15 +115,6 @@ class Intent:
     size: int
     #: When the first try was sent (an upload that landed is at most this old, less the skew).
     first_at: str
-
-
-def destination_url(base_url: str) -> str:
-    """The server part of a base URL, without credentials or a trailing slash."""
-    return without_credentials(base_url.rstrip("/"))
-
-
-#: The uploads-table key of the simulator running in this process, whatever its port.
-BUILTIN_SIMULATOR = "builtin-simulator"
 
 
 def server_key(base_url: str) -> str:
@@ -551,5 +542,5 @@ def delete_job_files(
 
 __all__ = [
     "DeleteReport", "Upload", "UploadProgress", "UploadSettings", "UploadStore", "delete_job_files",
-    "destination_url", "job_files", "server_key", "upload_all",
+    "job_files", "server_key", "upload_all",
 ]
