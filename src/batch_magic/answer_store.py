@@ -63,6 +63,15 @@ FIELDS = (
     "cache_read_tokens", "cache_write_tokens", "cache_write_5m_tokens",
 )
 _INT_FIELDS = FIELDS[2:]
+#: Each token column under the name the API's usage gives it (what ``pricing.actual_cost`` reads).
+API_USAGE = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_input_tokens": "cache_read_tokens",
+    "cache_creation_input_tokens": "cache_write_tokens",
+    "ephemeral_5m_input_tokens": "cache_write_5m_tokens",
+    "thinking_tokens": "thinking_tokens",
+}
 
 
 def request_keys(server: str, shared: dict[str, Any], prompts: Sequence[str]) -> list[bytes]:
@@ -94,15 +103,7 @@ class KnownAnswers:
     def usage(self) -> dict[str, np.ndarray]:
         """Their usage per request, keyed as ``pricing.actual_cost`` reads it (what they
         would cost if sent again: the saving)."""
-        c = self.columns
-        return {
-            "input_tokens": c["input_tokens"],
-            "output_tokens": c["output_tokens"],
-            "cache_read_input_tokens": c["cache_read_tokens"],
-            "cache_creation_input_tokens": c["cache_write_tokens"],
-            "ephemeral_5m_input_tokens": c["cache_write_5m_tokens"],
-            "thinking_tokens": c["thinking_tokens"],
-        }
+        return {api: self.columns[column] for api, column in API_USAGE.items()}
 
     @classmethod
     def none(cls) -> KnownAnswers:

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .answer_store import KnownAnswers
+from .answer_store import API_USAGE, KnownAnswers
+from .answer_store import FIELDS as STORED_FIELDS
 from .plan import request_number
 from .states import RowStatus
 
@@ -219,35 +220,16 @@ class ResultTable:
         k = known.numbers
         if not k.size:
             return
-        c = known.columns
         self.status[k] = SUCCEEDED
-        self.answer[k] = c["answer"]
-        self.stop_reason[k] = c["stop_reason"]
+        for name in STORED_FIELDS:  # the store keeps the table's own columns, by their names
+            getattr(self, name)[k] = known.columns[name]
         self.error_type[k] = None
         self.error_message[k] = None
-        self.input_tokens[k] = c["input_tokens"]
-        self.output_tokens[k] = c["output_tokens"]
-        self.cache_read_tokens[k] = c["cache_read_tokens"]
-        self.cache_write_tokens[k] = c["cache_write_tokens"]
-        self.cache_write_5m_tokens[k] = c["cache_write_5m_tokens"]
-        self.thinking_tokens[k] = c["thinking_tokens"]
         self.reused[k] = True
 
     def known(self, numbers: np.ndarray) -> KnownAnswers:
         """The answers of requests ``numbers`` as the answer store keeps them."""
-        return KnownAnswers(
-            numbers,
-            {
-                "answer": self.answer[numbers],
-                "stop_reason": self.stop_reason[numbers],
-                "input_tokens": self.input_tokens[numbers],
-                "output_tokens": self.output_tokens[numbers],
-                "thinking_tokens": self.thinking_tokens[numbers],
-                "cache_read_tokens": self.cache_read_tokens[numbers],
-                "cache_write_tokens": self.cache_write_tokens[numbers],
-                "cache_write_5m_tokens": self.cache_write_5m_tokens[numbers],
-            },
-        )
+        return KnownAnswers(numbers, {name: getattr(self, name)[numbers] for name in STORED_FIELDS})
 
     def _token_columns(self) -> tuple[np.ndarray, ...]:
         return (
@@ -310,14 +292,7 @@ class ResultTable:
         def of(a: np.ndarray) -> np.ndarray:
             return np.clip(a[billed], 0, None)
 
-        return {
-            "input_tokens": of(self.input_tokens),
-            "output_tokens": of(self.output_tokens),
-            "cache_read_input_tokens": of(self.cache_read_tokens),
-            "cache_creation_input_tokens": of(self.cache_write_tokens),
-            "ephemeral_5m_input_tokens": of(self.cache_write_5m_tokens),
-            "thinking_tokens": of(self.thinking_tokens),
-        }
+        return {api: of(getattr(self, column)) for api, column in API_USAGE.items()}
 
     def usage_totals(self) -> dict[str, int]:
         """The billed usage summed (thinking is part of output_tokens, shown apart)."""
