@@ -7,41 +7,14 @@ import math
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from _snapshots import snapshot
 from batch_magic import format as fmt
 from batch_magic.states import DisplayState, RowStatus
 from batch_magic.status import FINAL_STATES, STATES, JobStatus
-
-
-def snapshot(**changes: Any) -> JobStatus:
-    now = time.time()
-    base = JobStatus(
-        job_id="20260101-000000-abcdef01",
-        state=DisplayState.IN_PROGRESS,
-        model="claude-haiku-4-5",
-        out="answer",
-        simulated=False,
-        n_rows=10,
-        n_requests=10,
-        n_skipped=0,
-        n_deduplicated=0,
-        batches_total=2,
-        batches_submitted=2,
-        batches_ended=0,
-        attempt=1,
-        counts={},
-        started_at=now - 65,
-        finished_at=None,
-        expires_at=now + 3600,
-        estimated_cost=0.0123,
-        estimated_cost_upper=0.05,
-        actual_cost=None,
-    )
-    return replace(base, **changes)
 
 
 def ended(**changes: Any) -> JobStatus:

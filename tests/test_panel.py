@@ -16,6 +16,7 @@ import pytest
 
 import batch_magic as bm
 from _jobs import FAST
+from _snapshots import snapshot
 from batch_magic import panel as panel_mod
 from batch_magic.job import JobStatus
 from batch_magic.journal import Journal
@@ -29,30 +30,8 @@ def shown(markup: str) -> str:
 
 
 def status(**changes: Any) -> JobStatus:
-    now = time.time()
-    base = JobStatus(
-        job_id="20260101-000000-abcdef01",
-        state="in_progress",
-        model="claude-haiku-4-5",
-        out="answer",
-        simulated=False,
-        n_rows=10,
-        n_requests=10,
-        n_skipped=0,
-        n_deduplicated=0,
-        batches_total=2,
-        batches_submitted=2,
-        batches_ended=0,
-        attempt=1,
-        counts={},
-        started_at=now - 65,
-        finished_at=None,
-        expires_at=now + 3600 * 23,
-        estimated_cost=0.0123,
-        estimated_cost_upper=0.05,
-        actual_cost=None,
-    )
-    return replace(base, **changes)
+    """A running job whose batches expire in 23 hours."""
+    return snapshot(expires_in=3600 * 23, **changes)
 
 
 def done_status(**changes: Any) -> JobStatus:
